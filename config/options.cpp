@@ -1,0 +1,170 @@
+#include "config/options.h"
+
+#include <boost/program_options.hpp>
+#include <filesystem>
+#include <fstream>
+
+namespace po = boost::program_options;
+
+namespace pm {
+
+namespace {
+
+po::options_description daemon_options() {
+    po::options_description d("Daemon options (also keys of the config file)");
+    d.add_options()
+        ("rules", po::value<std::string>()->value_name("FILE"),
+         "rules file (default /etc/policy-milter/rules.conf)")
+        ("socket", po::value<std::string>()->value_name("SPEC"),
+         "milter socket: unix:/path, inet:PORT@HOST or inet6:PORT@HOST")
+        ("foreground", po::value<bool>()->implicit_value(true)->value_name("yes|no"),
+         "stay in the foreground")
+        ("log", po::value<std::string>()->value_name("syslog|stderr"), "where to log")
+        ("log-level", po::value<std::string>()->value_name("LEVEL"),
+         "debug, info, warning or error (default info)")
+        ("observe", po::value<bool>()->implicit_value(true)->value_name("yes|no"),
+         "every rule only logs what it would do")
+        ("soft-bounce", po::value<bool>()->implicit_value(true)->value_name("yes|no"),
+         "every 5xx reply becomes the stage's default 4xx")
+        ("user", po::value<std::string>()->value_name("USER"),
+         "drop privileges to USER after binding the socket");
+    return d;
+}
+
+po::options_description command_options() {
+    po::options_description d("Commands");
+    d.add_options()
+        ("help,h", "show this help and exit")
+        ("version,V", "show the version and exit")
+        ("config,c", po::value<std::string>()->value_name("FILE"),
+         "config file (default /etc/policy-milter/policy-milter.conf)")
+        ("check", "check the rules file and its lists, print every diagnostic, exit 0 or 1")
+        ("test", "run one transaction (the options below) through the rules and print the "
+                 "decision of each stage");
+    return d;
+}
+
+po::options_description test_options() {
+    po::options_description d("Transaction for --test");
+    d.add_options()
+        ("client", po::value<std::string>()->value_name("IP"), "client IP address (required)")
+        ("client-name", po::value<std::string>()->value_name("NAME"),
+         "verified client host name (default unknown)")
+        ("client-port", po::value<std::uint32_t>()->value_name("PORT"), "client port")
+        ("helo", po::value<std::string>()->value_name("NAME"), "HELO/EHLO name")
+        ("from", po::value<std::string>()->value_name("ADDR"), "MAIL FROM address ('' for <>)")
+        ("auth", po::value<std::string>()->value_name("USER"), "SASL login name")
+        ("tls", "the session uses TLS")
+        ("rcpt", po::value<std::vector<std::string>>()->composing()->value_name("ADDR"),
+         "RCPT TO address (repeat for several)")
+        ("size", po::value<std::string>()->value_name("N"), "ESMTP SIZE= value (mail.size)")
+        ("header", po::value<std::vector<std::string>>()->composing()->value_name("\"Name: value\""),
+         "a message header (repeat for several)")
+        ("message", po::value<std::string>()->value_name("FILE"),
+         "a message file whose headers and size the message stage sees");
+    return d;
+}
+
+void apply_daemon_options(const po::variables_map& vm, Options& o) {
+    auto str = [&](const char* key, std::string& field) {
+        if (vm.count(key)) field = vm[key].as<std::string>();
+    };
+    auto flag = [&](const char* key, bool& field) {
+        if (vm.count(key)) field = vm[key].as<bool>();
+    };
+    str("rules", o.rules_file);
+    str("socket", o.socket);
+    flag("foreground", o.foreground);
+    str("log", o.log);
+    str("log-level", o.log_level);
+    flag("observe", o.observe);
+    flag("soft-bounce", o.soft_bounce);
+    str("user", o.user);
+}
+
+}  // namespace
+
+ConversationOptions Options::conversation() const {
+    ConversationOptions c;
+    c.observe_all = observe;
+    c.soft_bounce = soft_bounce;
+    return c;
+}
+
+std::optional<int> parse_options(int argc, const char* const argv[], Options& o,
+                                 std::ostream& out, std::ostream& err) {
+    po::options_description all;
+    all.add(command_options()).add(daemon_options()).add(test_options());
+    po::variables_map cli;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(all).run(), cli);
+        po::notify(cli);
+    } catch (const po::error& e) {
+        err << "policy-milter: " << e.what() << "\nTry 'policy-milter --help'.\n";
+        return 2;
+    }
+    if (cli.count("help")) {
+        out << "Usage: policy-milter [options]\n"
+               "       policy-milter --check [--rules FILE]\n"
+               "       policy-milter --test [--rules FILE] --client IP [--helo H] [--from A]\n"
+               "                     [--rcpt A]... [--size N] [--header \"Name: value\"]...\n"
+               "                     [--message FILE]\n\n"
+            << all;
+        return 0;
+    }
+    if (cli.count("version")) {
+        out << "policy-milter " << PM_VERSION << '\n';
+        return 0;
+    }
+
+    // The config file: a missing default one is fine, a named one must exist.
+    bool named_config = cli.count("config") > 0;
+    if (named_config) o.config_file = cli["config"].as<std::string>();
+    po::variables_map merged = cli;
+    std::ifstream config(o.config_file);
+    if (config) {
+        try {
+            po::store(po::parse_config_file(config, daemon_options()), merged);
+            po::notify(merged);
+        } catch (const po::error& e) {
+            err << o.config_file << ": error: " << e.what() << '\n';
+            return 2;
+        }
+    } else if (named_config) {
+        err << o.config_file << ": error: cannot read config file\n";
+        return 2;
+    }
+    apply_daemon_options(merged, o);
+
+    if (cli.count("check")) o.mode = Mode::Check;
+    if (cli.count("test")) {
+        if (o.mode == Mode::Check) {
+            err << "policy-milter: --check and --test cannot be combined\n";
+            return 2;
+        }
+        o.mode = Mode::Test;
+        TestTransaction& t = o.test;
+        if (!cli.count("client")) {
+            err << "policy-milter: --test needs --client IP\n";
+            return 2;
+        }
+        t.client_ip = cli["client"].as<std::string>();
+        if (cli.count("client-name")) t.client_name = cli["client-name"].as<std::string>();
+        if (cli.count("client-port")) t.client_port = cli["client-port"].as<std::uint32_t>();
+        if (cli.count("helo")) t.helo = cli["helo"].as<std::string>();
+        if (cli.count("from")) t.from = cli["from"].as<std::string>();
+        if (cli.count("auth")) t.auth_user = cli["auth"].as<std::string>();
+        t.tls = cli.count("tls") > 0;
+        if (cli.count("rcpt")) t.rcpts = cli["rcpt"].as<std::vector<std::string>>();
+        if (cli.count("header")) t.headers = cli["header"].as<std::vector<std::string>>();
+        if (cli.count("message")) t.message_file = cli["message"].as<std::string>();
+        if (cli.count("size") && !parse_size(cli["size"].as<std::string>(), t.size)) {
+            err << "policy-milter: --size \"" << cli["size"].as<std::string>()
+                << "\" is not a number\n";
+            return 2;
+        }
+    }
+    return std::nullopt;
+}
+
+}  // namespace pm

@@ -1,0 +1,41 @@
+// The command line and the daemon's config file (spec §8), through Boost.Program_options.
+#pragma once
+
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "policy/conversation.h"
+#include "policy/test_run.h"
+
+namespace pm {
+
+inline constexpr const char* kDefaultConfigFile = "/etc/policy-milter/policy-milter.conf";
+inline constexpr const char* kDefaultRulesFile = "/etc/policy-milter/rules.conf";
+inline constexpr const char* kDefaultSocket = "unix:/run/policy-milter/policy-milter.sock";
+
+enum class Mode { Run, Check, Test, Help, Version };
+
+struct Options {
+    Mode mode = Mode::Run;
+    std::string config_file = kDefaultConfigFile;
+    std::string rules_file = kDefaultRulesFile;
+    std::string socket = kDefaultSocket;
+    bool foreground = false;
+    std::string log = "syslog";
+    std::string log_level = "info";
+    bool observe = false;
+    bool soft_bounce = false;
+    std::string user;
+    TestTransaction test;
+
+    ConversationOptions conversation() const;
+};
+
+// Parses argv, then the config file (the command line wins). Returns the exit code to
+// stop with (usage error: 2) or nullopt to go on. Help and --version print to `out`.
+std::optional<int> parse_options(int argc, const char* const argv[], Options& options,
+                                 std::ostream& out, std::ostream& err);
+
+}  // namespace pm

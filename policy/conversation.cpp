@@ -1,0 +1,432 @@
+#include "policy/conversation.h"
+
+#include <re2/re2.h>
+
+#include <algorithm>
+
+namespace pm {
+
+namespace {
+
+bool compare_numbers(std::uint64_t value, CompareOp op, std::uint64_t literal) {
+    switch (op) {
+        case CompareOp::Eq: return value == literal;
+        case CompareOp::NotEq: return value != literal;
+        case CompareOp::Less: return value < literal;
+        case CompareOp::LessEq: return value <= literal;
+        case CompareOp::Greater: return value > literal;
+        case CompareOp::GreaterEq: return value >= literal;
+    }
+    return false;
+}
+
+bool prefix_contains(const IpPrefix& p, const IpAddress& ip) {
+    if (p.address.v6 != ip.v6) return false;
+    return mask_ip(ip, p.length) == p.address;
+}
+
+// Lower-case value of a text-like field, for ==, lists and the rule index.
+std::string_view lower_value(const FieldRef& f, const Facts& facts, const Address* rcpt) {
+    switch (f.id) {
+        case FieldId::ClientName: return facts.client_name_lower;
+        case FieldId::Helo: return facts.helo_lower;
+        case FieldId::Sender: return facts.sender.lower();
+        case FieldId::SenderLocal: return facts.sender.local();
+        case FieldId::SenderDomain: return facts.sender.domain();
+        case FieldId::AuthUser: return facts.auth_user_lower;
+        case FieldId::Recipient: return rcpt->lower();
+        case FieldId::RecipientLocal: return rcpt->local();
+        case FieldId::RecipientDomain: return rcpt->domain();
+        default: return {};
+    }
+}
+
+std::uint64_t number_value(const FieldRef& f, const Facts& facts) {
+    switch (f.id) {
+        case FieldId::ClientPort: return facts.client_port;
+        case FieldId::MailSize: return facts.mail_size;
+        case FieldId::RcptCount: return facts.rcpt_count;
+        case FieldId::MessageSize: return facts.message_size;
+        default: return 0;
+    }
+}
+
+}  // namespace
+
+// The value as the client wrote it, for regexes, templates and limit keys.
+std::string raw_value(const FieldRef& f, const Facts& facts, const Address* rcpt) {
+    switch (f.id) {
+        case FieldId::ClientIp: return facts.client_ip ? facts.client_ip->to_string() : "";
+        case FieldId::ClientName: return facts.client_name;
+        case FieldId::Helo: return facts.helo;
+        case FieldId::Sender: return facts.sender.raw();
+        case FieldId::SenderLocal: return std::string(facts.sender.raw_local());
+        case FieldId::SenderDomain: return std::string(facts.sender.raw_domain());
+        case FieldId::AuthUser: return facts.auth_user;
+        case FieldId::Tls: return facts.tls ? "yes" : "no";
+        case FieldId::Recipient: return rcpt ? rcpt->raw() : "";
+        case FieldId::RecipientLocal: return rcpt ? std::string(rcpt->raw_local()) : "";
+        case FieldId::RecipientDomain: return rcpt ? std::string(rcpt->raw_domain()) : "";
+        case FieldId::Header: return std::string(facts.header(f.header));
+        default: return std::to_string(number_value(f, facts));
+    }
+}
+
+std::string Template::expand(const Facts& facts, Stage stage) const {
+    std::string out;
+    for (const auto& part : parts) {
+        if (!part.field) {
+            out += part.literal;
+            continue;
+        }
+        const FieldRef& f = *part.field;
+        bool many = f.info().per_recipient && stage_index(stage) > stage_index(Stage::Rcpt);
+        if (!many) {
+            out += raw_value(f, facts, &facts.recipient);
+            continue;
+        }
+        for (std::size_t i = 0; i < facts.accepted_recipients.size(); ++i) {
+            if (i > 0) out += ", ";
+            out += raw_value(f, facts, &facts.accepted_recipients[i]);
+        }
+    }
+    return out;
+}
+
+Conversation::Conversation(PolicySource source, CounterStore& store, ConversationOptions options)
+    : source_(std::move(source)), store_(store), options_(options), policy_(source_()) {}
+
+bool Conversation::atom_holds(const Condition& c, const Address* rcpt) const {
+    const FieldInfo& info = c.field.info();
+    switch (c.kind) {
+        case Condition::Kind::Truth: return facts_.tls;
+        case Condition::Kind::Matches: {
+            if (!c.regex) return false;
+            return RE2::PartialMatch(raw_value(c.field, facts_, rcpt), *c.regex);
+        }
+        case Condition::Kind::InList: {
+            if (!c.list) return false;
+            switch (info.type) {
+                case ValueType::Ip: return facts_.client_ip && c.list->contains_ip(*facts_.client_ip);
+                case ValueType::Address:
+                    return c.list->contains_address(c.field.id == FieldId::Sender ? facts_.sender
+                                                                                  : *rcpt);
+                case ValueType::Host: return c.list->contains_host(lower_value(c.field, facts_, rcpt));
+                case ValueType::Number: return c.list->contains_number(number_value(c.field, facts_));
+                case ValueType::Text:
+                    if (c.field.id == FieldId::Header)
+                        return c.list->contains_text(ascii_lower(facts_.header(c.field.header)));
+                    return c.list->contains_text(lower_value(c.field, facts_, rcpt));
+                case ValueType::Bool: return false;
+            }
+            return false;
+        }
+        case Condition::Kind::Compare: {
+            bool equal = false;
+            switch (info.type) {
+                case ValueType::Number:
+                    return compare_numbers(number_value(c.field, facts_), c.op, c.number);
+                case ValueType::Ip:
+                    equal = facts_.client_ip && prefix_contains(*c.prefix, *facts_.client_ip);
+                    break;
+                case ValueType::Text:
+                    if (c.field.id == FieldId::Header) {
+                        equal = ascii_lower(facts_.header(c.field.header)) == c.text;
+                        break;
+                    }
+                    [[fallthrough]];
+                default: equal = lower_value(c.field, facts_, rcpt) == c.text; break;
+            }
+            return c.op == CompareOp::Eq ? equal : !equal;
+        }
+        default: return false;
+    }
+}
+
+bool Conversation::condition_holds(const Condition& c, Stage stage) const {
+    switch (c.kind) {
+        case Condition::Kind::And:
+            for (const auto& child : c.children)
+                if (!condition_holds(child, stage)) return false;
+            return true;
+        case Condition::Kind::Or:
+            for (const auto& child : c.children)
+                if (condition_holds(child, stage)) return true;
+            return false;
+        case Condition::Kind::Not: return !condition_holds(c.children[0], stage);
+        default: break;
+    }
+    // After rcpt a recipient condition holds when any accepted recipient satisfies it.
+    if (c.field.info().per_recipient && stage_index(stage) > stage_index(Stage::Rcpt)) {
+        for (const auto& r : facts_.accepted_recipients)
+            if (atom_holds(c, &r)) return true;
+        return false;
+    }
+    return atom_holds(c, &facts_.recipient);
+}
+
+Reply Conversation::make_reply(const Action& a, Stage stage) const {
+    Reply r;
+    r.code = a.code;
+    r.enhanced = a.enhanced;
+    std::string text = a.text.empty() ? std::string(a.kind == ActionKind::Reject
+                                                        ? "Rejected by policy"
+                                                        : "Temporarily rejected by policy, try "
+                                                          "again later")
+                                      : a.text.expand(facts_, stage);
+    std::size_t prefix = 4 + r.enhanced.to_string().size() + 1;  // "550 5.7.1 "
+    r.text = sanitize_reply_text(text, prefix);
+    return r;
+}
+
+std::string Conversation::limit_key(const Statement& st) const {
+    std::string key = st.id;
+    for (const auto& k : st.limit->key) {
+        key += '\x1f';
+        if (k.field.id == FieldId::ClientIp) {
+            if (!facts_.client_ip) continue;
+            IpAddress ip = *facts_.client_ip;
+            if (k.prefix_length) {
+                // client.ip/64 groups IPv6 clients; an IPv4 client is grouped by the same
+                // share of its own 32 bits only if the length fits, else kept whole.
+                unsigned len = *k.prefix_length;
+                ip = ip.v6 ? mask_ip(ip, len) : mask_ip(ip, len <= 32 ? len : 32);
+            }
+            key += ip.to_string();
+            continue;
+        }
+        if (k.field.info().type == ValueType::Number) {
+            key += std::to_string(number_value(k.field, facts_));
+            continue;
+        }
+        key += ascii_lower(raw_value(k.field, facts_, &facts_.recipient));
+    }
+    return key;
+}
+
+std::uint64_t Conversation::limit_amount(const Statement& st, const std::string& key) const {
+    switch (st.limit->unit) {
+        case LimitUnit::Messages:
+            // A message counts once per key however many events look at it.
+            return pending_.count(key) || event_pending_.count(key) ? 0 : 1;
+        case LimitUnit::Recipients:
+            return st.stage == Stage::Rcpt ? 1 : facts_.rcpt_count;
+        case LimitUnit::Bytes:
+            return st.stage == Stage::Mail ? facts_.mail_size : facts_.message_size;
+    }
+    return 0;
+}
+
+Decision Conversation::evaluate(Stage stage) {
+    Decision d;
+    d.stage = stage;
+    event_pending_.clear();
+    const Policy& policy = *policy_;
+    const StagePolicy& sp = policy.stage(stage);
+
+    // Candidates in file order: the unindexed statements plus those filed under the
+    // event's value of each indexed field.
+    const std::vector<std::uint32_t>* order = &sp.unindexed;
+    if (!sp.indexes.empty()) {
+        candidates_.assign(sp.unindexed.begin(), sp.unindexed.end());
+        for (const auto& idx : sp.indexes) {
+            std::string_view v = idx.field.id == FieldId::Header
+                                     ? std::string_view{}
+                                     : lower_value(idx.field, facts_, &facts_.recipient);
+            std::string header_value;
+            if (idx.field.id == FieldId::Header) {
+                header_value = ascii_lower(facts_.header(idx.field.header));
+                v = header_value;
+            }
+            auto it = idx.by_value.find(std::string(v));
+            if (it != idx.by_value.end())
+                candidates_.insert(candidates_.end(), it->second.begin(), it->second.end());
+        }
+        std::sort(candidates_.begin(), candidates_.end());
+        order = &candidates_;
+    }
+
+    for (std::uint32_t i : *order) {
+        const Statement& st = policy.statements()[i];
+        if (st.when && !condition_holds(*st.when, stage)) continue;
+        if (st.is_limit()) {
+            std::string key = limit_key(st);
+            std::uint64_t amount = limit_amount(st, key);
+            std::uint64_t committed = 0;
+            try {
+                committed = store_.count(key, st.limit->window_seconds);
+            } catch (const StoreError& e) {
+                if (options_.on_store_error == StoreErrorMode::Pass) {
+                    d.error = "limit \"" + st.id + "\": store unavailable, passing: " + e.what();
+                    continue;
+                }
+                d.verdict = Verdict::Tempfail;
+                d.rule_id = st.id;
+                Action a;
+                a.kind = ActionKind::Tempfail;
+                a.code = stage_index(stage) <= stage_index(Stage::Helo) ? 421 : 451;
+                a.enhanced = {4, 3, 0};
+                d.reply = make_reply(a, stage);
+                d.reply->text = "Local error in processing, try again later";
+                d.error = "limit \"" + st.id + "\": store unavailable: " + e.what();
+                return d;
+            }
+            std::uint64_t already = 0;
+            if (auto p = pending_.find(key); p != pending_.end()) already = p->second.amount;
+            auto& staged = event_pending_[key];
+            staged.amount += amount;
+            staged.window_seconds = st.limit->window_seconds;
+            if (committed + already + amount <= st.limit->max) continue;
+        }
+
+        ActionKind kind = st.action.kind;
+        std::optional<Reply> reply;
+        if (kind == ActionKind::Reject || kind == ActionKind::Tempfail) {
+            Action a = st.action;
+            if (options_.soft_bounce && kind == ActionKind::Reject) {
+                a.kind = kind = ActionKind::Tempfail;
+                a.code = default_code(stage, Refusal::Tempfail);
+                a.enhanced.klass = 4;
+            }
+            reply = make_reply(a, stage);
+        }
+        if (st.observe || options_.observe_all) {
+            RuleHit hit{st.id, kind, reply, {}};
+            if (kind == ActionKind::Quarantine) hit.detail = st.action.text.expand(facts_, stage);
+            if (kind == ActionKind::AddHeader)
+                hit.detail = st.action.header_name + ": " + st.action.text.expand(facts_, stage);
+            d.observed.push_back(std::move(hit));
+            continue;
+        }
+        if (kind == ActionKind::AddHeader) {
+            std::string value = sanitize_reply_text(st.action.text.expand(facts_, stage), 0);
+            d.headers_to_add.emplace_back(st.action.header_name, value);
+            d.added.push_back({st.id, kind, std::nullopt, st.action.header_name + ": " + value});
+            continue;
+        }
+        d.rule_id = st.id;
+        d.reply = reply;
+        switch (kind) {
+            case ActionKind::Pass: d.verdict = Verdict::Pass; break;
+            case ActionKind::Accept: d.verdict = Verdict::Accept; break;
+            case ActionKind::Reject: d.verdict = Verdict::Reject; break;
+            case ActionKind::Tempfail: d.verdict = Verdict::Tempfail; break;
+            case ActionKind::Discard: d.verdict = Verdict::Discard; break;
+            case ActionKind::Quarantine:
+                d.verdict = Verdict::Quarantine;
+                d.quarantine_reason = sanitize_reply_text(st.action.text.expand(facts_, stage), 0);
+                break;
+            case ActionKind::AddHeader: break;
+        }
+        break;
+    }
+
+    if (!d.refused())
+        for (auto& [key, p] : event_pending_) {
+            auto& total = pending_[key];
+            total.amount += p.amount;
+            total.window_seconds = p.window_seconds;
+        }
+    event_pending_.clear();
+    return d;
+}
+
+void Conversation::commit_connection_counts() {
+    for (const auto& [key, p] : pending_) store_.add(key, p.amount, p.window_seconds);
+    pending_.clear();
+}
+
+Decision Conversation::connect(std::optional<IpAddress> ip, std::string_view client_name,
+                               std::uint32_t port) {
+    policy_ = source_();
+    facts_ = Facts{};
+    facts_.set_client(ip, client_name, port);
+    Decision d = evaluate(Stage::Connect);
+    // Connection-level limits count connections, at once: there is no message to wait for.
+    if (!d.refused()) commit_connection_counts();
+    pending_.clear();
+    if (d.verdict == Verdict::Accept) connection_accepted_ = true;
+    return d;
+}
+
+Decision Conversation::helo(std::string_view name) {
+    facts_.set_helo(name);
+    if (connection_accepted_) return Decision{Stage::Helo};
+    Decision d = evaluate(Stage::Helo);
+    if (!d.refused()) commit_connection_counts();
+    pending_.clear();
+    if (d.verdict == Verdict::Accept) connection_accepted_ = true;
+    return d;
+}
+
+void Conversation::start_transaction_if_needed() {
+    if (in_transaction_) return;
+    in_transaction_ = true;
+    message_accepted_ = false;
+    pending_.clear();
+    // A reload applies from the next transaction on.
+    if (auto latest = source_()) policy_ = std::move(latest);
+}
+
+Decision Conversation::mail(std::string_view sender, std::string_view auth_user,
+                            std::uint64_t size, bool tls) {
+    abort();
+    start_transaction_if_needed();
+    facts_.set_sender(sender, auth_user, size, tls);
+    if (connection_accepted_) return Decision{Stage::Mail};
+    Decision d = evaluate(Stage::Mail);
+    if (d.verdict == Verdict::Accept) message_accepted_ = true;
+    if (d.refused()) abort();
+    return d;
+}
+
+Decision Conversation::rcpt(std::string_view recipient) {
+    start_transaction_if_needed();
+    facts_.recipient = Address::from_smtp(recipient);
+    Decision d{Stage::Rcpt};
+    if (!connection_accepted_ && !message_accepted_) {
+        facts_.rcpt_count = static_cast<std::uint32_t>(facts_.accepted_recipients.size() + 1);
+        d = evaluate(Stage::Rcpt);
+        if (d.verdict == Verdict::Accept) message_accepted_ = true;
+    }
+    if (!d.refused()) facts_.accepted_recipients.push_back(facts_.recipient);
+    facts_.rcpt_count = static_cast<std::uint32_t>(facts_.accepted_recipients.size());
+    facts_.recipient = Address{};
+    return d;
+}
+
+Decision Conversation::data() {
+    start_transaction_if_needed();
+    facts_.rcpt_count = static_cast<std::uint32_t>(facts_.accepted_recipients.size());
+    if (connection_accepted_ || message_accepted_) return Decision{Stage::Data};
+    Decision d = evaluate(Stage::Data);
+    if (d.verdict == Verdict::Accept) message_accepted_ = true;
+    return d;
+}
+
+void Conversation::header(std::string_view name, std::string_view value) {
+    facts_.add_header(name, value);
+}
+
+Decision Conversation::message() {
+    start_transaction_if_needed();
+    Decision d{Stage::Message};
+    if (!connection_accepted_ && !message_accepted_) d = evaluate(Stage::Message);
+    bool counts = !d.refused() && d.verdict != Verdict::Accept && !message_accepted_ &&
+                  !connection_accepted_;
+    if (counts) commit_connection_counts();
+    pending_.clear();
+    in_transaction_ = false;
+    facts_.reset_transaction();
+    return d;
+}
+
+void Conversation::abort() {
+    pending_.clear();
+    event_pending_.clear();
+    in_transaction_ = false;
+    message_accepted_ = false;
+    facts_.reset_transaction();
+}
+
+}  // namespace pm

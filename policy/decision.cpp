@@ -1,0 +1,75 @@
+#include "policy/decision.h"
+
+namespace pm {
+
+std::string sanitize_reply_text(std::string_view text, std::size_t prefix_length) {
+    std::string out;
+    out.reserve(text.size());
+    for (char ch : text) {
+        auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c == 0x7F)
+            out += ' ';
+        else if (c >= 0x80)
+            out += '?';
+        else
+            out += ch;
+    }
+    if (prefix_length > 0) {
+        std::size_t room = kMaxReplyLine - 2 - prefix_length;  // 2: the CRLF
+        if (out.size() > room) out.resize(room);
+    }
+    return out;
+}
+
+std::string Reply::line() const {
+    return std::to_string(code) + ' ' + enhanced.to_string() + ' ' + text;
+}
+
+std::string Reply::milter_text() const {
+    std::string out;
+    out.reserve(text.size());
+    for (char c : text) {
+        out += c;
+        if (c == '%') out += '%';
+    }
+    return out;
+}
+
+std::string_view verdict_name(Verdict v) {
+    switch (v) {
+        case Verdict::Continue: return "continue";
+        case Verdict::Pass: return "pass";
+        case Verdict::Accept: return "accept";
+        case Verdict::Reject: return "reject";
+        case Verdict::Tempfail: return "tempfail";
+        case Verdict::Discard: return "discard";
+        case Verdict::Quarantine: return "quarantine";
+    }
+    return "continue";
+}
+
+std::string_view action_name(ActionKind kind) {
+    switch (kind) {
+        case ActionKind::Pass: return "pass";
+        case ActionKind::Accept: return "accept";
+        case ActionKind::Reject: return "reject";
+        case ActionKind::Tempfail: return "tempfail";
+        case ActionKind::Discard: return "discard";
+        case ActionKind::Quarantine: return "quarantine";
+        case ActionKind::AddHeader: return "add-header";
+    }
+    return "pass";
+}
+
+bool action_is_terminal(ActionKind kind) { return kind != ActionKind::AddHeader; }
+
+std::string_view limit_unit_name(LimitUnit unit) {
+    switch (unit) {
+        case LimitUnit::Messages: return "messages";
+        case LimitUnit::Recipients: return "recipients";
+        case LimitUnit::Bytes: return "bytes";
+    }
+    return "messages";
+}
+
+}  // namespace pm

@@ -1,0 +1,60 @@
+// What the policy decided for one event, in terms the milter adapter and --test print.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "policy/policy.h"
+#include "policy/reply_codes.h"
+#include "policy/stage.h"
+
+namespace pm {
+
+// The longest reply line RFC 5321 §4.5.3.1.5 allows, CRLF included.
+inline constexpr std::size_t kMaxReplyLine = 512;
+
+// A reply as the SMTP client will see it: safe text, within the line limit.
+struct Reply {
+    int code = 0;
+    EnhancedCode enhanced;
+    std::string text;  // already sanitised: printable ASCII only
+
+    // "550 5.1.1 text", exactly as the client sees it.
+    std::string line() const;
+    // The text for smfi_setreply, which treats '%' as a format character.
+    std::string milter_text() const;
+};
+
+// Makes expanded text safe for a reply: control characters (CR, LF, NUL...) become
+// spaces, non-ASCII bytes become '?', and the whole line is cut to 512 octets.
+std::string sanitize_reply_text(std::string_view text, std::size_t prefix_length);
+
+enum class Verdict { Continue, Pass, Accept, Reject, Tempfail, Discard, Quarantine };
+
+struct RuleHit {
+    std::string rule_id;
+    ActionKind action;
+    std::optional<Reply> reply;
+    std::string detail;  // quarantine reason, "Name: value" of an added header
+};
+
+struct Decision {
+    Stage stage = Stage::Connect;
+    Verdict verdict = Verdict::Continue;  // Continue: no rule decided
+    std::string rule_id;                  // the deciding rule or limit
+    std::optional<Reply> reply;           // for Reject and Tempfail
+    std::string quarantine_reason;
+    std::vector<std::pair<std::string, std::string>> headers_to_add;
+    std::vector<RuleHit> observed;  // rules that would have acted ("would-reject")
+    std::vector<RuleHit> added;     // add-header rules that matched, for the log
+    std::string error;              // why a store failure decided this event, if it did
+
+    bool refused() const { return verdict == Verdict::Reject || verdict == Verdict::Tempfail; }
+    bool closes_connection() const { return reply && reply->code == 421; }
+};
+
+std::string_view verdict_name(Verdict v);
+
+}  // namespace pm

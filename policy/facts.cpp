@@ -1,0 +1,86 @@
+#include "policy/facts.h"
+
+namespace pm {
+
+std::string ascii_lower(std::string_view s) {
+    std::string out(s);
+    for (char& c : out)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    return out;
+}
+
+std::string normalize_host(std::string_view s) {
+    while (!s.empty() && s.back() == '.') s.remove_suffix(1);
+    return ascii_lower(s);
+}
+
+Address Address::from_smtp(std::string_view text) {
+    auto trim = [](std::string_view& v) {
+        while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+        while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+    };
+    trim(text);
+    if (text.size() >= 2 && text.front() == '<' && text.back() == '>') {
+        text = text.substr(1, text.size() - 2);
+        trim(text);
+    }
+    // An obsolete source route "@a,@b:user@domain" (RFC 5321 §4.1.2) routes nowhere now.
+    if (!text.empty() && text.front() == '@') {
+        auto colon = text.find(':');
+        if (colon != std::string_view::npos) text = text.substr(colon + 1);
+    }
+    Address a;
+    a.raw_ = std::string(text);
+    a.lower_ = ascii_lower(text);
+    auto at = a.raw_.rfind('@');
+    a.at_ = at == std::string::npos ? a.raw_.size() : at;
+    return a;
+}
+
+void Facts::set_client(std::optional<IpAddress> ip, std::string_view name, std::uint32_t port) {
+    client_ip = ip;
+    // xxfi_connect may pass "[192.0.2.1]" when there is no verified name.
+    if (name.empty() || name.front() == '[') name = "unknown";
+    client_name = std::string(name);
+    client_name_lower = normalize_host(name);
+    client_port = port;
+}
+
+void Facts::set_helo(std::string_view name) {
+    helo = std::string(name);
+    helo_lower = normalize_host(name);
+}
+
+void Facts::set_sender(std::string_view smtp_address, std::string_view auth, std::uint64_t size,
+                       bool tls_on) {
+    sender = Address::from_smtp(smtp_address);
+    auth_user = std::string(auth);
+    auth_user_lower = ascii_lower(auth);
+    mail_size = size;
+    tls = tls_on;
+}
+
+void Facts::add_header(std::string_view name, std::string_view value) {
+    headers.emplace_back(ascii_lower(name), std::string(value));
+}
+
+std::string_view Facts::header(std::string_view lower_name) const {
+    for (const auto& [name, value] : headers)
+        if (name == lower_name) return value;
+    return {};
+}
+
+void Facts::reset_transaction() {
+    sender = Address{};
+    auth_user.clear();
+    auth_user_lower.clear();
+    mail_size = 0;
+    tls = false;
+    recipient = Address{};
+    accepted_recipients.clear();
+    rcpt_count = 0;
+    headers.clear();
+    message_size = 0;
+}
+
+}  // namespace pm

@@ -1,0 +1,78 @@
+// What is known about one SMTP session so far. The milter adapter and --test fill it in
+// stage by stage; the policy only reads it. Values are normalised once here (lower case,
+// split addresses) so that evaluating many rules costs no repeated string work.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "policy/ip.h"
+
+namespace pm {
+
+// A mail address as given in MAIL FROM or RCPT TO, brackets and source route removed.
+class Address {
+public:
+    Address() = default;
+    // Accepts "<user@example.com>", "user@example.com", "<>", "<@a,@b:user@example.com>".
+    static Address from_smtp(std::string_view text);
+
+    const std::string& raw() const { return raw_; }      // as the client wrote it
+    const std::string& lower() const { return lower_; }  // ASCII lower case
+    std::string_view local() const { return std::string_view(lower_).substr(0, at_); }
+    std::string_view domain() const {
+        return at_ < lower_.size() ? std::string_view(lower_).substr(at_ + 1) : std::string_view{};
+    }
+    std::string_view raw_local() const { return std::string_view(raw_).substr(0, at_); }
+    std::string_view raw_domain() const {
+        return at_ < raw_.size() ? std::string_view(raw_).substr(at_ + 1) : std::string_view{};
+    }
+    bool empty() const { return raw_.empty(); }
+
+private:
+    std::string raw_;
+    std::string lower_;
+    std::size_t at_ = 0;  // position of the last '@', or size() if none
+};
+
+std::string ascii_lower(std::string_view s);
+// Lower case, without a trailing dot: "Mail.Example.COM." -> "mail.example.com".
+std::string normalize_host(std::string_view s);
+
+struct Facts {
+    // connect
+    std::optional<IpAddress> client_ip;
+    std::string client_name = "unknown";  // verified reverse name, or "unknown"
+    std::string client_name_lower = "unknown";
+    std::uint32_t client_port = 0;
+    // helo
+    std::string helo, helo_lower;
+    // mail
+    Address sender;
+    std::string auth_user, auth_user_lower;
+    std::uint64_t mail_size = 0;
+    bool tls = false;
+    // rcpt: the recipient being decided, and those accepted so far in this transaction
+    Address recipient;
+    std::vector<Address> accepted_recipients;
+    std::uint32_t rcpt_count = 0;  // accepted so far, plus the current one during rcpt
+    // message
+    std::vector<std::pair<std::string, std::string>> headers;  // lower-case name, value
+    std::uint64_t message_size = 0;
+
+    void set_client(std::optional<IpAddress> ip, std::string_view name, std::uint32_t port);
+    void set_helo(std::string_view name);
+    void set_sender(std::string_view smtp_address, std::string_view auth, std::uint64_t size,
+                    bool tls_on);
+    void add_header(std::string_view name, std::string_view value);
+    // First value of a header, by lower-case name; empty if absent.
+    std::string_view header(std::string_view lower_name) const;
+    // Forget the transaction (MAIL, RSET, abort): keep connect and helo facts.
+    void reset_transaction();
+};
+
+}  // namespace pm

@@ -1,0 +1,84 @@
+// A list compiled for the type of field it is matched against (spec §5): IP prefixes,
+// addresses (exact, @domain, .domain, globs), host names (exact, .name, globs), text
+// (exact, globs) or numbers. All text matching is ASCII case-insensitive.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "policy/diagnostics.h"
+#include "policy/facts.h"
+#include "policy/fields.h"
+#include "policy/ip.h"
+#include "policy/string_set.h"
+
+namespace re2 {
+class RE2;
+}
+
+namespace pm {
+
+// Globs where '*' matches any run of characters, compiled together into one RE2::Set so
+// a lookup is one linear pass however many globs there are.
+class GlobSet {
+public:
+    GlobSet();
+    ~GlobSet();
+    GlobSet(GlobSet&&) noexcept;
+    GlobSet& operator=(GlobSet&&) noexcept;
+
+    void add(std::string_view lower_glob);
+    // Returns an error message if the combined automaton cannot be built.
+    std::string finish();
+    bool matches(std::string_view lower_value) const;
+    bool empty() const { return count_ == 0; }
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+    std::size_t count_ = 0;
+};
+
+class ListMatcher {
+public:
+    explicit ListMatcher(ValueType type) : type_(type) {}
+
+    ValueType type() const { return type_; }
+    std::size_t size() const { return entries_; }
+
+    // Adds one item as written; on a bad item reports at `where` and returns false.
+    bool add_item(std::string_view item, const SourceLocation& where, std::string_view field_name,
+                  Diagnostics& diags);
+    void finish(const SourceLocation& where, Diagnostics& diags);
+    void reserve(std::size_t entries);
+
+    bool contains_ip(const IpAddress& ip) const { return ips_.contains(ip); }
+    bool contains_address(const Address& a) const;
+    bool contains_host(std::string_view lower_host) const;
+    bool contains_text(std::string_view lower_text) const;
+    bool contains_number(std::uint64_t n) const { return numbers_.count(n) > 0; }
+
+private:
+    bool subdomain_match(std::string_view lower_host) const;
+
+    ValueType type_;
+    std::size_t entries_ = 0;
+    IpSet ips_;
+    StringSet exact_;       // addresses, host names, text
+    StringSet domains_;     // "@domain" items, stored without '@'
+    StringSet subdomains_;  // ".domain" items, stored without the leading dot
+    GlobSet globs_;
+    std::unordered_set<std::uint64_t> numbers_;
+    bool null_sender_ = false;
+};
+
+// Parses a number with an optional size unit (K, KB, M, MB, G, GB: powers of 1024).
+bool parse_size(std::string_view text, std::uint64_t& out);
+// Parses a duration: a number with s, m, h or d. Returns seconds.
+bool parse_duration(std::string_view text, std::uint64_t& seconds);
+
+}  // namespace pm

@@ -1,0 +1,916 @@
+// The rules-file parser and compiler: tokens -> checked statements -> Policy.
+// Every error of a file is reported in one run: a syntax error skips to the next
+// statement keyword, and semantic errors never stop parsing at all.
+#include <re2/re2.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "policy/lexer.h"
+#include "policy/policy.h"
+
+namespace pm {
+
+namespace {
+
+const std::set<std::string, std::less<>> kKeywords = {
+    "list",    "rule",     "limit",   "at",      "when",       "key",        "max",
+    "per",     "file",     "in",      "matches", "and",        "or",         "not",
+    "observe", "pass",     "accept",  "reject",  "tempfail",   "discard",    "quarantine",
+    "add-header"};
+
+constexpr int kMaxNesting = 64;
+
+bool is_identifier(std::string_view s) {
+    if (s.empty()) return false;
+    char c0 = s[0];
+    if (!((c0 >= 'A' && c0 <= 'Z') || (c0 >= 'a' && c0 <= 'z') || c0 == '_')) return false;
+    return std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               c == '_' || c == '-';
+    });
+}
+
+bool is_rule_id(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+        return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+               c == '.' || c == '_' || c == '-';
+    });
+}
+
+bool is_reply_code_word(std::string_view s) {
+    return s.size() == 3 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+
+struct SyntaxError {};
+
+// A list as written: items inline, or a file to read when it is compiled.
+struct ListSource {
+    std::string name;  // empty for an anonymous `in [ ... ]` / `in file "..."`
+    SourceLocation where;
+    std::vector<std::pair<std::string, SourceLocation>> items;
+    std::optional<std::string> file;  // resolved path
+    SourceLocation file_where;        // the path literal
+    bool used = false;
+    std::map<ValueType, std::shared_ptr<const ListMatcher>> compiled;
+};
+
+// A list reference inside a condition, resolved once every list is known.
+struct PendingListRef {
+    std::string name;               // named list, or
+    std::size_t anonymous = 0;      // index into anonymous lists
+    SourceLocation where;
+};
+
+}  // namespace
+
+class PolicyBuilder {
+public:
+    PolicyBuilder(std::string display_name, std::string base_dir, Diagnostics& diags)
+        : file_(std::make_shared<const std::string>(std::move(display_name))),
+          base_dir_(std::move(base_dir)),
+          diags_(diags) {
+        policy_ = std::shared_ptr<Policy>(new Policy());
+        policy_->source_files_.push_back(*file_);
+    }
+
+    std::shared_ptr<const Policy> build(std::string_view text) {
+        tokens_ = tokenize(text);
+        while (peek().kind != TokenKind::End) {
+            try {
+                statement();
+            } catch (const SyntaxError&) {
+                recover();
+            }
+        }
+        resolve_lists();
+        warn_unused_lists();
+        index_stages();
+        if (diags_.has_errors()) return nullptr;
+        return policy_;
+    }
+
+private:
+    // ---- tokens -------------------------------------------------------------------
+
+    const Token& peek(std::size_t ahead = 0) const {
+        return tokens_[std::min(pos_ + ahead, tokens_.size() - 1)];
+    }
+    const Token& next() {
+        const Token& t = tokens_[pos_];
+        if (pos_ + 1 < tokens_.size()) ++pos_;
+        return t;
+    }
+    SourceLocation loc(const Token& t) const { return {file_, t.line, t.column}; }
+    SourceLocation loc_in_string(const Token& t, std::size_t index) const {
+        std::uint32_t col = index < t.char_columns.size() ? t.char_columns[index] : t.column;
+        return {file_, t.line, col};
+    }
+    bool is_word(const Token& t, std::string_view w) const {
+        return t.kind == TokenKind::Word && t.text == w;
+    }
+    bool at_statement_start(const Token& t) const {
+        return is_word(t, "list") || is_word(t, "rule") || is_word(t, "limit");
+    }
+
+    std::string describe(const Token& t) const {
+        switch (t.kind) {
+            case TokenKind::End: return "end of file";
+            case TokenKind::String: return "string \"" + t.text + "\"";
+            case TokenKind::Regex: return "regex /" + t.text + "/";
+            case TokenKind::Word: return quote(t.text);
+            default: return quote(t.text);
+        }
+    }
+
+    [[noreturn]] void fail(const Token& t, const std::string& message) {
+        diags_.error(loc(t), message);
+        throw SyntaxError{};
+    }
+
+    [[noreturn]] void expected(const std::string& what) {
+        fail(peek(), "expected " + what + ", found " + describe(peek()));
+    }
+
+    const Token& expect_word(std::string_view w) {
+        if (!is_word(peek(), w)) expected(quote(w));
+        return next();
+    }
+
+    const Token& expect(TokenKind kind, const std::string& what) {
+        if (peek().kind != kind) expected(what);
+        return next();
+    }
+
+    const Token& expect_string(const std::string& what) {
+        const Token& t = expect(TokenKind::String, what);
+        if (t.unterminated) fail(t, "unterminated string");
+        return t;
+    }
+
+    void recover() {
+        // Skip at least the offending token, then to the next statement keyword.
+        if (peek().kind != TokenKind::End && !at_statement_start(peek())) next();
+        while (peek().kind != TokenKind::End && !at_statement_start(peek())) next();
+    }
+
+    // ---- statements ----------------------------------------------------------------
+
+    void statement() {
+        const Token& t = peek();
+        if (is_word(t, "list")) return list_statement();
+        if (is_word(t, "rule")) return rule_statement(false);
+        if (is_word(t, "limit")) return rule_statement(true);
+        if (t.kind == TokenKind::Invalid) fail(t, "unexpected character " + quote(t.text));
+        fail(t, "expected 'list', 'rule' or 'limit', found " + describe(t));
+    }
+
+    void list_statement() {
+        next();  // list
+        const Token& name = expect(TokenKind::Word, "a list name");
+        if (kKeywords.count(name.text))
+            fail(name, "list name " + quote(name.text) + " is a reserved keyword");
+        if (!is_identifier(name.text))
+            fail(name, "list name " + quote(name.text) +
+                           " is not an identifier (letters, digits, '_' and '-')");
+        expect(TokenKind::Assign, "'='");
+        ListSource src = list_body();
+        src.name = name.text;
+        src.where = loc(name);
+        if (named_lists_.count(name.text)) {
+            const ListSource& first = named_lists_.at(name.text);
+            diags_.error(loc(name), "list " + quote(name.text) + " is already defined at line " +
+                                        std::to_string(first.where.line));
+            return;
+        }
+        list_order_.push_back(name.text);
+        named_lists_.emplace(name.text, std::move(src));
+    }
+
+    // `[ item, ... ]` or `file "PATH"`.
+    ListSource list_body() {
+        ListSource src;
+        if (is_word(peek(), "file")) {
+            next();
+            const Token& path = expect_string("a quoted file path after 'file'");
+            src.file = resolve_path(path.text);
+            src.file_where = {file_, path.line, path.column};
+            return src;
+        }
+        src.where = loc(expect(TokenKind::LBracket, "'[' or 'file'"));
+        while (peek().kind != TokenKind::RBracket) {
+            const Token& item = peek();
+            if (item.kind == TokenKind::String) {
+                if (item.unterminated) fail(item, "unterminated string");
+            } else if (item.kind != TokenKind::Word || at_statement_start(item)) {
+                expected("a list item or ']'");
+            }
+            next();
+            src.items.emplace_back(item.text, loc(item));
+            if (peek().kind == TokenKind::Comma)
+                next();
+            else if (peek().kind != TokenKind::RBracket)
+                expected("',' or ']'");
+        }
+        next();  // ]
+        return src;
+    }
+
+    std::string resolve_path(const std::string& path) const {
+        std::filesystem::path p(path);
+        if (p.is_absolute()) return path;
+        return (std::filesystem::path(base_dir_) / p).lexically_normal().string();
+    }
+
+    void rule_statement(bool is_limit) {
+        const Token& keyword = next();
+        const char* what = is_limit ? "limit" : "rule";
+        const Token& id = expect(TokenKind::String, std::string("a quoted ") + what + " ID");
+        if (id.unterminated) fail(id, "unterminated string");
+        Statement st;
+        st.id = id.text;
+        st.where = loc(keyword);
+        if (!is_rule_id(id.text))
+            diags_.error(loc(id), std::string(what) + " ID \"" + id.text +
+                                      "\" must be made of letters, digits, '.', '_' and '-'");
+        else if (auto it = ids_.find(id.text); it != ids_.end())
+            diags_.error(loc(id), "duplicate ID \"" + id.text + "\": already used at line " +
+                                      std::to_string(it->second));
+        else
+            ids_.emplace(id.text, id.line);
+
+        expect_word("at");
+        const Token& stage_tok = expect(TokenKind::Word, "a stage");
+        auto stage = stage_from_name(stage_tok.text);
+        if (!stage)
+            fail(stage_tok, "unknown stage " + quote(stage_tok.text) +
+                                "; stages are connect, helo, mail, rcpt, data, message");
+        st.stage = *stage;
+        current_stage_ = *stage;
+
+        if (is_limit) {
+            st.limit.emplace();
+            expect_word("key");
+            for (;;) {
+                st.limit->key.push_back(key_field(*stage));
+                if (peek().kind != TokenKind::Comma) break;
+                next();
+            }
+        }
+        if (is_word(peek(), "when")) {
+            next();
+            st.when = condition(0);
+        }
+        if (is_limit) limit_amount(st);
+        st.action = action(st.stage, is_limit);
+        if (is_word(peek(), "observe")) {
+            next();
+            st.observe = true;
+        }
+        if (peek().kind != TokenKind::End && !at_statement_start(peek()))
+            expected("'observe' or the next 'list', 'rule' or 'limit'");
+
+        note_unreachable(st);
+        if (st.is_limit()) policy_->has_limits_ = true;
+        policy_->statements_.push_back(std::move(st));
+    }
+
+    LimitKeyField key_field(Stage stage) {
+        const Token& t = expect(TokenKind::Word, "a key field");
+        std::string name = t.text;
+        std::optional<unsigned> prefix;
+        if (auto slash = name.find('/'); slash != std::string::npos) {
+            unsigned len = 0;
+            std::string_view digits = std::string_view(name).substr(slash + 1);
+            auto [p, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), len);
+            name.resize(slash);
+            if (name != "client.ip")
+                fail(t, "only client.ip can be grouped by prefix, not " + quote(name));
+            if (ec != std::errc{} || p != digits.data() + digits.size() || len == 0 || len > 128)
+                fail(t, "prefix length in " + quote(t.text) + " must be 1 to 128");
+            prefix = len;
+        }
+        LimitKeyField key;
+        key.field = field_ref(t, name, stage);
+        key.prefix_length = prefix;
+        if (key.field.info().type == ValueType::Bool)
+            diags_.error(loc(t), "key field " + quote(name) + " is a boolean; key on a value");
+        return key;
+    }
+
+    void limit_amount(Statement& st) {
+        expect_word("max");
+        const Token& n = expect(TokenKind::Word, "a number after 'max'");
+        std::uint64_t max = 0;
+        bool has_size_unit = !n.text.empty() && (n.text.back() == 'K' || n.text.back() == 'M' ||
+                                                 n.text.back() == 'G' || n.text.back() == 'B');
+        if (!parse_size(n.text, max)) fail(n, "expected a number after 'max', found " + quote(n.text));
+        Limit& lim = *st.limit;
+        lim.max = max;
+        lim.unit = has_size_unit ? LimitUnit::Bytes : LimitUnit::Messages;
+        const Token& unit_tok = peek();
+        if (is_word(unit_tok, "messages") || is_word(unit_tok, "recipients") ||
+            is_word(unit_tok, "bytes")) {
+            next();
+            LimitUnit named = unit_tok.text == "messages"     ? LimitUnit::Messages
+                              : unit_tok.text == "recipients" ? LimitUnit::Recipients
+                                                              : LimitUnit::Bytes;
+            if (has_size_unit && named != LimitUnit::Bytes)
+                diags_.error(loc(unit_tok), "a size such as " + quote(n.text) +
+                                                " counts bytes, not " + unit_tok.text);
+            lim.unit = named;
+        }
+        if (lim.unit == LimitUnit::Recipients &&
+            stage_index(st.stage) < stage_index(Stage::Rcpt))
+            diags_.error(loc(unit_tok.kind == TokenKind::Word ? unit_tok : n),
+                         "a limit on recipients counts at rcpt, data or message, not at " +
+                             std::string(stage_name(st.stage)));
+        if (lim.unit == LimitUnit::Bytes && st.stage != Stage::Mail && st.stage != Stage::Message)
+            diags_.error(loc(n), "a limit on bytes counts at mail (mail.size) or message "
+                                 "(message.size), not at " +
+                                     std::string(stage_name(st.stage)));
+        expect_word("per");
+        const Token& d = expect(TokenKind::Word, "a duration such as 1h after 'per'");
+        if (!parse_duration(d.text, lim.window_seconds))
+            fail(d, "expected a duration such as 30s, 10m, 1h or 1d, found " + quote(d.text));
+    }
+
+    // ---- conditions ------------------------------------------------------------------
+
+    Condition condition(int depth) {
+        if (depth > kMaxNesting) fail(peek(), "condition nested too deeply");
+        Condition left = and_condition(depth);
+        if (!is_word(peek(), "or")) return left;
+        Condition node;
+        node.kind = Condition::Kind::Or;
+        node.children.push_back(std::move(left));
+        while (is_word(peek(), "or")) {
+            next();
+            node.children.push_back(and_condition(depth));
+        }
+        return node;
+    }
+
+    Condition and_condition(int depth) {
+        Condition left = not_condition(depth);
+        if (!is_word(peek(), "and")) return left;
+        Condition node;
+        node.kind = Condition::Kind::And;
+        node.children.push_back(std::move(left));
+        while (is_word(peek(), "and")) {
+            next();
+            node.children.push_back(not_condition(depth));
+        }
+        return node;
+    }
+
+    Condition not_condition(int depth) {
+        if (is_word(peek(), "not")) {
+            next();
+            if (depth > kMaxNesting) fail(peek(), "condition nested too deeply");
+            Condition node;
+            node.kind = Condition::Kind::Not;
+            node.children.push_back(not_condition(depth + 1));
+            return node;
+        }
+        return primary(depth);
+    }
+
+    Condition primary(int depth) {
+        if (peek().kind == TokenKind::LParen) {
+            next();
+            Condition inner = condition(depth + 1);
+            expect(TokenKind::RParen, "')'");
+            return inner;
+        }
+        const Token& ftok = peek();
+        if (ftok.kind != TokenKind::Word || kKeywords.count(ftok.text))
+            expected("a field, 'not' or '('");
+        next();
+        Condition c;
+        c.field = field_ref(ftok, ftok.text, current_stage_);
+        if (c.field.id == FieldId::Header) {
+            expect(TokenKind::LBracket, "'[' after header");
+            const Token& name = expect_string("a quoted header name");
+            if (name.text.empty()) diags_.error(loc(name), "empty header name");
+            c.field.header = ascii_lower(name.text);
+            expect(TokenKind::RBracket, "']'");
+        }
+        const FieldInfo& info = c.field.info();
+        const Token& op = peek();
+        if (info.type == ValueType::Bool) {
+            if (op.kind == TokenKind::Eq || op.kind == TokenKind::NotEq ||
+                is_word(op, "in") || is_word(op, "matches"))
+                fail(op, quote(info.name) + " is a boolean: write 'when " +
+                             std::string(info.name) + "' or 'when not " + std::string(info.name) +
+                             "'");
+            c.kind = Condition::Kind::Truth;
+            return c;
+        }
+        if (is_word(op, "in")) {
+            next();
+            c.kind = Condition::Kind::InList;
+            list_reference(c);
+            return c;
+        }
+        if (is_word(op, "matches")) {
+            next();
+            c.kind = Condition::Kind::Matches;
+            compile_regex(c);
+            return c;
+        }
+        switch (op.kind) {
+            case TokenKind::Eq: c.op = CompareOp::Eq; break;
+            case TokenKind::NotEq: c.op = CompareOp::NotEq; break;
+            case TokenKind::Less: c.op = CompareOp::Less; break;
+            case TokenKind::LessEq: c.op = CompareOp::LessEq; break;
+            case TokenKind::Greater: c.op = CompareOp::Greater; break;
+            case TokenKind::GreaterEq: c.op = CompareOp::GreaterEq; break;
+            default:
+                expected("'==', '!=', '<', '<=', '>', '>=', 'in' or 'matches' after " +
+                         quote(c.field.display()));
+        }
+        next();
+        c.kind = Condition::Kind::Compare;
+        literal(c, op);
+        return c;
+    }
+
+    FieldRef field_ref(const Token& t, const std::string& name, Stage stage) {
+        const FieldInfo* info = find_field(name);
+        if (!info) fail(t, "unknown field " + quote(name));
+        FieldRef ref;
+        ref.id = info->id;
+        if (stage_index(info->since) > stage_index(stage))
+            diags_.error(loc(t), "field " + quote(name) + " is not available at the " +
+                                     std::string(stage_name(stage)) + " stage (it is known from " +
+                                     std::string(stage_name(info->since)) + " on)");
+        policy_->used_fields_[static_cast<std::size_t>(info->id)] = true;
+        return ref;
+    }
+
+    void literal(Condition& c, const Token& op) {
+        const FieldInfo& info = c.field.info();
+        const Token& v = peek();
+        bool ordering = c.op != CompareOp::Eq && c.op != CompareOp::NotEq;
+        if (ordering && info.type != ValueType::Number)
+            fail(op, quote(op.text) + " compares numbers, but " + quote(c.field.display()) +
+                         " is " + std::string(value_type_name(info.type)));
+        switch (info.type) {
+            case ValueType::Number: {
+                if (v.kind != TokenKind::Word || !parse_size(v.text, c.number))
+                    expected("a number after " + quote(op.text));
+                next();
+                return;
+            }
+            case ValueType::Ip: {
+                std::optional<IpPrefix> p;
+                if (v.kind == TokenKind::Word) p = parse_ip_prefix(v.text);
+                if (!p) expected("an IP address or prefix after " + quote(op.text));
+                if (p->host_bits_set)
+                    diags_.warning(loc(v), "prefix " + quote(v.text) + " has host bits set; it matches " +
+                                               p->address.to_string() + "/" + std::to_string(p->length));
+                c.prefix = p;
+                next();
+                return;
+            }
+            default: {
+                if (v.kind != TokenKind::String) {
+                    if (v.kind == TokenKind::Word && !kKeywords.count(v.text))
+                        fail(v, "expected a quoted string after " + quote(op.text) + ": write \"" +
+                                    v.text + "\"");
+                    expected("a quoted string after " + quote(op.text));
+                }
+                if (v.unterminated) fail(v, "unterminated string");
+                c.text = info.type == ValueType::Host ? normalize_host(v.text) : ascii_lower(v.text);
+                if (info.type == ValueType::Address && c.text == "<>") c.text.clear();
+                next();
+                return;
+            }
+        }
+    }
+
+    void list_reference(Condition& c) {
+        PendingListRef ref;
+        const Token& t = peek();
+        ref.where = loc(t);
+        if (t.kind == TokenKind::Word && !is_word(t, "file")) {
+            if (kKeywords.count(t.text)) expected("a list name, '[' or 'file'");
+            next();
+            ref.name = t.text;
+            referenced_lists_.insert(t.text);
+        } else if (t.kind == TokenKind::LBracket || is_word(t, "file")) {
+            ListSource src = list_body();
+            src.where = ref.where;
+            anonymous_lists_.push_back(std::move(src));
+            ref.anonymous = anonymous_lists_.size() - 1;
+        } else {
+            expected("a list name, '[' or 'file'");
+        }
+        pending_[pending_key(c)] = std::move(ref);
+    }
+
+    // The condition objects move while the tree is built, so a pending reference is
+    // recorded by a unique tag stored in the condition (its text) and found later by walk.
+    std::size_t pending_key(Condition& c) {
+        std::size_t key = next_pending_++;
+        c.text = std::to_string(key);
+        return key;
+    }
+
+    void compile_regex(Condition& c) {
+        const Token& t = peek();
+        if (t.kind != TokenKind::Regex) expected("a regex /.../ after 'matches'");
+        next();
+        if (t.unterminated) fail(t, "unterminated regex: missing closing '/'");
+        bool icase = false;
+        for (char f : t.flags) {
+            if (f == 'i')
+                icase = true;
+            else
+                diags_.error(loc(t), "unknown regex flag " + quote(std::string(1, f)) +
+                                         " (only 'i' is supported)");
+        }
+        RE2::Options options;
+        options.set_case_sensitive(!icase);
+        options.set_log_errors(false);
+        options.set_max_mem(8 << 20);
+        auto re = std::make_shared<RE2>(t.text, options);
+        if (!re->ok()) {
+            diags_.error(loc(t), "invalid regex /" + t.text + "/: " + re->error());
+            return;
+        }
+        c.regex = std::move(re);
+    }
+
+    // ---- actions -------------------------------------------------------------------
+
+    Action action(Stage stage, bool is_limit) {
+        const Token& t = peek();
+        Action a;
+        if (t.kind != TokenKind::Word) expected("an action (pass, accept, reject, tempfail, discard, quarantine, add-header)");
+        next();
+        if (t.text == "pass") {
+            a.kind = ActionKind::Pass;
+        } else if (t.text == "accept") {
+            a.kind = ActionKind::Accept;
+        } else if (t.text == "reject" || t.text == "tempfail") {
+            a.kind = t.text == "reject" ? ActionKind::Reject : ActionKind::Tempfail;
+            refusal(a, t, stage);
+        } else if (t.text == "discard") {
+            a.kind = ActionKind::Discard;
+            if (stage_index(stage) < stage_index(Stage::Mail))
+                diags_.error(loc(t), "action 'discard' is not allowed at the " +
+                                         std::string(stage_name(stage)) +
+                                         " stage (mail, rcpt, data or message only)");
+        } else if (t.text == "quarantine") {
+            a.kind = ActionKind::Quarantine;
+            message_only(t, stage);
+            const Token& reason = expect_string("a quoted reason after 'quarantine'");
+            a.text = parse_template(reason, stage);
+        } else if (t.text == "add-header") {
+            a.kind = ActionKind::AddHeader;
+            message_only(t, stage);
+            const Token& name = expect_string("a quoted header name after 'add-header'");
+            check_header_name(name);
+            a.header_name = name.text;
+            const Token& value = expect_string("a quoted header value");
+            a.text = parse_template(value, stage);
+        } else {
+            fail(t, "unknown action " + quote(t.text) +
+                        "; actions are pass, accept, reject, tempfail, discard, quarantine, "
+                        "add-header");
+        }
+        (void)is_limit;
+        return a;
+    }
+
+    void message_only(const Token& t, Stage stage) {
+        if (stage != Stage::Message)
+            diags_.error(loc(t), "action " + quote(t.text) + " is not allowed at the " +
+                                     std::string(stage_name(stage)) + " stage (message only)");
+    }
+
+    void check_header_name(const Token& name) {
+        // RFC 5322 field name: printable ASCII except ':'.
+        bool ok = !name.text.empty() && std::all_of(name.text.begin(), name.text.end(), [](char c) {
+            return c > 32 && c < 127 && c != ':';
+        });
+        if (!ok) diags_.error(loc(name), "invalid header name \"" + name.text + "\"");
+    }
+
+    void refusal(Action& a, const Token& verb, Stage stage) {
+        Refusal kind = a.kind == ActionKind::Reject ? Refusal::Reject : Refusal::Tempfail;
+        int want_class = kind == Refusal::Reject ? 5 : 4;
+        a.code = default_code(stage, kind);
+        bool code_given = false;
+        const Token* code_tok = nullptr;
+        if (peek().kind == TokenKind::Word && is_reply_code_word(peek().text)) {
+            code_tok = &next();
+            code_given = true;
+            a.code = std::stoi(code_tok->text);
+            int klass = a.code / 100;
+            if (klass != want_class) {
+                diags_.error(loc(*code_tok),
+                             "reply code " + code_tok->text + " is " +
+                                 (klass == 4 ? "temporary (4xx)" : klass == 5 ? "permanent (5xx)"
+                                                                              : "not a refusal") +
+                                 ", but " + quote(verb.text) + " needs a " +
+                                 std::to_string(want_class) + "xx code; allowed at " +
+                                 std::string(stage_name(stage)) + ": " +
+                                 allowed_codes_text(stage, kind));
+            } else if (!code_allowed(stage, kind, a.code)) {
+                std::string msg = "reply code " + code_tok->text + " is not allowed for " +
+                                  quote(verb.text) + " at the " + std::string(stage_name(stage)) +
+                                  " stage; allowed: " + allowed_codes_text(stage, kind);
+                if (stage == Stage::Rcpt && a.code == 554)
+                    msg += " (RFC 5321 has no 554 for RCPT: use 550)";
+                diags_.error(loc(*code_tok), msg);
+            }
+        } else if (peek().kind == TokenKind::Word && !peek().text.empty() &&
+                   peek().text[0] >= '0' && peek().text[0] <= '9') {
+            if (parse_enhanced_code(peek().text))
+                fail(peek(), "enhanced status code " + quote(peek().text) +
+                                 " needs a reply code before it, e.g. '" +
+                                 std::to_string(a.code) + " " + peek().text + "'");
+            fail(peek(), "invalid reply code " + quote(peek().text) + "; allowed at " +
+                             std::string(stage_name(stage)) + ": " +
+                             allowed_codes_text(stage, kind));
+        }
+        a.enhanced = default_enhanced_code(a.code);
+        if (a.code / 100 != want_class) a.enhanced.klass = want_class;
+        if (code_given && peek().kind == TokenKind::Word && !peek().text.empty() &&
+            peek().text[0] >= '0' && peek().text[0] <= '9') {
+            const Token& x = next();
+            auto enhanced = parse_enhanced_code(x.text);
+            if (!enhanced) {
+                diags_.error(loc(x), "invalid enhanced status code " + quote(x.text) +
+                                         " (RFC 3463: CLASS.SUBJECT.DETAIL, e.g. " +
+                                         std::to_string(want_class) + ".7.1)");
+            } else if (enhanced->klass != a.code / 100) {
+                diags_.error(loc(x), "enhanced status code " + quote(x.text) + " has class " +
+                                         std::to_string(enhanced->klass) + " but reply code " +
+                                         std::to_string(a.code) + " has class " +
+                                         std::to_string(a.code / 100) +
+                                         "; the MTA would drop the reply");
+            } else {
+                a.enhanced = *enhanced;
+                if (!enhanced_code_registered(*enhanced))
+                    diags_.warning(loc(x), "enhanced status code " + quote(x.text) +
+                                               " is not in the IANA registry");
+                std::string mismatch = enhanced_code_stage_mismatch(*enhanced, stage);
+                if (!mismatch.empty())
+                    diags_.warning(loc(x), "enhanced status code " + quote(x.text) + " " + mismatch);
+            }
+        }
+        if (peek().kind == TokenKind::String) {
+            const Token& text = next();
+            if (text.unterminated) fail(text, "unterminated string");
+            a.text = parse_template(text, stage);
+        }
+    }
+
+    Template parse_template(const Token& t, Stage stage) {
+        Template out;
+        const std::string& s = t.text;
+        std::string literal;
+        for (std::size_t i = 0; i < s.size(); ++i) {
+            if (s[i] == '{' && i + 1 < s.size() && s[i + 1] == '{') {
+                literal += '{';
+                ++i;
+                continue;
+            }
+            if (s[i] != '{') {
+                literal += s[i];
+                continue;
+            }
+            auto close = s.find('}', i + 1);
+            if (close == std::string::npos) {
+                diags_.error(loc_in_string(t, i), "unclosed '{' in text; write '{{' for a literal '{'");
+                break;
+            }
+            std::string name = s.substr(i + 1, close - i - 1);
+            std::string header;
+            if (name.rfind("header[", 0) == 0 && name.back() == ']') {
+                header = name.substr(7, name.size() - 8);
+                if (header.size() >= 2 && header.front() == '"' && header.back() == '"')
+                    header = header.substr(1, header.size() - 2);
+                name = "header";
+            }
+            const FieldInfo* info = find_field(name);
+            if (!info || (info->id == FieldId::Header && header.empty())) {
+                diags_.error(loc_in_string(t, i + 1), "unknown field " + quote(s.substr(i + 1, close - i - 1)) +
+                                                          " in text");
+            } else if (stage_index(info->since) > stage_index(stage)) {
+                diags_.error(loc_in_string(t, i + 1),
+                             "field " + quote(name) + " is not available at the " +
+                                 std::string(stage_name(stage)) + " stage (it is known from " +
+                                 std::string(stage_name(info->since)) + " on)");
+            } else {
+                if (!literal.empty()) out.parts.push_back({std::move(literal), std::nullopt});
+                literal.clear();
+                FieldRef ref;
+                ref.id = info->id;
+                ref.header = ascii_lower(header);
+                policy_->used_fields_[static_cast<std::size_t>(info->id)] = true;
+                out.parts.push_back({{}, ref});
+            }
+            i = close;
+        }
+        if (!literal.empty()) out.parts.push_back({std::move(literal), std::nullopt});
+        return out;
+    }
+
+    // ---- whole-file checks -----------------------------------------------------------
+
+    void note_unreachable(const Statement& st) {
+        auto& decider = unconditional_[stage_index(st.stage)];
+        if (decider) {
+            diags_.warning(st.where, std::string(st.is_limit() ? "limit" : "rule") + " \"" +
+                                         st.id + "\" can never be reached: rule \"" +
+                                         decider->first + "\" at line " +
+                                         std::to_string(decider->second) + " always decides the " +
+                                         std::string(stage_name(st.stage)) + " stage");
+            return;
+        }
+        if (!st.when && !st.observe && !st.is_limit() && action_is_terminal(st.action.kind))
+            decider = std::make_pair(st.id, st.where.line);
+    }
+
+    void resolve_lists() {
+        for (std::size_t si = 0; si < policy_->statements_.size(); ++si) {
+            auto& st = policy_->statements_[si];
+            if (st.when) resolve_in(*st.when);
+        }
+    }
+
+    void resolve_in(Condition& c) {
+        for (auto& child : c.children) resolve_in(child);
+        if (c.kind != Condition::Kind::InList) return;
+        std::size_t key = std::stoul(c.text);
+        c.text.clear();
+        PendingListRef& ref = pending_.at(key);
+        ListSource* src = nullptr;
+        if (!ref.name.empty()) {
+            auto it = named_lists_.find(ref.name);
+            if (it == named_lists_.end()) {
+                diags_.error(ref.where, "unknown list " + quote(ref.name));
+                return;
+            }
+            src = &it->second;
+        } else {
+            src = &anonymous_lists_[ref.anonymous];
+        }
+        src->used = true;
+        c.list = compile_list(*src, c.field);
+    }
+
+    std::shared_ptr<const ListMatcher> compile_list(ListSource& src, const FieldRef& field) {
+        ValueType type = field.info().type;
+        if (auto it = src.compiled.find(type); it != src.compiled.end()) return it->second;
+        auto matcher = std::make_shared<ListMatcher>(type);
+        std::string field_name = field.display();
+        if (src.file) {
+            read_list_file(src, *matcher, field_name);
+        } else {
+            for (const auto& [item, where] : src.items)
+                matcher->add_item(item, where, field_name, diags_);
+        }
+        matcher->finish(src.file ? src.file_where : src.where, diags_);
+        src.compiled.emplace(type, matcher);
+        return matcher;
+    }
+
+    void read_list_file(ListSource& src, ListMatcher& matcher, const std::string& field_name) {
+        const std::string& path = *src.file;
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            diags_.error(src.file_where, "cannot read list file \"" + path + "\": " +
+                                             std::strerror(errno));
+            return;
+        }
+        if (std::find(policy_->source_files_.begin(), policy_->source_files_.end(), path) ==
+            policy_->source_files_.end())
+            policy_->source_files_.push_back(path);
+        // A rough guess of the entry count from the size keeps the table from rehashing.
+        std::error_code ec;
+        auto bytes = std::filesystem::file_size(path, ec);
+        if (!ec) matcher.reserve(static_cast<std::size_t>(bytes / 24));
+        auto file_name = std::make_shared<const std::string>(path);
+        std::string line;
+        std::uint32_t line_no = 0;
+        std::size_t bad = 0;
+        while (std::getline(in, line)) {
+            ++line_no;
+            std::string_view item(line);
+            if (auto hash = item.find('#'); hash != std::string_view::npos) item = item.substr(0, hash);
+            std::size_t lead = 0;
+            while (lead < item.size() && (item[lead] == ' ' || item[lead] == '\t')) ++lead;
+            item.remove_prefix(lead);
+            while (!item.empty() && (item.back() == ' ' || item.back() == '\t' || item.back() == '\r'))
+                item.remove_suffix(1);
+            if (item.empty()) continue;
+            SourceLocation where{file_name, line_no, static_cast<std::uint32_t>(lead + 1)};
+            if (!matcher.add_item(item, where, field_name, diags_) && ++bad >= 20) {
+                diags_.error(where, "too many bad items in list file \"" + path + "\"; stopping");
+                return;
+            }
+        }
+    }
+
+    void warn_unused_lists() {
+        for (const auto& name : list_order_) {
+            const ListSource& src = named_lists_.at(name);
+            if (src.used || referenced_lists_.count(name)) continue;
+            diags_.warning(src.where, "list " + quote(name) + " is never used");
+            if (src.file && !std::filesystem::exists(*src.file))
+                diags_.error(src.file_where, "cannot read list file \"" + *src.file +
+                                                 "\": No such file or directory");
+        }
+    }
+
+    // Statement indexing: a statement whose condition requires `field == "literal"` on a
+    // text-like field of a single value is filed under that literal.
+    static const Condition* equality_guard(const Condition& c, Stage stage) {
+        if (c.kind == Condition::Kind::Compare && c.op == CompareOp::Eq) {
+            const FieldInfo& info = c.field.info();
+            bool text_like = info.type == ValueType::Host || info.type == ValueType::Address ||
+                             info.type == ValueType::Text;
+            bool single_value = !info.per_recipient || stage == Stage::Rcpt;
+            if (text_like && single_value) return &c;
+        }
+        if (c.kind == Condition::Kind::And)
+            for (const auto& child : c.children)
+                if (auto g = equality_guard(child, stage)) return g;
+        return nullptr;
+    }
+
+    void index_stages() {
+        for (std::uint32_t i = 0; i < policy_->statements_.size(); ++i) {
+            const Statement& st = policy_->statements_[i];
+            StagePolicy& sp = policy_->stages_[stage_index(st.stage)];
+            const Condition* guard = st.when ? equality_guard(*st.when, st.stage) : nullptr;
+            if (!guard) {
+                sp.unindexed.push_back(i);
+                continue;
+            }
+            auto idx = std::find_if(sp.indexes.begin(), sp.indexes.end(), [&](const auto& x) {
+                return x.field.id == guard->field.id && x.field.header == guard->field.header;
+            });
+            if (idx == sp.indexes.end()) {
+                sp.indexes.push_back({guard->field, {}});
+                idx = std::prev(sp.indexes.end());
+            }
+            idx->by_value[guard->text].push_back(i);
+        }
+    }
+
+    std::shared_ptr<const std::string> file_;
+    std::string base_dir_;
+    Diagnostics& diags_;
+    std::shared_ptr<Policy> policy_;
+    std::vector<Token> tokens_;
+    std::size_t pos_ = 0;
+    Stage current_stage_ = Stage::Connect;
+    std::set<std::string> referenced_lists_;
+    std::map<std::string, std::uint32_t> ids_;
+    std::map<std::string, ListSource> named_lists_;
+    std::vector<std::string> list_order_;
+    std::vector<ListSource> anonymous_lists_;
+    std::map<std::size_t, PendingListRef> pending_;
+    std::size_t next_pending_ = 0;
+    std::array<std::optional<std::pair<std::string, std::uint32_t>>, kStageCount> unconditional_;
+};
+
+LoadResult load_policy_text(std::string_view text, const std::string& display_name,
+                            const std::string& base_dir) {
+    LoadResult result;
+    PolicyBuilder builder(display_name, base_dir, result.diagnostics);
+    result.policy = builder.build(text);
+    return result;
+}
+
+LoadResult load_policy_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        LoadResult result;
+        result.diagnostics.file_error(path, std::string("cannot read rules file: ") +
+                                                std::strerror(errno));
+        return result;
+    }
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    std::string base = std::filesystem::path(path).parent_path().string();
+    return load_policy_text(buffer.str(), path, base.empty() ? "." : base);
+}
+
+}  // namespace pm

@@ -1,0 +1,140 @@
+// A compiled, immutable policy. It is shared as std::shared_ptr<const Policy> so a
+// reload can swap it atomically while transactions in flight finish on the old one.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "policy/diagnostics.h"
+#include "policy/facts.h"
+#include "policy/fields.h"
+#include "policy/ip.h"
+#include "policy/list_matcher.h"
+#include "policy/reply_codes.h"
+#include "policy/stage.h"
+
+namespace re2 {
+class RE2;
+}
+
+namespace pm {
+
+enum class CompareOp { Eq, NotEq, Less, LessEq, Greater, GreaterEq };
+
+struct Condition {
+    enum class Kind { And, Or, Not, Compare, InList, Matches, Truth };
+    Kind kind = Kind::Truth;
+    std::vector<Condition> children;  // And, Or (two or more), Not (one)
+    FieldRef field;
+    CompareOp op = CompareOp::Eq;
+    std::string text;          // lower-case literal (text, host, address)
+    std::uint64_t number = 0;  // numeric literal
+    std::optional<IpPrefix> prefix;
+    std::shared_ptr<const ListMatcher> list;
+    std::shared_ptr<const re2::RE2> regex;
+};
+
+// Reply text with {field} references, expanded against the facts of the event.
+struct Template {
+    struct Part {
+        std::string literal;
+        std::optional<FieldRef> field;
+    };
+    std::vector<Part> parts;
+
+    std::string expand(const Facts& facts, Stage stage) const;
+    bool empty() const { return parts.empty(); }
+};
+
+enum class ActionKind { Pass, Accept, Reject, Tempfail, Discard, Quarantine, AddHeader };
+std::string_view action_name(ActionKind kind);
+bool action_is_terminal(ActionKind kind);  // all but add-header end the stage
+
+struct Action {
+    ActionKind kind = ActionKind::Pass;
+    int code = 0;               // reject/tempfail: always set (default filled in)
+    EnhancedCode enhanced;      // reject/tempfail: always set
+    Template text;              // reject/tempfail text; quarantine reason; header value
+    std::string header_name;    // add-header
+};
+
+enum class LimitUnit { Messages, Recipients, Bytes };
+std::string_view limit_unit_name(LimitUnit unit);
+
+struct LimitKeyField {
+    FieldRef field;
+    std::optional<unsigned> prefix_length;  // client.ip/64
+};
+
+struct Limit {
+    std::vector<LimitKeyField> key;
+    std::uint64_t max = 0;
+    LimitUnit unit = LimitUnit::Messages;
+    std::uint64_t window_seconds = 0;
+};
+
+// A rule or a limit: both run in file order within their stage.
+struct Statement {
+    std::string id;
+    Stage stage = Stage::Connect;
+    SourceLocation where;
+    std::optional<Condition> when;
+    Action action;
+    bool observe = false;
+    std::optional<Limit> limit;
+
+    bool is_limit() const { return limit.has_value(); }
+};
+
+// Rules of one stage. Those whose condition requires `field == "literal"` are also
+// indexed by that literal, so a policy of a thousand per-address rules costs a hash
+// lookup instead of a thousand comparisons.
+struct StagePolicy {
+    std::vector<std::uint32_t> unindexed;  // statement indices, file order
+    struct EqualityIndex {
+        FieldRef field;
+        std::unordered_map<std::string, std::vector<std::uint32_t>> by_value;
+    };
+    std::vector<EqualityIndex> indexes;
+    bool empty() const { return unindexed.empty() && indexes.empty(); }
+};
+
+class Policy {
+public:
+    const std::vector<Statement>& statements() const { return statements_; }
+    const StagePolicy& stage(Stage s) const { return stages_[stage_index(s)]; }
+    bool stage_used(Stage s) const { return !stage(s).empty(); }
+    bool uses_field(FieldId id) const { return used_fields_[static_cast<std::size_t>(id)]; }
+    bool has_limits() const { return has_limits_; }
+    std::size_t rule_count() const { return statements_.size(); }
+    const std::vector<std::string>& source_files() const { return source_files_; }
+
+private:
+    friend class PolicyBuilder;
+    std::vector<Statement> statements_;
+    std::array<StagePolicy, kStageCount> stages_;
+    std::array<bool, 16> used_fields_{};
+    bool has_limits_ = false;
+    std::vector<std::string> source_files_;  // the rules file, then each list file
+};
+
+struct LoadResult {
+    std::shared_ptr<const Policy> policy;  // null when there was any error
+    Diagnostics diagnostics;
+};
+
+// Parses, checks and compiles a rules file and the list files it names. This is the one
+// entry point that start-up, reload and --check all use.
+LoadResult load_policy_file(const std::string& path);
+// The same for rules held in memory (tests, fuzzing); relative list paths are taken
+// from base_dir.
+LoadResult load_policy_text(std::string_view text, const std::string& display_name,
+                            const std::string& base_dir = ".");
+
+}  // namespace pm

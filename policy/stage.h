@@ -1,0 +1,30 @@
+// SMTP stages at which rules run, in protocol order.
+#pragma once
+
+#include <array>
+#include <optional>
+#include <string_view>
+
+namespace pm {
+
+enum class Stage { Connect, Helo, Mail, Rcpt, Data, Message };
+
+inline constexpr std::array<Stage, 6> kAllStages = {Stage::Connect, Stage::Helo, Stage::Mail,
+                                                    Stage::Rcpt,    Stage::Data, Stage::Message};
+inline constexpr std::size_t kStageCount = kAllStages.size();
+
+constexpr std::size_t stage_index(Stage s) { return static_cast<std::size_t>(s); }
+
+constexpr std::string_view stage_name(Stage s) {
+    constexpr std::array<std::string_view, kStageCount> names = {"connect", "helo", "mail",
+                                                                 "rcpt",    "data", "message"};
+    return names[stage_index(s)];
+}
+
+inline std::optional<Stage> stage_from_name(std::string_view name) {
+    for (Stage s : kAllStages)
+        if (stage_name(s) == name) return s;
+    return std::nullopt;
+}
+
+}  // namespace pm

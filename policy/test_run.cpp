@@ -1,0 +1,122 @@
+#include "policy/test_run.h"
+
+#include <fstream>
+#include <sstream>
+
+namespace pm {
+
+namespace {
+
+std::string hit_line(Stage stage, const RuleHit& hit, bool observed) {
+    std::string line = std::string(stage_name(stage)) + ": rule=" + hit.rule_id + " action=" +
+                       (observed ? "would-" : "") + std::string(action_name(hit.action));
+    if (hit.reply) line += " reply=\"" + hit.reply->line() + "\"";
+    if (hit.action == ActionKind::AddHeader) line += " header=\"" + hit.detail + "\"";
+    if (hit.action == ActionKind::Quarantine) line += " reason=\"" + hit.detail + "\"";
+    return line;
+}
+
+// Splits a message file into headers (unfolded) and counts its bytes.
+bool read_message(const std::string& path, Conversation& conv, std::ostream& errors) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        errors << "policy-milter: cannot read message file \"" << path << "\"\n";
+        return false;
+    }
+    std::string line, name, value;
+    std::uint64_t size = 0;
+    bool in_headers = true;
+    auto flush = [&] {
+        if (!name.empty()) conv.header(name, value);
+        name.clear();
+        value.clear();
+    };
+    while (std::getline(in, line)) {
+        size += line.size() + 1;
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (!in_headers) continue;
+        if (line.empty()) {
+            flush();
+            in_headers = false;
+        } else if ((line[0] == ' ' || line[0] == '\t') && !name.empty()) {
+            value += line;  // folded continuation
+        } else if (auto colon = line.find(':'); colon != std::string::npos) {
+            flush();
+            name = line.substr(0, colon);
+            value = line.substr(colon + 1);
+            auto start = value.find_first_not_of(" \t");
+            value = start == std::string::npos ? "" : value.substr(start);
+        }
+    }
+    flush();
+    conv.body_bytes(size);
+    return true;
+}
+
+}  // namespace
+
+std::string format_decision(const Decision& d) {
+    std::ostringstream out;
+    for (const auto& hit : d.observed) out << hit_line(d.stage, hit, true) << '\n';
+    for (const auto& hit : d.added) out << hit_line(d.stage, hit, false) << '\n';
+    if (!d.error.empty()) out << stage_name(d.stage) << ": note: " << d.error << '\n';
+    if (d.verdict == Verdict::Continue) {
+        out << stage_name(d.stage) << ": no rule\n";
+        return out.str();
+    }
+    out << stage_name(d.stage) << ": rule=" << d.rule_id << " action=" << verdict_name(d.verdict);
+    if (d.reply) out << " reply=\"" << d.reply->line() << '"';
+    if (d.verdict == Verdict::Quarantine) out << " reason=\"" << d.quarantine_reason << '"';
+    out << '\n';
+    return out.str();
+}
+
+int run_test_transaction(std::shared_ptr<const Policy> policy, const TestTransaction& tx,
+                         const ConversationOptions& options, std::ostream& out,
+                         std::ostream& errors) {
+    auto ip = parse_ip(tx.client_ip);
+    if (!ip) {
+        errors << "policy-milter: --client \"" << tx.client_ip << "\" is not an IP address\n";
+        return 2;
+    }
+    MemoryCounterStore store;
+    Conversation conv([policy] { return policy; }, store, options);
+
+    // Returns true when the session goes on after this event.
+    auto show = [&](const Decision& d) {
+        out << format_decision(d);
+        if (d.closes_connection() || d.verdict == Verdict::Accept) return false;
+        return true;
+    };
+
+    Decision d = conv.connect(*ip, tx.client_name, tx.client_port);
+    if (!show(d) || d.refused()) return 0;
+    if (tx.helo) {
+        d = conv.helo(*tx.helo);
+        if (!show(d) || d.refused()) return 0;
+    }
+    if (!tx.from && tx.rcpts.empty()) return 0;
+    d = conv.mail(tx.from.value_or(""), tx.auth_user, tx.size, tx.tls);
+    if (!show(d) || d.refused()) return 0;
+    for (const auto& rcpt : tx.rcpts) {
+        d = conv.rcpt(rcpt);
+        if (!show(d)) return 0;
+    }
+    if (conv.facts().accepted_recipients.empty()) return 0;
+    d = conv.data();
+    if (!show(d) || d.refused()) return 0;
+    for (const auto& h : tx.headers) {
+        auto colon = h.find(':');
+        std::string name = h.substr(0, colon);
+        std::string value = colon == std::string::npos ? "" : h.substr(colon + 1);
+        auto start = value.find_first_not_of(" \t");
+        value = start == std::string::npos ? "" : value.substr(start);
+        conv.header(name, value);
+        conv.body_bytes(h.size() + 2);
+    }
+    if (tx.message_file && !read_message(*tx.message_file, conv, errors)) return 2;
+    show(conv.message());
+    return 0;
+}
+
+}  // namespace pm
