@@ -1,0 +1,202 @@
+// Spec §3 limits with the in-memory store: what counts, when, and the window math.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "test_util.h"
+
+namespace pm {
+namespace {
+
+using testing::must_load;
+using testing::summary;
+
+struct FakeClock {
+    std::uint64_t now_ms = 1'000'000;
+    Clock fn() {
+        return [this] { return now_ms; };
+    }
+};
+
+struct LimitedSession {
+    LimitedSession(std::shared_ptr<const Policy> p, MemoryCounterStore& store)
+        : policy(std::move(p)), conv([this] { return policy; }, store) {}
+    std::shared_ptr<const Policy> policy;
+    Conversation conv;
+};
+
+const char* kSenderHourly =
+    "limit \"sender-hourly\" at mail key sender max 3 per 1h\n"
+    "    tempfail 452 4.7.1 \"Too many messages from {sender}\"\n";
+
+// One complete message from `from`; returns the mail-stage decision.
+Decision send(const std::shared_ptr<const Policy>& p, MemoryCounterStore& store,
+              const std::string& from, bool finish = true) {
+    LimitedSession s(p, store);
+    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    Decision d = s.conv.mail(from, "", 0, false);
+    if (d.refused()) return d;
+    s.conv.rcpt("<r@y>");
+    s.conv.data();
+    if (finish)
+        s.conv.message();
+    else
+        s.conv.abort();
+    return d;
+}
+
+TEST(Limits, CountsOnlyAcceptedMessages) {
+    FakeClock clock;
+    MemoryCounterStore store(clock.fn());
+    auto p = must_load(kSenderHourly);
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(send(p, store, "<a@x>").verdict, Verdict::Continue);
+    EXPECT_EQ(summary(send(p, store, "<A@X>")), "tempfail 452 4.7.1 Too many messages from A@X");
+    EXPECT_EQ(send(p, store, "<b@x>").verdict, Verdict::Continue);  // another key
+}
+
+TEST(Limits, AbortedTransactionsDoNotCount) {
+    FakeClock clock;
+    MemoryCounterStore store(clock.fn());
+    auto p = must_load(kSenderHourly);
+    for (int i = 0; i < 10; ++i) send(p, store, "<a@x>", /*finish=*/false);
+    EXPECT_EQ(store.count("sender-hourly\x1f" "a@x", 3600), 0u);
+    EXPECT_EQ(send(p, store, "<a@x>").verdict, Verdict::Continue);
+}
+
+TEST(Limits, RejectedMessagesAndRecipientsDoNotCount) {
+    FakeClock clock;
+    MemoryCounterStore store(clock.fn());
+    auto p = must_load(
+        "limit \"rcpts\" at rcpt key sender max 2 recipients per 1d tempfail 452 4.5.3\n"
+        "rule \"bad\" at rcpt when recipient.local == \"bad\" reject 550 5.1.1\n"
+        "rule \"spam\" at message when header[\"Subject\"] == \"spam\" reject\n");
+    auto message = [&](std::vector<std::string> rcpts, const std::string& subject) {
+        LimitedSession s(p, store);
+        s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
+        s.conv.mail("<a@x>", "", 0, false);
+        std::string out;
+        for (const auto& r : rcpts) out += summary(s.conv.rcpt(r)).substr(0, 8) + ",";
+        s.conv.data();
+        s.conv.header("Subject", subject);
+        s.conv.message();
+        return out;
+    };
+    EXPECT_EQ(message({"<bad@y>", "<bad@y>", "<g1@y>"}, "spam"), "reject 5,reject 5,continue,");
+    EXPECT_EQ(store.count("rcpts\x1f" "a@x", 86400), 0u);  // the message was rejected
+    EXPECT_EQ(message({"<bad@y>", "<g1@y>", "<g2@y>", "<g3@y>"}, "ok"),
+              "reject 5,continue,continue,tempfail,");
+    EXPECT_EQ(store.count("rcpts\x1f" "a@x", 86400), 2u);
+}
+
+TEST(Limits, SlidingWindowWithInjectedClock) {
+    FakeClock clock;
+    MemoryCounterStore store(clock.fn());
+    auto p = must_load(kSenderHourly);
+    for (int i = 0; i < 3; ++i) send(p, store, "<a@x>");
+    EXPECT_TRUE(send(p, store, "<a@x>").refused());
+    clock.now_ms += 3600 * 1000 / 2;  // half a window later all three are still inside
+    EXPECT_TRUE(send(p, store, "<a@x>").refused());
+    clock.now_ms += 3600 * 1000 / 2 + 1000;  // one window on: the previous bucket weighs ~1
+    EXPECT_EQ(store.count("sender-hourly\x1f" "a@x", 3600), 3u);
+    clock.now_ms += 3600 * 1000 * 2 / 3;  // two thirds into the next: ~1/3 of 3 remains
+    EXPECT_EQ(store.count("sender-hourly\x1f" "a@x", 3600), 1u);
+    EXPECT_EQ(send(p, store, "<a@x>").verdict, Verdict::Continue);
+    clock.now_ms += 3600 * 1000 * 3;  // long idle: nothing left
+    EXPECT_EQ(store.count("sender-hourly\x1f" "a@x", 3600), 0u);
+}
+
+TEST(Limits, ConnectionRateCountsAtConnect) {
+    FakeClock clock;
+    MemoryCounterStore store(clock.fn());
+    auto p = must_load("limit \"conn\" at connect key client.ip/64 max 2 per 1m tempfail 421 4.7.0 "
+                       "\"Too many connections from {client.ip}\"\n");
+    auto connect = [&](const char* ip) {
+        LimitedSession s(p, store);
+        return summary(s.conv.connect(parse_ip(ip), "unknown", 1));
+    };
+    EXPECT_EQ(connect("2001:db8::1"), "continue");
+    EXPECT_EQ(connect("2001:db8::2"), "continue");  // same /64
+    EXPECT_EQ(connect("2001:db8::3"), "tempfail 421 4.7.0 Too many connections from 2001:db8::3");
+    EXPECT_EQ(connect("2001:db8:0:1::1"), "continue");  // another /64
+    EXPECT_EQ(connect("192.0.2.1"), "continue");
+}
+
+TEST(Limits, BytesAtMailAndMessage) {
+    FakeClock clock;
+    MemoryCounterStore store(clock.fn());
+    auto p = must_load("limit \"vol\" at mail key sender max 1MB per 1d reject 552 5.3.4\n");
+    LimitedSession s(p, store);
+    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    EXPECT_EQ(s.conv.mail("<a@x>", "", 600 << 10, false).verdict, Verdict::Continue);
+    s.conv.rcpt("<b@y>");
+    s.conv.data();
+    s.conv.message();
+    EXPECT_EQ(summary(s.conv.mail("<a@x>", "", 600 << 10, false)),
+              "reject 552 5.3.4 Rejected by policy");
+}
+
+TEST(Limits, ObservedLimitStillCounts) {
+    FakeClock clock;
+    MemoryCounterStore store(clock.fn());
+    auto p = must_load("limit \"l\" at mail key sender max 1 per 1h tempfail observe\n");
+    send(p, store, "<a@x>");
+    Decision d = send(p, store, "<a@x>");
+    EXPECT_EQ(d.verdict, Verdict::Continue);
+    ASSERT_EQ(d.observed.size(), 1u);
+    EXPECT_EQ(store.count("l\x1f" "a@x", 3600), 2u);
+}
+
+class FailingStore : public CounterStore {
+public:
+    std::uint64_t count(const std::string&, std::uint64_t) override { throw StoreError("down"); }
+    void add(const std::string&, std::uint64_t, std::uint64_t) override {}
+};
+
+TEST(Limits, StoreErrorTempfailsOrPasses) {
+    FailingStore store;
+    auto p = must_load(kSenderHourly);
+    Conversation c([p] { return p; }, store);
+    c.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    Decision d = c.mail("<a@x>", "", 0, false);
+    EXPECT_EQ(summary(d), "tempfail 451 4.3.0 Local error in processing, try again later");
+    EXPECT_NE(d.error.find("store unavailable"), std::string::npos);
+    ConversationOptions pass;
+    pass.on_store_error = StoreErrorMode::Pass;
+    Conversation c2([p] { return p; }, store, pass);
+    c2.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    EXPECT_EQ(c2.mail("<a@x>", "", 0, false).verdict, Verdict::Continue);
+    auto pc = must_load("limit \"c\" at connect key client.ip max 5 per 1m tempfail\n");
+    Conversation c3([pc] { return pc; }, store);
+    EXPECT_EQ(summary(c3.connect(parse_ip("192.0.2.1"), "unknown", 1)),
+              "tempfail 421 4.3.0 Local error in processing, try again later");
+}
+
+TEST(MemoryStore, ManyThreadsCountExactly) {
+    MemoryCounterStore store;
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+        threads.emplace_back([&store, t] {
+            for (int i = 0; i < 5000; ++i) {
+                store.add("shared", 1, 3600);
+                store.add("own" + std::to_string(t), 1, 3600);
+                (void)store.count("shared", 3600);
+            }
+        });
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(store.count("shared", 3600), 40000u);
+    EXPECT_EQ(store.count("own3", 3600), 5000u);
+}
+
+TEST(MemoryStore, KeyBoundEvictsOldest) {
+    FakeClock clock;
+    MemoryCounterStore store(clock.fn(), 64);  // one key per shard
+    for (int i = 0; i < 1000; ++i) {
+        clock.now_ms += 1;
+        store.add("k" + std::to_string(i), 1, 60);
+    }
+    EXPECT_LE(store.key_count(), 64u);
+}
+
+}  // namespace
+}  // namespace pm
