@@ -51,6 +51,12 @@ std::uint64_t number_value(const FieldRef& f, const Facts& facts) {
     }
 }
 
+Decision undecided(Stage stage) {
+    Decision d;
+    d.stage = stage;
+    return d;
+}
+
 }  // namespace
 
 // The value as the client wrote it, for regexes, templates and limit keys.
@@ -351,7 +357,7 @@ Decision Conversation::connect(std::optional<IpAddress> ip, std::string_view cli
 
 Decision Conversation::helo(std::string_view name) {
     facts_.set_helo(name);
-    if (connection_accepted_) return Decision{Stage::Helo};
+    if (connection_accepted_) return undecided(Stage::Helo);
     Decision d = evaluate(Stage::Helo);
     if (!d.refused()) commit_connection_counts();
     pending_.clear();
@@ -373,7 +379,7 @@ Decision Conversation::mail(std::string_view sender, std::string_view auth_user,
     abort();
     start_transaction_if_needed();
     facts_.set_sender(sender, auth_user, size, tls);
-    if (connection_accepted_) return Decision{Stage::Mail};
+    if (connection_accepted_) return undecided(Stage::Mail);
     Decision d = evaluate(Stage::Mail);
     if (d.verdict == Verdict::Accept) message_accepted_ = true;
     if (d.refused()) abort();
@@ -383,7 +389,7 @@ Decision Conversation::mail(std::string_view sender, std::string_view auth_user,
 Decision Conversation::rcpt(std::string_view recipient) {
     start_transaction_if_needed();
     facts_.recipient = Address::from_smtp(recipient);
-    Decision d{Stage::Rcpt};
+    Decision d = undecided(Stage::Rcpt);
     if (!connection_accepted_ && !message_accepted_) {
         facts_.rcpt_count = static_cast<std::uint32_t>(facts_.accepted_recipients.size() + 1);
         d = evaluate(Stage::Rcpt);
@@ -398,7 +404,7 @@ Decision Conversation::rcpt(std::string_view recipient) {
 Decision Conversation::data() {
     start_transaction_if_needed();
     facts_.rcpt_count = static_cast<std::uint32_t>(facts_.accepted_recipients.size());
-    if (connection_accepted_ || message_accepted_) return Decision{Stage::Data};
+    if (connection_accepted_ || message_accepted_) return undecided(Stage::Data);
     Decision d = evaluate(Stage::Data);
     if (d.verdict == Verdict::Accept) message_accepted_ = true;
     return d;
@@ -410,7 +416,7 @@ void Conversation::header(std::string_view name, std::string_view value) {
 
 Decision Conversation::message() {
     start_transaction_if_needed();
-    Decision d{Stage::Message};
+    Decision d = undecided(Stage::Message);
     if (!connection_accepted_ && !message_accepted_) d = evaluate(Stage::Message);
     bool counts = !d.refused() && d.verdict != Verdict::Accept && !message_accepted_ &&
                   !connection_accepted_;

@@ -147,7 +147,9 @@ private:
     }
 
     const Token& expect(TokenKind kind, const std::string& what) {
-        if (peek().kind != kind) expected(what);
+        // A statement keyword is never a name, stage, field or number: stopping there
+        // leaves the next statement to be parsed (and checked) on its own.
+        if (peek().kind != kind || at_statement_start(peek())) expected(what);
         return next();
     }
 
@@ -557,7 +559,8 @@ private:
     Action action(Stage stage, bool is_limit) {
         const Token& t = peek();
         Action a;
-        if (t.kind != TokenKind::Word) expected("an action (pass, accept, reject, tempfail, discard, quarantine, add-header)");
+        if (t.kind != TokenKind::Word || at_statement_start(t))
+            expected("an action (pass, accept, reject, tempfail, discard, quarantine, add-header)");
         next();
         if (t.text == "pass") {
             a.kind = ActionKind::Pass;
@@ -792,6 +795,14 @@ private:
 
     void read_list_file(ListSource& src, ListMatcher& matcher, const std::string& field_name) {
         const std::string& path = *src.file;
+        // A FIFO or device (/dev/zero) would hang or exhaust memory: lists are plain files.
+        std::error_code kind_ec;
+        auto status = std::filesystem::status(path, kind_ec);
+        if (!kind_ec && std::filesystem::exists(status) &&
+            !std::filesystem::is_regular_file(status)) {
+            diags_.error(src.file_where, "list file \"" + path + "\" is not a regular file");
+            return;
+        }
         std::ifstream in(path, std::ios::binary);
         if (!in) {
             diags_.error(src.file_where, "cannot read list file \"" + path + "\": " +
@@ -825,6 +836,11 @@ private:
                 return;
             }
         }
+        // A directory opens like a file but cannot be read; say so instead of
+        // silently compiling an empty list.
+        if (in.bad())
+            diags_.error(src.file_where, "cannot read list file \"" + path + "\": " +
+                                             std::strerror(errno));
     }
 
     void warn_unused_lists() {
