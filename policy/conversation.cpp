@@ -59,22 +59,26 @@ Decision undecided(Stage stage) {
 
 }  // namespace
 
-// The value as the client wrote it, for regexes, templates and limit keys.
-std::string raw_value(const FieldRef& f, const Facts& facts, const Address* rcpt) {
+// The value as the client wrote it, for regexes, templates and limit keys. Numbers and
+// addresses are formatted into `scratch`; everything else is a view of the facts.
+static std::string_view raw_value(const FieldRef& f, const Facts& facts, const Address* rcpt,
+                           std::string& scratch) {
     switch (f.id) {
-        case FieldId::ClientIp: return facts.client_ip ? facts.client_ip->to_string() : "";
+        case FieldId::ClientIp:
+            scratch = facts.client_ip ? facts.client_ip->to_string() : "";
+            return scratch;
         case FieldId::ClientName: return facts.client_name;
         case FieldId::Helo: return facts.helo;
         case FieldId::Sender: return facts.sender.raw();
-        case FieldId::SenderLocal: return std::string(facts.sender.raw_local());
-        case FieldId::SenderDomain: return std::string(facts.sender.raw_domain());
+        case FieldId::SenderLocal: return facts.sender.raw_local();
+        case FieldId::SenderDomain: return facts.sender.raw_domain();
         case FieldId::AuthUser: return facts.auth_user;
         case FieldId::Tls: return facts.tls ? "yes" : "no";
-        case FieldId::Recipient: return rcpt ? rcpt->raw() : "";
-        case FieldId::RecipientLocal: return rcpt ? std::string(rcpt->raw_local()) : "";
-        case FieldId::RecipientDomain: return rcpt ? std::string(rcpt->raw_domain()) : "";
-        case FieldId::Header: return std::string(facts.header(f.header));
-        default: return std::to_string(number_value(f, facts));
+        case FieldId::Recipient: return rcpt ? std::string_view(rcpt->raw()) : "";
+        case FieldId::RecipientLocal: return rcpt ? rcpt->raw_local() : "";
+        case FieldId::RecipientDomain: return rcpt ? rcpt->raw_domain() : "";
+        case FieldId::Header: return facts.header(f.header);
+        default: scratch = std::to_string(number_value(f, facts)); return scratch;
     }
 }
 
@@ -87,13 +91,14 @@ std::string Template::expand(const Facts& facts, Stage stage) const {
         }
         const FieldRef& f = *part.field;
         bool many = f.info().per_recipient && stage_index(stage) > stage_index(Stage::Rcpt);
+        std::string scratch;
         if (!many) {
-            out += raw_value(f, facts, &facts.recipient);
+            out += raw_value(f, facts, &facts.recipient, scratch);
             continue;
         }
         for (std::size_t i = 0; i < facts.accepted_recipients.size(); ++i) {
             if (i > 0) out += ", ";
-            out += raw_value(f, facts, &facts.accepted_recipients[i]);
+            out += raw_value(f, facts, &facts.accepted_recipients[i], scratch);
         }
     }
     return out;
@@ -108,7 +113,9 @@ bool Conversation::atom_holds(const Condition& c, const Address* rcpt) const {
         case Condition::Kind::Truth: return facts_.tls;
         case Condition::Kind::Matches: {
             if (!c.regex) return false;
-            return RE2::PartialMatch(raw_value(c.field, facts_, rcpt), *c.regex);
+            std::string scratch;
+            std::string_view value = raw_value(c.field, facts_, rcpt, scratch);
+            return RE2::PartialMatch(re2::StringPiece(value.data(), value.size()), *c.regex);
         }
         case Condition::Kind::InList: {
             if (!c.list) return false;
@@ -205,7 +212,8 @@ std::string Conversation::limit_key(const Statement& st) const {
             key += std::to_string(number_value(k.field, facts_));
             continue;
         }
-        key += ascii_lower(raw_value(k.field, facts_, &facts_.recipient));
+        std::string scratch;
+        key += ascii_lower(raw_value(k.field, facts_, &facts_.recipient, scratch));
     }
     return key;
 }
@@ -244,7 +252,7 @@ Decision Conversation::evaluate(Stage stage) {
                 header_value = ascii_lower(facts_.header(idx.field.header));
                 v = header_value;
             }
-            auto it = idx.by_value.find(std::string(v));
+            auto it = idx.by_value.find(v);
             if (it != idx.by_value.end())
                 candidates_.insert(candidates_.end(), it->second.begin(), it->second.end());
         }

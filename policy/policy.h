@@ -95,11 +95,19 @@ struct Statement {
 // Rules of one stage. Those whose condition requires `field == "literal"` are also
 // indexed by that literal, so a policy of a thousand per-address rules costs a hash
 // lookup instead of a thousand comparisons.
+// Lets the rule index be searched with a string_view, without building a string.
+struct TransparentStringHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+};
+
 struct StagePolicy {
     std::vector<std::uint32_t> unindexed;  // statement indices, file order
     struct EqualityIndex {
         FieldRef field;
-        std::unordered_map<std::string, std::vector<std::uint32_t>> by_value;
+        std::unordered_map<std::string, std::vector<std::uint32_t>, TransparentStringHash,
+                           std::equal_to<>>
+            by_value;
     };
     std::vector<EqualityIndex> indexes;
     bool empty() const { return unindexed.empty() && indexes.empty(); }
