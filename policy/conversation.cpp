@@ -208,17 +208,22 @@ std::string Conversation::limit_key(const Statement& st) const {
             key += ip.to_string();
             continue;
         }
-        if (k.field.info().type == ValueType::Number) {
-            key += std::to_string(number_value(k.field, facts_));
-            continue;
+        switch (k.field.info().type) {
+            case ValueType::Number: key += std::to_string(number_value(k.field, facts_)); break;
+            case ValueType::Text:
+                if (k.field.id == FieldId::Header) {
+                    key += ascii_lower(facts_.header(k.field.header));
+                    break;
+                }
+                [[fallthrough]];
+            default: key += lower_value(k.field, facts_, &facts_.recipient); break;
         }
-        std::string scratch;
-        key += ascii_lower(raw_value(k.field, facts_, &facts_.recipient, scratch));
     }
     return key;
 }
 
 std::uint64_t Conversation::limit_amount(const Statement& st, const std::string& key) const {
+    if (st.stage == Stage::Helo && helo_counted_) return 0;  // a repeated EHLO, counted once
     switch (st.limit->unit) {
         case LimitUnit::Messages:
             // A message counts once per key however many events look at it.
@@ -355,9 +360,11 @@ Decision Conversation::connect(std::optional<IpAddress> ip, std::string_view cli
     policy_ = source_();
     facts_ = Facts{};
     facts_.set_client(ip, client_name, port);
+    helo_counted_ = false;
     Decision d = evaluate(Stage::Connect);
-    // Connection-level limits count connections, at once: there is no message to wait for.
-    if (!d.refused()) commit_connection_counts();
+    // Connection-level limits count connections, at once: there is no message to wait
+    // for. An accepted connection, like an accepted message, counts nothing.
+    if (!d.refused() && d.verdict != Verdict::Accept) commit_connection_counts();
     pending_.clear();
     if (d.verdict == Verdict::Accept) connection_accepted_ = true;
     return d;
@@ -367,7 +374,11 @@ Decision Conversation::helo(std::string_view name) {
     facts_.set_helo(name);
     if (connection_accepted_) return undecided(Stage::Helo);
     Decision d = evaluate(Stage::Helo);
-    if (!d.refused()) commit_connection_counts();
+    // A client repeats EHLO after STARTTLS: a helo limit still counts the connection once.
+    if (!d.refused() && d.verdict != Verdict::Accept && !helo_counted_) {
+        commit_connection_counts();
+        helo_counted_ = true;
+    }
     pending_.clear();
     if (d.verdict == Verdict::Accept) connection_accepted_ = true;
     return d;
@@ -382,6 +393,16 @@ void Conversation::start_transaction_if_needed() {
     if (auto latest = source_()) policy_ = std::move(latest);
 }
 
+void Conversation::after_message_event(const Decision& d) {
+    if (d.verdict == Verdict::Accept) message_accepted_ = true;
+    // The MTA drops a discarded message and tells the milter nothing more of it; it was
+    // accepted as far as the client knows, so it counts now.
+    if (d.verdict == Verdict::Discard) {
+        commit_connection_counts();
+        message_accepted_ = true;
+    }
+}
+
 Decision Conversation::mail(std::string_view sender, std::string_view auth_user,
                             std::uint64_t size, bool tls) {
     abort();
@@ -389,7 +410,7 @@ Decision Conversation::mail(std::string_view sender, std::string_view auth_user,
     facts_.set_sender(sender, auth_user, size, tls);
     if (connection_accepted_) return undecided(Stage::Mail);
     Decision d = evaluate(Stage::Mail);
-    if (d.verdict == Verdict::Accept) message_accepted_ = true;
+    after_message_event(d);
     if (d.refused()) abort();
     return d;
 }
@@ -401,7 +422,7 @@ Decision Conversation::rcpt(std::string_view recipient) {
     if (!connection_accepted_ && !message_accepted_) {
         facts_.rcpt_count = static_cast<std::uint32_t>(facts_.accepted_recipients.size() + 1);
         d = evaluate(Stage::Rcpt);
-        if (d.verdict == Verdict::Accept) message_accepted_ = true;
+        after_message_event(d);
     }
     if (!d.refused()) facts_.accepted_recipients.push_back(facts_.recipient);
     facts_.rcpt_count = static_cast<std::uint32_t>(facts_.accepted_recipients.size());
@@ -414,7 +435,7 @@ Decision Conversation::data() {
     facts_.rcpt_count = static_cast<std::uint32_t>(facts_.accepted_recipients.size());
     if (connection_accepted_ || message_accepted_) return undecided(Stage::Data);
     Decision d = evaluate(Stage::Data);
-    if (d.verdict == Verdict::Accept) message_accepted_ = true;
+    after_message_event(d);
     return d;
 }
 

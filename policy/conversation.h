@@ -63,6 +63,7 @@ private:
     std::uint64_t limit_amount(const Statement& st, const std::string& key) const;
     Reply make_reply(const Action& a, Stage stage) const;
     void commit_connection_counts();
+    void after_message_event(const Decision& d);
     void start_transaction_if_needed();
 
     PolicySource source_;
@@ -71,8 +72,9 @@ private:
     std::shared_ptr<const Policy> policy_;
     Facts facts_;
     bool connection_accepted_ = false;
+    bool helo_counted_ = false;
     bool in_transaction_ = false;
-    bool message_accepted_ = false;  // `accept` at mail/rcpt/data: no more rules, no counts
+    bool message_accepted_ = false;  // accept or discard decided: no more rules for it
 
     struct Pending {
         std::uint64_t amount = 0;

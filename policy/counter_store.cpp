@@ -21,52 +21,68 @@ MemoryCounterStore::Shard& MemoryCounterStore::shard_for(const std::string& key)
     return shards_[std::hash<std::string>{}(key) % kShards];
 }
 
-void MemoryCounterStore::roll(Counter& c, std::uint64_t now, std::uint64_t window_ms) {
-    if (now < c.bucket_start_ms + window_ms) return;
-    std::uint64_t buckets_passed = (now - c.bucket_start_ms) / window_ms;
-    c.previous = buckets_passed == 1 ? c.current : 0;
-    c.current = 0;
-    c.bucket_start_ms += buckets_passed * window_ms;
+namespace {
+std::uint64_t slot_length_ms(std::uint64_t window_seconds) {
+    std::uint64_t window_ms = window_seconds * 1000;
+    return std::max<std::uint64_t>(
+        1, (window_ms + MemoryCounterStore::kSlotsPerWindow - 1) /
+               MemoryCounterStore::kSlotsPerWindow);
+}
+}  // namespace
+
+void MemoryCounterStore::advance(Counter& c, std::uint64_t now, std::uint64_t slot_ms) {
+    if (c.slot_ms != slot_ms) {  // a reload changed the window: start this key afresh
+        c = Counter{};
+        c.slot_ms = slot_ms;
+        c.newest_start_ms = now - now % slot_ms;
+        return;
+    }
+    if (now < c.newest_start_ms + slot_ms) return;
+    std::uint64_t steps = (now - c.newest_start_ms) / slot_ms;
+    if (steps >= c.slots.size()) {
+        c.slots.fill(0);
+    } else {
+        for (std::uint64_t i = 0; i < steps; ++i) {
+            c.newest = (c.newest + 1) % c.slots.size();
+            c.slots[c.newest] = 0;
+        }
+    }
+    c.newest_start_ms += steps * slot_ms;
 }
 
-std::uint64_t MemoryCounterStore::estimate(const Counter& c, std::uint64_t now,
-                                           std::uint64_t window_ms) {
-    std::uint64_t into_bucket = now - c.bucket_start_ms;
-    // The part of the previous bucket still inside the sliding window, rounded up so an
-    // estimate never lets more through than the limit.
-    std::uint64_t overlap = window_ms - std::min(into_bucket, window_ms);
-    std::uint64_t weighted = (c.previous * overlap + window_ms - 1) / window_ms;
-    return c.current + weighted;
+std::uint64_t MemoryCounterStore::total(const Counter& c) {
+    std::uint64_t sum = 0;
+    for (std::uint64_t v : c.slots) sum += v;
+    return sum;
 }
 
 std::uint64_t MemoryCounterStore::count(const std::string& key, std::uint64_t window_seconds) {
     std::uint64_t now = clock_();
-    std::uint64_t window_ms = window_seconds * 1000;
     Shard& shard = shard_for(key);
     std::lock_guard lock(shard.mutex);
     auto it = shard.counters.find(key);
     if (it == shard.counters.end()) return 0;
-    roll(it->second, now, window_ms);
-    return estimate(it->second, now, window_ms);
+    advance(it->second, now, slot_length_ms(window_seconds));
+    return total(it->second);
 }
 
 void MemoryCounterStore::add(const std::string& key, std::uint64_t amount,
                              std::uint64_t window_seconds) {
     std::uint64_t now = clock_();
-    std::uint64_t window_ms = window_seconds * 1000;
     Shard& shard = shard_for(key);
     std::lock_guard lock(shard.mutex);
     auto it = shard.counters.find(key);
     if (it == shard.counters.end()) {
-        if (shard.counters.size() >= max_keys_per_shard_) evict_oldest(shard, now);
-        it = shard.counters.emplace(key, Counter{now, 0, 0, now}).first;
+        if (shard.counters.size() >= max_keys_per_shard_) evict_oldest(shard);
+        it = shard.counters.emplace(key, Counter{}).first;
     }
-    roll(it->second, now, window_ms);
-    it->second.current += amount;
-    it->second.touched_ms = now;
+    Counter& c = it->second;
+    advance(c, now, slot_length_ms(window_seconds));
+    c.slots[c.newest] += amount;
+    c.touched_ms = now;
 }
 
-void MemoryCounterStore::evict_oldest(Shard& shard, std::uint64_t) {
+void MemoryCounterStore::evict_oldest(Shard& shard) {
     auto oldest = std::min_element(shard.counters.begin(), shard.counters.end(),
                                    [](const auto& a, const auto& b) {
                                        return a.second.touched_ms < b.second.touched_ms;

@@ -2,6 +2,7 @@
 // connection of the daemon and survives policy reloads.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
@@ -31,9 +32,10 @@ public:
 using Clock = std::function<std::uint64_t()>;  // milliseconds since an epoch
 Clock system_clock_ms();
 
-// In-process store. The window is approximated with two fixed buckets (the previous
-// window's count weighted by how much of it still overlaps the sliding window), which
-// is exact for the current bucket and assumes even arrivals within the previous one.
+// In-process store. Each key keeps a ring of slots, each a tenth of the window; the
+// count is the sum of the slots that overlap the window, so it can only err on the safe
+// side: it never lets more through than the limit in any window, and may refuse early by
+// at most the events of the one slot that straddles the window's start (a tenth of it).
 // The key space is split over shards, each with its own lock, so connections rarely
 // contend; a bound on keys evicts the least recently touched.
 class MemoryCounterStore : public CounterStore {
@@ -44,11 +46,15 @@ public:
     void add(const std::string& key, std::uint64_t amount, std::uint64_t window_seconds) override;
     std::size_t key_count();
 
+    static constexpr std::size_t kSlotsPerWindow = 10;
+
 private:
     struct Counter {
-        std::uint64_t bucket_start_ms = 0;  // start of the current fixed bucket
-        std::uint64_t current = 0;
-        std::uint64_t previous = 0;
+        // One slot more than the window holds: the window's start falls inside it.
+        std::array<std::uint64_t, kSlotsPerWindow + 1> slots{};
+        std::size_t newest = 0;             // index of the slot that holds `now`
+        std::uint64_t newest_start_ms = 0;  // start time of that slot
+        std::uint64_t slot_ms = 0;
         std::uint64_t touched_ms = 0;
     };
     struct Shard {
@@ -58,9 +64,9 @@ private:
     static constexpr std::size_t kShards = 64;
 
     Shard& shard_for(const std::string& key);
-    static void roll(Counter& c, std::uint64_t now, std::uint64_t window_ms);
-    static std::uint64_t estimate(const Counter& c, std::uint64_t now, std::uint64_t window_ms);
-    void evict_oldest(Shard& shard, std::uint64_t now);
+    static void advance(Counter& c, std::uint64_t now, std::uint64_t slot_ms);
+    static std::uint64_t total(const Counter& c);
+    void evict_oldest(Shard& shard);
 
     Clock clock_;
     std::size_t max_keys_per_shard_;

@@ -31,7 +31,11 @@ Address Address::from_smtp(std::string_view text) {
     }
     Address a;
     a.raw_ = std::string(text);
-    a.lower_ = ascii_lower(text);
+    // "user@example.org." is the same domain as "user@example.org", as for host names.
+    std::string_view compare = text;
+    if (compare.find('@') != std::string_view::npos)
+        while (!compare.empty() && compare.back() == '.') compare.remove_suffix(1);
+    a.lower_ = ascii_lower(compare);
     auto at = a.raw_.rfind('@');
     a.at_ = at == std::string::npos ? a.raw_.size() : at;
     return a;

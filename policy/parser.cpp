@@ -304,8 +304,19 @@ private:
         LimitKeyField key;
         key.field = field_ref(t, name, stage);
         key.prefix_length = prefix;
+        if (key.field.id == FieldId::Header) {
+            expect(TokenKind::LBracket, "'[' after header");
+            const Token& header = expect_string("a quoted header name");
+            if (header.text.empty()) diags_.error(loc(header), "empty header name");
+            key.field.header = ascii_lower(header.text);
+            expect(TokenKind::RBracket, "']'");
+        }
         if (key.field.info().type == ValueType::Bool)
             diags_.error(loc(t), "key field " + quote(name) + " is a boolean; key on a value");
+        else if (key.field.info().per_recipient && stage != Stage::Rcpt &&
+                 stage_index(key.field.info().since) <= stage_index(stage))
+            diags_.error(loc(t), "key field " + quote(name) + " has one value per recipient; " +
+                                     "a limit keyed on it belongs at the rcpt stage");
         return key;
     }
 
@@ -831,6 +842,7 @@ private:
                 item.remove_suffix(1);
             if (item.empty()) continue;
             SourceLocation where{file_name, line_no, static_cast<std::uint32_t>(lead + 1)};
+            if (item == "\"\"") item = {};  // the null sender, written as inline
             if (!matcher.add_item(item, where, field_name, diags_) && ++bad >= 20) {
                 diags_.error(where, "too many bad items in list file \"" + path + "\"; stopping");
                 return;
@@ -848,9 +860,14 @@ private:
             const ListSource& src = named_lists_.at(name);
             if (src.used || referenced_lists_.count(name)) continue;
             diags_.warning(src.where, "list " + quote(name) + " is never used");
-            if (src.file && !std::filesystem::exists(*src.file))
-                diags_.error(src.file_where, "cannot read list file \"" + *src.file +
-                                                 "\": No such file or directory");
+            // Still read its file, so a reload cannot trip over it later; as text, every
+            // item fits, so only an unreadable file is reported.
+            if (src.file) {
+                ListSource copy = src;
+                FieldRef as_text;
+                as_text.id = FieldId::AuthUser;
+                compile_list(copy, as_text);
+            }
         }
     }
 

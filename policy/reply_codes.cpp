@@ -53,7 +53,8 @@ const std::set<std::string>& registry() {
 }
 
 bool parse_int(std::string_view text, int& out) {
-    if (text.empty() || text.size() > 3) return false;
+    // RFC 3463 numbers have 1 to 3 digits; "01" is not a number it allows.
+    if (text.empty() || text.size() > 3 || (text.size() > 1 && text[0] == '0')) return false;
     auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
     return ec == std::errc{} && ptr == text.data() + text.size();
 }

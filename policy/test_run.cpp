@@ -85,7 +85,9 @@ int run_test_transaction(std::shared_ptr<const Policy> policy, const TestTransac
     // Returns true when the session goes on after this event.
     auto show = [&](const Decision& d) {
         out << format_decision(d);
-        if (d.closes_connection() || d.verdict == Verdict::Accept) return false;
+        if (d.closes_connection() || d.verdict == Verdict::Accept ||
+            d.verdict == Verdict::Discard)
+            return false;
         return true;
     };
 

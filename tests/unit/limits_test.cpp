@@ -90,20 +90,36 @@ TEST(Limits, RejectedMessagesAndRecipientsDoNotCount) {
 }
 
 TEST(Limits, SlidingWindowWithInjectedClock) {
-    FakeClock clock;
+    FakeClock clock;  // starts 1000 s after its epoch: 280 s into a 360 s slot
     MemoryCounterStore store(clock.fn());
     auto p = must_load(kSenderHourly);
+    const std::string key = "sender-hourly\x1f" "a@x";
     for (int i = 0; i < 3; ++i) send(p, store, "<a@x>");
     EXPECT_TRUE(send(p, store, "<a@x>").refused());
-    clock.now_ms += 3600 * 1000 / 2;  // half a window later all three are still inside
+    clock.now_ms += 1800 * 1000;  // half a window later all three are still inside
     EXPECT_TRUE(send(p, store, "<a@x>").refused());
-    clock.now_ms += 3600 * 1000 / 2 + 1000;  // one window on: the previous bucket weighs ~1
-    EXPECT_EQ(store.count("sender-hourly\x1f" "a@x", 3600), 3u);
-    clock.now_ms += 3600 * 1000 * 2 / 3;  // two thirds into the next: ~1/3 of 3 remains
-    EXPECT_EQ(store.count("sender-hourly\x1f" "a@x", 3600), 1u);
+    clock.now_ms += 1800 * 1000;  // exactly one window on: still counted (safe side)
+    EXPECT_EQ(store.count(key, 3600), 3u);
+    clock.now_ms += 120 * 1000;  // past the slot that held them: gone
+    EXPECT_EQ(store.count(key, 3600), 0u);
     EXPECT_EQ(send(p, store, "<a@x>").verdict, Verdict::Continue);
-    clock.now_ms += 3600 * 1000 * 3;  // long idle: nothing left
-    EXPECT_EQ(store.count("sender-hourly\x1f" "a@x", 3600), 0u);
+}
+
+TEST(Limits, WindowNeverLetsMoreThroughThanTheLimit) {
+    // One event at 0 s and nine at 59 s, max 10 per minute: nothing more may pass until
+    // the nine are a minute old.
+    FakeClock clock;
+    clock.now_ms = 0;
+    MemoryCounterStore store(clock.fn());
+    store.add("k", 1, 60);
+    clock.now_ms = 59'000;
+    store.add("k", 9, 60);
+    for (std::uint64_t t = 59'000; t < 119'000; t += 500) {
+        clock.now_ms = t;
+        EXPECT_GE(store.count("k", 60), 9u) << "at " << t << " ms";
+    }
+    clock.now_ms = 126'000;  // at most one 6 s slot late
+    EXPECT_EQ(store.count("k", 60), 0u);
 }
 
 TEST(Limits, ConnectionRateCountsAtConnect) {
@@ -196,6 +212,65 @@ TEST(MemoryStore, KeyBoundEvictsOldest) {
         store.add("k" + std::to_string(i), 1, 60);
     }
     EXPECT_LE(store.key_count(), 64u);
+}
+
+}  // namespace
+}  // namespace pm
+
+namespace pm {
+namespace {
+
+TEST(Limits, AcceptedConnectionCountsNothing) {
+    MemoryCounterStore store;
+    auto p = must_load("limit \"conn\" at connect key client.ip max 1 per 1m tempfail 421\n"
+                       "rule \"lan\" at connect when client.ip in [10.0.0.0/8] accept\n");
+    for (int i = 0; i < 3; ++i) {
+        Conversation c([p] { return p; }, store);
+        EXPECT_EQ(c.connect(parse_ip("10.0.0.1"), "unknown", 1).verdict, Verdict::Accept);
+    }
+}
+
+TEST(Limits, HeloLimitCountsTheConnectionOnce) {
+    MemoryCounterStore store;
+    auto p = must_load("limit \"h\" at helo key helo max 1 per 1m tempfail 421\n");
+    Conversation c([p] { return p; }, store);
+    c.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    EXPECT_EQ(c.helo("mx.example.").verdict, Verdict::Continue);
+    EXPECT_EQ(c.helo("MX.example").verdict, Verdict::Continue);  // EHLO again after STARTTLS
+    Conversation c2([p] { return p; }, store);
+    c2.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    EXPECT_TRUE(c2.helo("mx.example").refused());  // same key as == compares it
+}
+
+TEST(Limits, KeyOnAHeader) {
+    MemoryCounterStore store;
+    auto p = must_load(
+        "limit \"list\" at message key header[\"List-Id\"] max 1 per 1h tempfail 451\n");
+    auto message = [&](const char* list_id) {
+        Conversation c([p] { return p; }, store);
+        c.connect(parse_ip("192.0.2.1"), "unknown", 1);
+        c.mail("<a@x>", "", 0, false);
+        c.rcpt("<b@y>");
+        c.data();
+        c.header("List-ID", list_id);
+        return c.message().verdict;
+    };
+    EXPECT_EQ(message("<one.example>"), Verdict::Continue);
+    EXPECT_EQ(message("<two.example>"), Verdict::Continue);
+    EXPECT_EQ(message("<ONE.example>"), Verdict::Tempfail);
+}
+
+TEST(Limits, DiscardedMessageCountsAndEndsTheMessage) {
+    MemoryCounterStore store;
+    auto p = must_load("limit \"l\" at mail key sender max 1 per 1h tempfail\n"
+                       "rule \"drop\" at rcpt when recipient.local == \"spamtrap\" discard\n"
+                       "rule \"never\" at data reject\n");
+    Conversation c([p] { return p; }, store);
+    c.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    c.mail("<a@x>", "", 0, false);
+    EXPECT_EQ(c.rcpt("<spamtrap@y>").verdict, Verdict::Discard);
+    EXPECT_EQ(c.data().verdict, Verdict::Continue);  // nothing more is decided for it
+    EXPECT_EQ(store.count("l\x1f" "a@x", 3600), 1u);
 }
 
 }  // namespace
