@@ -1,7 +1,8 @@
-// policy-milter: entry point. --check and --test run the same loader as start-up.
+// policy-milter: entry point. The daemon, --check and --test run the same loader.
 #include <iostream>
 
 #include "config/options.h"
+#include "milter/daemon.h"
 #include "policy/policy.h"
 #include "policy/test_run.h"
 
@@ -42,8 +43,7 @@ int main(int argc, char** argv) {
     switch (options.mode) {
         case pm::Mode::Check: return check_rules(options);
         case pm::Mode::Test: return test_transaction(options);
-        default: break;
+        case pm::Mode::Run: return pm::run_daemon(options, argc, argv);
+        default: return 0;  // help and version were handled while parsing
     }
-    std::cerr << "policy-milter: the milter daemon is not built yet; use --check or --test\n";
-    return 2;
 }

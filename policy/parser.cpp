@@ -342,6 +342,12 @@ private:
                                                 " counts bytes, not " + unit_tok.text);
             lim.unit = named;
         }
+        // The milter must ask the MTA for what the limit counts, as for a condition.
+        FieldId counted = lim.unit == LimitUnit::Recipients ? FieldId::RcptCount
+                          : st.stage == Stage::Message       ? FieldId::MessageSize
+                                                             : FieldId::MailSize;
+        if (lim.unit != LimitUnit::Messages)
+            policy_->used_fields_[static_cast<std::size_t>(counted)] = true;
         if (lim.unit == LimitUnit::Recipients &&
             stage_index(st.stage) < stage_index(Stage::Rcpt))
             diags_.error(loc(unit_tok.kind == TokenKind::Word ? unit_tok : n),

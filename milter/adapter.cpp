@@ -1,0 +1,397 @@
+#include "milter/adapter.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+
+#include "config/decision_log.h"
+
+namespace pm {
+
+namespace {
+
+AdapterSettings g_settings;
+
+// Everything the adapter keeps for one MTA connection, across several messages.
+struct Connection {
+    explicit Connection(ConversationOptions options)
+        : conversation(g_settings.policy, *g_settings.store, options) {}
+
+    Conversation conversation;
+    LogSubject subject;  // what the log says about the session
+};
+
+Connection* connection_of(SMFICTX* ctx) { return static_cast<Connection*>(smfi_getpriv(ctx)); }
+
+// Every callback after connect needs the context; its absence is a local error.
+Connection& require_connection(SMFICTX* ctx) {
+    Connection* c = connection_of(ctx);
+    if (!c) throw std::logic_error("no connection context (connect callback missing)");
+    return *c;
+}
+
+std::string macro(SMFICTX* ctx, const char* name) {
+    const char* value = smfi_getsymval(ctx, const_cast<char*>(name));
+    return value ? value : "";
+}
+
+void refresh_queue_id(SMFICTX* ctx, LogSubject& subject) {
+    std::string id = macro(ctx, "i");
+    if (!id.empty()) subject.queue_id = std::move(id);
+}
+
+void log_decision(const Decision& d, const LogSubject& subject) {
+    for (const auto& line : decision_log_lines(d, subject)) {
+        switch (line.level) {
+            case LogLevel::Debug: spdlog::debug("{}", line.text); break;
+            case LogLevel::Info: spdlog::info("{}", line.text); break;
+            case LogLevel::Warning: spdlog::warn("{}", line.text); break;
+        }
+    }
+}
+
+bool set_reply(SMFICTX* ctx, const Reply& reply) {
+    std::string code = std::to_string(reply.code);
+    std::string enhanced = reply.enhanced.to_string();
+    std::string text = reply.milter_text();
+    return smfi_setreply(ctx, code.data(), enhanced.data(), text.data()) == MI_SUCCESS;
+}
+
+// A refusal goes out with the status that matches its code's class: libmilter drops a
+// 4xx reply paired with SMFIS_REJECT (and a 5xx with TEMPFAIL), and the MTA then
+// answers with its own default text.
+sfsistat refuse(SMFICTX* ctx, const Reply& reply) {
+    if (!set_reply(ctx, reply)) spdlog::warn("smfi_setreply failed for \"{}\"", reply.line());
+    return reply.code / 100 == 4 ? SMFIS_TEMPFAIL : SMFIS_REJECT;
+}
+
+sfsistat translate(SMFICTX* ctx, const Decision& d) {
+    switch (d.verdict) {
+        case Verdict::Continue:
+        case Verdict::Pass: return SMFIS_CONTINUE;
+        case Verdict::Accept: return SMFIS_ACCEPT;
+        case Verdict::Discard: return SMFIS_DISCARD;
+        case Verdict::Quarantine: return SMFIS_CONTINUE;  // held by smfi_quarantine at eom
+        case Verdict::Reject:
+        case Verdict::Tempfail:
+            if (d.reply) return refuse(ctx, *d.reply);
+            return d.verdict == Verdict::Reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
+    }
+    return SMFIS_CONTINUE;
+}
+
+sfsistat decide(SMFICTX* ctx, Connection& c, const Decision& d) {
+    log_decision(d, c.subject);
+    return translate(ctx, d);
+}
+
+// Stages as the error reply needs them: only 421 is legal before MAIL.
+enum class ReplyPhase { Session, Transaction, None };
+
+sfsistat local_error(SMFICTX* ctx, ReplyPhase phase, const char* callback, const char* what) {
+    try {
+        spdlog::error("{}: local error, answering tempfail: {}", callback, what);
+    } catch (...) {
+    }
+    if (phase == ReplyPhase::None) return SMFIS_CONTINUE;
+    char session_code[] = "421";
+    char transaction_code[] = "451";
+    char enhanced[] = "4.3.0";
+    char text[] = "Local error in processing, try again later";
+    smfi_setreply(ctx, phase == ReplyPhase::Session ? session_code : transaction_code, enhanced,
+                  text);
+    return SMFIS_TEMPFAIL;
+}
+
+// No C++ exception may cross into libmilter (C code): each callback runs through here.
+template <class Body>
+sfsistat guarded(SMFICTX* ctx, ReplyPhase phase, const char* callback, Body body) noexcept {
+    try {
+        return body();
+    } catch (const std::exception& e) {
+        return local_error(ctx, phase, callback, e.what());
+    } catch (...) {
+        return local_error(ctx, phase, callback, "unknown exception");
+    }
+}
+
+std::optional<IpAddress> ip_of(const sockaddr* sa, std::uint32_t& port) {
+    port = 0;
+    if (!sa) return std::nullopt;
+    if (sa->sa_family == AF_INET) {
+        sockaddr_in in;
+        std::memcpy(&in, sa, sizeof in);
+        port = ntohs(in.sin_port);
+        return IpAddress::from_v4(ntohl(in.sin_addr.s_addr));
+    }
+    if (sa->sa_family == AF_INET6) {
+        sockaddr_in6 in6;
+        std::memcpy(&in6, sa, sizeof in6);
+        port = ntohs(in6.sin6_port);
+        Ipv6Bits bits = 0;
+        for (unsigned char byte : in6.sin6_addr.s6_addr) bits = (bits << 8) | byte;
+        return IpAddress::from_v6(bits);
+    }
+    return std::nullopt;  // AF_UNIX and anything else: no client IP
+}
+
+// {client_name} is the MTA's verified reverse name. Postfix and Sendmail may put the
+// bracketed address there when there is none; the policy then sees "unknown".
+std::string client_name_of(SMFICTX* ctx) {
+    std::string name = macro(ctx, "{client_name}");
+    if (name.empty() || name.front() == '[') return "unknown";
+    return name;
+}
+
+// ESMTP SIZE=N among the MAIL FROM parameters; 0 if absent or malformed.
+std::uint64_t declared_size(char** argv) {
+    for (char** arg = argv + 1; *arg; ++arg) {
+        if (strncasecmp(*arg, "SIZE=", 5) != 0) continue;
+        char* end = nullptr;
+        unsigned long long n = std::strtoull(*arg + 5, &end, 10);
+        return end && *end == '\0' ? n : 0;
+    }
+    return 0;
+}
+
+// --- what the loaded policy needs from the MTA ---------------------------------------
+
+struct Needs {
+    bool helo = false, mail = false, rcpt = false, data = false;
+    bool headers = false, body = false;
+    bool add_header = false, quarantine = false;
+};
+
+Needs needs_of(const Policy& p) {
+    Needs n;
+    auto used = [&](Stage s) { return p.stage_used(s); };
+    bool message_size = p.uses_field(FieldId::MessageSize);
+    for (const auto& st : p.statements()) {
+        if (st.action.kind == ActionKind::AddHeader) n.add_header = true;
+        if (st.action.kind == ActionKind::Quarantine) n.quarantine = true;
+        // A bytes limit at message counts message.size without naming the field.
+        if (st.is_limit() && st.stage == Stage::Message && st.limit->unit == LimitUnit::Bytes)
+            message_size = true;
+    }
+    n.helo = used(Stage::Helo) || p.uses_field(FieldId::Helo);
+    n.rcpt = used(Stage::Rcpt) || used(Stage::Data) || used(Stage::Message);
+    n.mail = used(Stage::Mail) || n.rcpt;
+    n.data = used(Stage::Data);
+    n.headers = used(Stage::Message) && (p.uses_field(FieldId::Header) || message_size);
+    n.body = used(Stage::Message) && message_size;
+    return n;
+}
+
+// --- callbacks ------------------------------------------------------------------------
+
+sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long offered_steps,
+                      unsigned long, unsigned long, unsigned long* actions, unsigned long* steps,
+                      unsigned long* f2, unsigned long* f3) {
+    return guarded(ctx, ReplyPhase::None, "negotiate", [&] {
+        std::shared_ptr<const Policy> policy = g_settings.policy();
+        Needs n = needs_of(*policy);
+        unsigned long want = 0;
+        if (n.add_header) want |= SMFIF_ADDHDRS;
+        if (n.quarantine) want |= SMFIF_QUARANTINE;
+        if (offered_actions & SMFIF_SETSYMLIST) want |= SMFIF_SETSYMLIST;
+        *actions = want & offered_actions;
+
+        // Steps the policy never looks at are switched off: fewer round trips per message.
+        // Connect always stays on: it creates the context and the client facts.
+        unsigned long skip = SMFIP_NOUNKNOWN;
+        if (!n.helo) skip |= SMFIP_NOHELO;
+        if (!n.mail) skip |= SMFIP_NOMAIL;
+        if (!n.rcpt) skip |= SMFIP_NORCPT;
+        if (!n.data) skip |= SMFIP_NODATA;
+        if (!n.headers) skip |= SMFIP_NOHDRS;
+        if (!n.body) skip |= SMFIP_NOBODY | SMFIP_NOEOH;
+        *steps = skip & offered_steps;
+        *f2 = *f3 = 0;
+
+        if (*actions & SMFIF_SETSYMLIST) {
+            std::string mail_macros = "i";
+            if (policy->uses_field(FieldId::AuthUser)) mail_macros += " {auth_authen}";
+            if (policy->uses_field(FieldId::Tls)) mail_macros += " {tls_version}";
+            char connect_macros[] = "{client_name}";
+            char queue_id[] = "i";
+            smfi_setsymlist(ctx, SMFIM_CONNECT, connect_macros);
+            smfi_setsymlist(ctx, SMFIM_ENVFROM, mail_macros.data());
+            smfi_setsymlist(ctx, SMFIM_ENVRCPT, queue_id);
+            smfi_setsymlist(ctx, SMFIM_DATA, queue_id);
+            smfi_setsymlist(ctx, SMFIM_EOH, queue_id);
+            smfi_setsymlist(ctx, SMFIM_EOM, queue_id);
+        }
+        return SMFIS_CONTINUE;
+    });
+}
+
+sfsistat on_connect(SMFICTX* ctx, char*, _SOCK_ADDR* address) {
+    return guarded(ctx, ReplyPhase::Session, "connect", [&] {
+        delete connection_of(ctx);  // none expected; never leak one
+        smfi_setpriv(ctx, nullptr);
+        auto* c = new Connection(g_settings.options());
+        smfi_setpriv(ctx, c);
+
+        std::uint32_t port = 0;
+        std::optional<IpAddress> ip = ip_of(address, port);
+        c->subject.client_name = client_name_of(ctx);
+        c->subject.client_ip = ip ? ip->to_string() : "";
+        return decide(ctx, *c, c->conversation.connect(ip, c->subject.client_name, port));
+    });
+}
+
+sfsistat on_helo(SMFICTX* ctx, char* name) {
+    return guarded(ctx, ReplyPhase::Session, "helo", [&] {
+        Connection& c = require_connection(ctx);
+        return decide(ctx, c, c.conversation.helo(name ? name : ""));
+    });
+}
+
+sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
+    return guarded(ctx, ReplyPhase::Transaction, "envfrom", [&] {
+        Connection& c = require_connection(ctx);
+        const char* sender = argv && argv[0] ? argv[0] : "<>";
+        LogSubject& s = c.subject;
+        s.queue_id.clear();  // a new transaction: NOQUEUE until the MTA names one
+        refresh_queue_id(ctx, s);
+        s.sender = Address::from_smtp(sender).raw();
+        s.recipient.reset();
+        s.recipient_count.reset();
+        bool tls = !macro(ctx, "{tls_version}").empty();
+        Decision d = c.conversation.mail(sender, macro(ctx, "{auth_authen}"),
+                                         argv ? declared_size(argv) : 0, tls);
+        return decide(ctx, c, d);
+    });
+}
+
+sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
+    return guarded(ctx, ReplyPhase::Transaction, "envrcpt", [&] {
+        Connection& c = require_connection(ctx);
+        const char* recipient = argv && argv[0] ? argv[0] : "";
+        refresh_queue_id(ctx, c.subject);
+        c.subject.recipient = Address::from_smtp(recipient).raw();
+        sfsistat status = decide(ctx, c, c.conversation.rcpt(recipient));
+        c.subject.recipient.reset();
+        return status;
+    });
+}
+
+sfsistat on_data(SMFICTX* ctx) {
+    return guarded(ctx, ReplyPhase::Transaction, "data", [&] {
+        Connection& c = require_connection(ctx);
+        refresh_queue_id(ctx, c.subject);
+        Decision d = c.conversation.data();
+        c.subject.recipient_count = c.conversation.facts().accepted_recipients.size();
+        return decide(ctx, c, d);
+    });
+}
+
+sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
+    return guarded(ctx, ReplyPhase::Transaction, "header", [&] {
+        Connection& c = require_connection(ctx);
+        std::string_view n = name ? name : "", v = value ? value : "";
+        c.conversation.header(n, v);
+        c.conversation.body_bytes(n.size() + 2 + v.size() + 2);  // "Name: value\r\n"
+        return SMFIS_CONTINUE;
+    });
+}
+
+sfsistat on_eoh(SMFICTX* ctx) {
+    return guarded(ctx, ReplyPhase::Transaction, "eoh", [&] {
+        require_connection(ctx).conversation.body_bytes(2);  // the empty line
+        return SMFIS_CONTINUE;
+    });
+}
+
+sfsistat on_body(SMFICTX* ctx, unsigned char*, size_t length) {
+    return guarded(ctx, ReplyPhase::Transaction, "body", [&] {
+        require_connection(ctx).conversation.body_bytes(length);
+        return SMFIS_CONTINUE;
+    });
+}
+
+sfsistat on_eom(SMFICTX* ctx) {
+    return guarded(ctx, ReplyPhase::Transaction, "eom", [&] {
+        Connection& c = require_connection(ctx);
+        refresh_queue_id(ctx, c.subject);
+        c.subject.recipient_count = c.conversation.facts().accepted_recipients.size();
+        Decision d = c.conversation.message();
+        if (!d.refused() && d.verdict != Verdict::Discard) {
+            for (const auto& [name, value] : d.headers_to_add) {
+                std::string n = name, v = value;
+                if (smfi_addheader(ctx, n.data(), v.data()) != MI_SUCCESS)
+                    spdlog::warn("{}: smfi_addheader \"{}\" failed (was SMFIF_ADDHDRS granted?)",
+                                 c.subject.queue_id, name);
+            }
+        }
+        if (d.verdict == Verdict::Quarantine) {
+            std::string reason = d.quarantine_reason.empty() ? d.rule_id : d.quarantine_reason;
+            if (smfi_quarantine(ctx, reason.data()) != MI_SUCCESS)
+                spdlog::warn("{}: smfi_quarantine failed (was SMFIF_QUARANTINE granted?)",
+                             c.subject.queue_id);
+        }
+        sfsistat status = decide(ctx, c, d);
+        c.subject.sender.reset();
+        c.subject.recipient_count.reset();
+        return status;
+    });
+}
+
+// MTA-side abort (RSET, a refused or broken transaction): nothing of it counts. The
+// connection goes on, and may start another message.
+sfsistat on_abort(SMFICTX* ctx) {
+    return guarded(ctx, ReplyPhase::None, "abort", [&] {
+        if (Connection* c = connection_of(ctx)) {
+            c->conversation.abort();
+            c->subject.sender.reset();
+            c->subject.recipient_count.reset();
+            c->subject.queue_id.clear();
+        }
+        return SMFIS_CONTINUE;
+    });
+}
+
+sfsistat on_close(SMFICTX* ctx) {
+    return guarded(ctx, ReplyPhase::None, "close", [&] {
+        delete connection_of(ctx);
+        smfi_setpriv(ctx, nullptr);
+        return SMFIS_CONTINUE;
+    });
+}
+
+char g_filter_name[] = "policy-milter";
+
+}  // namespace
+
+void set_adapter_settings(AdapterSettings settings) { g_settings = std::move(settings); }
+
+smfiDesc adapter_description() {
+    smfiDesc d{};
+    d.xxfi_name = g_filter_name;
+    d.xxfi_version = SMFI_VERSION;
+    // The actions any policy may need; xxfi_negotiate asks per connection only for those
+    // the loaded policy uses.
+    d.xxfi_flags = SMFIF_ADDHDRS | SMFIF_QUARANTINE | SMFIF_SETSYMLIST;
+    d.xxfi_connect = on_connect;
+    d.xxfi_helo = on_helo;
+    d.xxfi_envfrom = on_envfrom;
+    d.xxfi_envrcpt = on_envrcpt;
+    d.xxfi_header = on_header;
+    d.xxfi_eoh = on_eoh;
+    d.xxfi_body = on_body;
+    d.xxfi_eom = on_eom;
+    d.xxfi_abort = on_abort;
+    d.xxfi_close = on_close;
+    d.xxfi_unknown = nullptr;
+    d.xxfi_data = on_data;
+    d.xxfi_negotiate = on_negotiate;
+    return d;
+}
+
+}  // namespace pm
