@@ -27,7 +27,11 @@ po::options_description daemon_options() {
         ("soft-bounce", po::value<bool>()->implicit_value(true)->value_name("yes|no"),
          "every 5xx reply becomes the stage's default 4xx")
         ("user", po::value<std::string>()->value_name("USER"),
-         "drop privileges to USER after binding the socket");
+         "drop privileges to USER after binding the socket")
+        ("store", po::value<std::string>()->value_name("memory"),
+         "where limit counters live (memory, the default)")
+        ("store-on-error", po::value<std::string>()->value_name("tempfail|pass"),
+         "what a failing counter store means: 451 4.3.0 (default) or let the event pass");
     return d;
 }
 
@@ -80,6 +84,26 @@ void apply_daemon_options(const po::variables_map& vm, Options& o) {
     flag("observe", o.observe);
     flag("soft-bounce", o.soft_bounce);
     str("user", o.user);
+    str("store", o.store);
+}
+
+// Values Boost cannot check by type; an error message, or empty.
+std::string check_values(const po::variables_map& vm, Options& o) {
+    if (o.store != "memory") {
+        if (o.store.rfind("redis://", 0) == 0)
+            return "store '" + o.store + "': this version keeps counters in memory only";
+        return "store '" + o.store + "' is not 'memory'";
+    }
+    if (vm.count("store-on-error")) {
+        std::string mode = vm["store-on-error"].as<std::string>();
+        if (mode == "tempfail")
+            o.store_on_error = StoreErrorMode::Tempfail;
+        else if (mode == "pass")
+            o.store_on_error = StoreErrorMode::Pass;
+        else
+            return "store-on-error '" + mode + "' is not 'tempfail' or 'pass'";
+    }
+    return {};
 }
 
 }  // namespace
@@ -88,6 +112,7 @@ ConversationOptions Options::conversation() const {
     ConversationOptions c;
     c.observe_all = observe;
     c.soft_bounce = soft_bounce;
+    c.on_store_error = store_on_error;
     return c;
 }
 
@@ -135,6 +160,10 @@ std::optional<int> parse_options(int argc, const char* const argv[], Options& o,
         return 2;
     }
     apply_daemon_options(merged, o);
+    if (std::string why = check_values(merged, o); !why.empty()) {
+        err << "policy-milter: " << why << '\n';
+        return 2;
+    }
 
     if (cli.count("check")) o.mode = Mode::Check;
     if (cli.count("test")) {

@@ -28,6 +28,8 @@ struct Options {
     bool observe = false;
     bool soft_bounce = false;
     std::string user;
+    std::string store = "memory";  // where limit counters live
+    StoreErrorMode store_on_error = StoreErrorMode::Tempfail;
     TestTransaction test;
 
     ConversationOptions conversation() const;
