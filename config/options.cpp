@@ -12,6 +12,8 @@ namespace {
 
 po::options_description daemon_options() {
     po::options_description d("Daemon options (also keys of the config file)");
+    // One option per line reads better than the formatter's call chain.
+    // clang-format off
     d.add_options()
         ("rules", po::value<std::string>()->value_name("FILE"),
          "rules file (default /etc/policy-milter/rules.conf)")
@@ -32,11 +34,14 @@ po::options_description daemon_options() {
          "where limit counters live (memory, the default)")
         ("store-on-error", po::value<std::string>()->value_name("tempfail|pass"),
          "what a failing counter store means: 451 4.3.0 (default) or let the event pass");
+    // clang-format on
     return d;
 }
 
 po::options_description command_options() {
     po::options_description d("Commands");
+    // One option per line reads better than the formatter's call chain.
+    // clang-format off
     d.add_options()
         ("help,h", "show this help and exit")
         ("version,V", "show the version and exit")
@@ -45,11 +50,14 @@ po::options_description command_options() {
         ("check", "check the rules file and its lists, print every diagnostic, exit 0 or 1")
         ("test", "run one transaction (the options below) through the rules and print the "
                  "decision of each stage");
+    // clang-format on
     return d;
 }
 
 po::options_description test_options() {
     po::options_description d("Transaction for --test");
+    // One option per line reads better than the formatter's call chain.
+    // clang-format off
     d.add_options()
         ("client", po::value<std::string>()->value_name("IP"), "client IP address (required)")
         ("client-name", po::value<std::string>()->value_name("NAME"),
@@ -66,6 +74,7 @@ po::options_description test_options() {
          "a message header (repeat for several)")
         ("message", po::value<std::string>()->value_name("FILE"),
          "a message file whose headers and size the message stage sees");
+    // clang-format on
     return d;
 }
 
