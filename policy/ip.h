@@ -10,6 +10,8 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/large_alloc.h"
+
 namespace pm {
 
 __extension__ typedef unsigned __int128 Ipv6Bits;  // GCC and clang both have it
@@ -56,8 +58,10 @@ private:
     struct Interval {
         T first, last;
     };
-    std::vector<Interval<std::uint32_t>> v4_;
-    std::vector<Interval<Ipv6Bits>> v6_;
+    template <class T>
+    using Intervals = std::vector<Interval<T>, LargeAllocator<Interval<T>>>;
+    Intervals<std::uint32_t> v4_;
+    Intervals<Ipv6Bits> v6_;
 };
 
 }  // namespace pm

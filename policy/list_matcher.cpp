@@ -7,49 +7,121 @@
 
 namespace pm {
 
-struct GlobSet::Impl {
-    Impl() : set(options(), RE2::ANCHOR_BOTH) {}
-    static RE2::Options options() {
-        RE2::Options o;
-        o.set_encoding(RE2::Options::EncodingLatin1);  // values are bytes, not always UTF-8
-        o.set_case_sensitive(true);                    // both sides are lower-cased already
-        o.set_max_mem(256 << 20);
-        o.set_log_errors(false);
-        return o;
+namespace {
+
+// One glob split at its stars: "a*b*c" is prefix "a", middle {"b"}, suffix "c". With
+// '*' the only wildcard, a value matches when it starts with the prefix, ends with the
+// suffix, and holds the middle pieces in order, each found leftmost, in between.
+struct Glob {
+    std::string prefix, suffix;
+    std::vector<std::string> middle;
+    std::size_t min_size = 0;  // the sum of the literal pieces
+    bool has_star = false;     // without one the glob is a plain string
+
+    explicit Glob(std::string_view glob) {
+        auto star = glob.find('*');
+        if (star == std::string_view::npos) {
+            prefix = glob;
+            min_size = glob.size();
+            return;
+        }
+        has_star = true;
+        auto last = glob.rfind('*');
+        prefix = glob.substr(0, star);
+        suffix = glob.substr(last + 1);
+        min_size = prefix.size() + suffix.size();
+        for (std::size_t from = star + 1; from <= last;) {
+            auto next = glob.find('*', from);
+            if (next > from) {
+                middle.emplace_back(glob.substr(from, next - from));
+                min_size += next - from;
+            }
+            from = next + 1;
+        }
     }
-    RE2::Set set;
-    bool compiled = false;
+
+    bool matches(std::string_view v) const {
+        if (v.size() < min_size) return false;
+        if (!has_star) return v == prefix;
+        // The last and first bytes first: they reject most values without a memcmp call.
+        if (!suffix.empty() && v.back() != suffix.back()) return false;
+        if (!prefix.empty() && v.front() != prefix.front()) return false;
+        if (!v.ends_with(suffix) || !v.starts_with(prefix)) return false;
+        std::string_view rest = v.substr(prefix.size(), v.size() - prefix.size() - suffix.size());
+        for (const auto& piece : middle) {
+            auto pos = rest.find(piece);
+            if (pos == std::string_view::npos) return false;
+            rest.remove_prefix(pos + piece.size());
+        }
+        return true;
+    }
+
+    // The same glob as an RE2 pattern, for the combined automaton.
+    std::string pattern() const {
+        if (!has_star) return RE2::QuoteMeta(prefix);
+        std::string out = RE2::QuoteMeta(prefix) + "(?s:.*)";
+        for (const auto& piece : middle) out += RE2::QuoteMeta(piece) + "(?s:.*)";
+        return out + RE2::QuoteMeta(suffix);
+    }
 };
 
-GlobSet::GlobSet() : impl_(std::make_unique<Impl>()) {}
+// Up to this many globs are tried one by one: rejecting a value costs a length check and
+// a memcmp or two per glob, far less than a pass of the combined automaton (which costs
+// a few thousand instructions for any value). Larger sets use the automaton, whose cost
+// does not grow with the number of globs.
+constexpr std::size_t kDirectGlobLimit = 64;
+
+RE2::Options glob_set_options() {
+    RE2::Options o;
+    o.set_encoding(RE2::Options::EncodingLatin1);  // values are bytes, not always UTF-8
+    o.set_case_sensitive(true);                    // both sides are lower-cased already
+    o.set_max_mem(256 << 20);
+    o.set_log_errors(false);
+    return o;
+}
+
+}  // namespace
+
+struct GlobSet::Impl {
+    std::vector<Glob> globs;          // until finish(); kept for a direct set
+    std::unique_ptr<RE2::Set> set;    // the combined automaton of a large set
+    bool finished = false;
+};
+
+GlobSet::GlobSet() = default;
 GlobSet::~GlobSet() = default;
 GlobSet::GlobSet(GlobSet&&) noexcept = default;
 GlobSet& GlobSet::operator=(GlobSet&&) noexcept = default;
 
 void GlobSet::add(std::string_view lower_glob) {
-    std::string pattern;
-    std::size_t start = 0;
-    for (;;) {
-        auto star = lower_glob.find('*', start);
-        pattern += RE2::QuoteMeta(lower_glob.substr(start, star - start));
-        if (star == std::string_view::npos) break;
-        pattern += "(?s:.*)";
-        start = star + 1;
-    }
-    impl_->set.Add(pattern, nullptr);
+    if (!impl_) impl_ = std::make_unique<Impl>();
+    impl_->globs.emplace_back(lower_glob);
     ++count_;
 }
 
 std::string GlobSet::finish() {
     if (count_ == 0) return {};
-    if (!impl_->set.Compile()) return "cannot compile the globs of this list (out of memory)";
-    impl_->compiled = true;
+    impl_->finished = true;
+    if (impl_->globs.size() <= kDirectGlobLimit) {
+        impl_->globs.shrink_to_fit();
+        return {};
+    }
+    impl_->set = std::make_unique<RE2::Set>(glob_set_options(), RE2::ANCHOR_BOTH);
+    for (const auto& g : impl_->globs) impl_->set->Add(g.pattern(), nullptr);
+    impl_->globs = {};
+    if (!impl_->set->Compile()) {
+        impl_->set.reset();
+        return "cannot compile the globs of this list (out of memory)";
+    }
     return {};
 }
 
 bool GlobSet::matches(std::string_view lower_value) const {
-    if (!impl_->compiled) return false;
-    return impl_->set.Match(lower_value, nullptr);
+    if (!impl_ || !impl_->finished) return false;
+    if (impl_->set) return impl_->set->Match(lower_value, nullptr);
+    for (const auto& g : impl_->globs)
+        if (g.matches(lower_value)) return true;
+    return false;
 }
 
 bool parse_size(std::string_view text, std::uint64_t& out) {
@@ -86,7 +158,12 @@ bool parse_duration(std::string_view text, std::uint64_t& seconds) {
     return true;
 }
 
-void ListMatcher::reserve(std::size_t entries) { exact_.reserve(entries); }
+void ListMatcher::reserve(std::size_t entries) {
+    // Only the kinds that keep their items in exact_ use it: an IP or number list that
+    // reserved it would hold an empty table of 16 bytes per expected entry.
+    if (type_ == ValueType::Address || type_ == ValueType::Host || type_ == ValueType::Text)
+        exact_.reserve(entries);
+}
 
 bool ListMatcher::add_item(std::string_view item, const SourceLocation& where,
                            std::string_view field_name, Diagnostics& diags) {
@@ -94,8 +171,11 @@ bool ListMatcher::add_item(std::string_view item, const SourceLocation& where,
         diags.error(where, "list item '" + std::string(item) + "' " + why);
         return false;
     };
-    std::string lower = ascii_lower(item);
-    bool looks_like_ip = parse_ip_prefix(item).has_value();
+    // Lower case and the IP check only for the kinds that use them: a million-line IP
+    // list is parsed once per item, with no copy.
+    bool textual = type_ != ValueType::Ip && type_ != ValueType::Number;
+    std::string lower = textual ? ascii_lower(item) : std::string();
+    bool looks_like_ip = textual && parse_ip_prefix(item).has_value();
     switch (type_) {
         case ValueType::Ip: {
             auto prefix = parse_ip_prefix(item);

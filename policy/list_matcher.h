@@ -22,8 +22,9 @@ class RE2;
 
 namespace pm {
 
-// Globs where '*' matches any run of characters, compiled together into one RE2::Set so
-// a lookup is one linear pass however many globs there are.
+// Globs where '*' matches any run of characters, over the whole value. A few dozen are
+// tried one by one (a length check and a memcmp reject most); a larger set is compiled
+// into one RE2::Set, so a lookup is one linear pass however many globs there are.
 class GlobSet {
 public:
     GlobSet();
