@@ -85,8 +85,8 @@ Probes read_probes(const std::string& path) {
             (tag == "hit" ? p.ip_hits : p.ip_misses).push_back(*ip);
         }
     }
-    if (p.list_hits.size() < 40 || p.rule_hits.empty() || p.misses.empty() || p.ip_hits.size() < 20 ||
-        p.ip_misses.empty()) {
+    if (p.list_hits.size() < 40 || p.rule_hits.empty() || p.misses.empty() ||
+        p.ip_hits.size() < 20 || p.ip_misses.empty()) {
         std::cerr << path << ": too few probes; run bench/gen-large-policy again\n";
         std::exit(2);
     }
@@ -131,7 +131,8 @@ std::vector<std::string> recipients(bool large, Mix m) {
     constexpr std::size_t n = 4096;
     switch (m) {
         case Mix::Mixed:
-            if (large) return mix<std::string>({{hits, 20}, {&p.rule_hits, 10}, {&p.misses, 70}}, n);
+            if (large)
+                return mix<std::string>({{hits, 20}, {&p.rule_hits, 10}, {&p.misses, 70}}, n);
             return mix<std::string>({{hits, 30}, {&p.misses, 70}}, n);
         case Mix::Miss: return mix<std::string>({{&p.misses, 1}}, n);
         case Mix::ListHit: return mix<std::string>({{hits, 1}}, n);
@@ -207,8 +208,8 @@ void register_all() {
         std::string policy = large ? "large" : "small";
         for (Mix m : {Mix::Mixed, Mix::Miss, Mix::ListHit, Mix::RuleHit}) {
             if (!large && m == Mix::RuleHit) continue;
-            benchmark::RegisterBenchmark(("Rcpt/" + policy + "/" + mix_name(m)).c_str(),
-                                         rcpt_bench, large, m)
+            benchmark::RegisterBenchmark(("Rcpt/" + policy + "/" + mix_name(m)).c_str(), rcpt_bench,
+                                         large, m)
                 ->UseManualTime()
                 ->Unit(benchmark::kNanosecond);
         }

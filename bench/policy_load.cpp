@@ -8,12 +8,12 @@
 // before the load to after it (what the daemon keeps while the policy is in use) and of
 // VmHWM (the peak during the load). N more loads (default 4) are timed only; each
 // replaces the previous policy, as a reload does. Output is KEY=VALUE lines.
+#include <malloc.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <iomanip>
 #include <iostream>
-#include <malloc.h>
 #include <string>
 #include <vector>
 
@@ -119,8 +119,9 @@ int main(int argc, char** argv) {
     std::cout << '\n';
     std::vector<double> sorted = times;
     std::sort(sorted.begin(), sorted.end());
-    double median = sorted.size() % 2 ? sorted[sorted.size() / 2]
-                                      : (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]) / 2;
+    double median = sorted.size() % 2
+                        ? sorted[sorted.size() / 2]
+                        : (sorted[sorted.size() / 2 - 1] + sorted[sorted.size() / 2]) / 2;
     std::cout << "load_seconds_first=" << times.front() << '\n'
               << "load_seconds_median=" << median << '\n'
               << "load_seconds_min=" << sorted.front() << '\n';

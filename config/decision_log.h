@@ -1,5 +1,6 @@
 // One log line per decision, in Postfix's style (spec §8):
-//   QUEUEID: stage=rcpt rule=ID action=reject reply="550 5.1.1 ..." client=NAME[IP] from=<...> to=<...>
+//   QUEUEID: stage=rcpt rule=ID action=reject reply="550 5.1.1 ..." client=NAME[IP] from=<...>
+//   to=<...>
 // Pure formatting, so unit tests can check the exact lines the daemon writes.
 #pragma once
 
@@ -14,11 +15,11 @@ namespace pm {
 
 // What the log says about the session, as the adapter saw it when the event happened.
 struct LogSubject {
-    std::string queue_id;                   // empty: not known yet, logged as NOQUEUE
+    std::string queue_id;  // empty: not known yet, logged as NOQUEUE
     std::string client_name = "unknown";
-    std::string client_ip;                  // empty: no IP (unix socket), logged as unknown
-    std::optional<std::string> sender;      // from MAIL on, without brackets ("" for <>)
-    std::optional<std::string> recipient;   // the recipient of a rcpt event
+    std::string client_ip;                       // empty: no IP (unix socket), logged as unknown
+    std::optional<std::string> sender;           // from MAIL on, without brackets ("" for <>)
+    std::optional<std::string> recipient;        // the recipient of a rcpt event
     std::optional<std::size_t> recipient_count;  // at data and message
 };
 

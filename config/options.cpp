@@ -125,8 +125,8 @@ ConversationOptions Options::conversation() const {
     return c;
 }
 
-std::optional<int> parse_options(int argc, const char* const argv[], Options& o,
-                                 std::ostream& out, std::ostream& err) {
+std::optional<int> parse_options(int argc, const char* const argv[], Options& o, std::ostream& out,
+                                 std::ostream& err) {
     po::options_description all;
     all.add(command_options()).add(daemon_options()).add(test_options());
     po::variables_map cli;

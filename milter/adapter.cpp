@@ -27,7 +27,9 @@ struct Connection {
     LogSubject subject;  // what the log says about the session
 };
 
-Connection* connection_of(SMFICTX* ctx) { return static_cast<Connection*>(smfi_getpriv(ctx)); }
+Connection* connection_of(SMFICTX* ctx) {
+    return static_cast<Connection*>(smfi_getpriv(ctx));
+}
 
 // Every callback after connect needs the context; its absence is a local error.
 Connection& require_connection(SMFICTX* ctx) {
@@ -369,7 +371,9 @@ char g_filter_name[] = "policy-milter";
 
 }  // namespace
 
-void set_adapter_settings(AdapterSettings settings) { g_settings = std::move(settings); }
+void set_adapter_settings(AdapterSettings settings) {
+    g_settings = std::move(settings);
+}
 
 smfiDesc adapter_description() {
     smfiDesc d{};

@@ -85,7 +85,8 @@ bool socket_in_use(const std::string& path) {
     return listening;
 }
 
-std::optional<std::string> drop_privileges(const std::string& user, const std::string& socket_path) {
+std::optional<std::string> drop_privileges(const std::string& user,
+                                           const std::string& socket_path) {
     errno = 0;
     passwd* pw = getpwnam(user.c_str());
     if (!pw) return "unknown user \"" + user + "\"";
@@ -129,7 +130,7 @@ sigset_t daemon_signals() {
 }
 
 void install_signal_handlers() {
-    struct sigaction sa{};
+    struct sigaction sa {};
     sa.sa_handler = forward_signal;
     sa.sa_flags = SA_RESTART | SA_NODEFER;
     sigemptyset(&sa.sa_mask);
@@ -199,8 +200,7 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     };
     std::string socket_spec = options.socket;
     std::string socket_path = unix_socket_path(socket_spec);
-    if (socket_in_use(socket_path))
-        return fail("another process is listening on " + socket_path);
+    if (socket_in_use(socket_path)) return fail("another process is listening on " + socket_path);
     if (smfi_setconn(socket_spec.data()) != MI_SUCCESS)
         return fail("bad socket specification \"" + socket_spec + "\"");
     smfiDesc description = adapter_description();

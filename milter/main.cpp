@@ -30,8 +30,8 @@ int test_transaction(const pm::Options& options) {
     pm::LoadResult result = pm::load_policy_file(options.rules_file);
     for (const auto& d : result.diagnostics.all()) std::cerr << d << '\n';
     if (!result.policy) return 1;
-    return pm::run_test_transaction(result.policy, options.test, options.conversation(),
-                                    std::cout, std::cerr);
+    return pm::run_test_transaction(result.policy, options.test, options.conversation(), std::cout,
+                                    std::cerr);
 }
 
 }  // namespace

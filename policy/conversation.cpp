@@ -62,7 +62,7 @@ Decision undecided(Stage stage) {
 // The value as the client wrote it, for regexes, templates and limit keys. Numbers and
 // addresses are formatted into `scratch`; everything else is a view of the facts.
 static std::string_view raw_value(const FieldRef& f, const Facts& facts, const Address* rcpt,
-                           std::string& scratch) {
+                                  std::string& scratch) {
     switch (f.id) {
         case FieldId::ClientIp:
             scratch = facts.client_ip ? facts.client_ip->to_string() : "";
@@ -120,12 +120,15 @@ bool Conversation::atom_holds(const Condition& c, const Address* rcpt) const {
         case Condition::Kind::InList: {
             if (!c.list) return false;
             switch (info.type) {
-                case ValueType::Ip: return facts_.client_ip && c.list->contains_ip(*facts_.client_ip);
+                case ValueType::Ip:
+                    return facts_.client_ip && c.list->contains_ip(*facts_.client_ip);
                 case ValueType::Address:
                     return c.list->contains_address(c.field.id == FieldId::Sender ? facts_.sender
                                                                                   : *rcpt);
-                case ValueType::Host: return c.list->contains_host(lower_value(c.field, facts_, rcpt));
-                case ValueType::Number: return c.list->contains_number(number_value(c.field, facts_));
+                case ValueType::Host:
+                    return c.list->contains_host(lower_value(c.field, facts_, rcpt));
+                case ValueType::Number:
+                    return c.list->contains_number(number_value(c.field, facts_));
                 case ValueType::Text:
                     if (c.field.id == FieldId::Header)
                         return c.list->contains_text(ascii_lower(facts_.header(c.field.header)));
@@ -228,8 +231,7 @@ std::uint64_t Conversation::limit_amount(const Statement& st, const std::string&
         case LimitUnit::Messages:
             // A message counts once per key however many events look at it.
             return pending_.count(key) || event_pending_.count(key) ? 0 : 1;
-        case LimitUnit::Recipients:
-            return st.stage == Stage::Rcpt ? 1 : facts_.rcpt_count;
+        case LimitUnit::Recipients: return st.stage == Stage::Rcpt ? 1 : facts_.rcpt_count;
         case LimitUnit::Bytes:
             return st.stage == Stage::Mail ? facts_.mail_size : facts_.message_size;
     }
@@ -403,8 +405,8 @@ void Conversation::after_message_event(const Decision& d) {
     }
 }
 
-Decision Conversation::mail(std::string_view sender, std::string_view auth_user,
-                            std::uint64_t size, bool tls) {
+Decision Conversation::mail(std::string_view sender, std::string_view auth_user, std::uint64_t size,
+                            bool tls) {
     abort();
     start_transaction_if_needed();
     facts_.set_sender(sender, auth_user, size, tls);
@@ -447,8 +449,8 @@ Decision Conversation::message() {
     start_transaction_if_needed();
     Decision d = undecided(Stage::Message);
     if (!connection_accepted_ && !message_accepted_) d = evaluate(Stage::Message);
-    bool counts = !d.refused() && d.verdict != Verdict::Accept && !message_accepted_ &&
-                  !connection_accepted_;
+    bool counts =
+        !d.refused() && d.verdict != Verdict::Accept && !message_accepted_ && !connection_accepted_;
     if (counts) commit_connection_counts();
     pending_.clear();
     in_transaction_ = false;

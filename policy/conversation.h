@@ -29,13 +29,12 @@ struct ConversationOptions {
 using PolicySource = std::function<std::shared_ptr<const Policy>()>;
 
 class Conversation {
-public:
+  public:
     // The policy is taken from `source` at connect and again at each new transaction, so
     // a reload applies from the next MAIL on while a transaction in flight keeps its own.
     Conversation(PolicySource source, CounterStore& store, ConversationOptions options = {});
 
-    Decision connect(std::optional<IpAddress> ip, std::string_view client_name,
-                     std::uint32_t port);
+    Decision connect(std::optional<IpAddress> ip, std::string_view client_name, std::uint32_t port);
     Decision helo(std::string_view name);
     Decision mail(std::string_view sender, std::string_view auth_user, std::uint64_t size,
                   bool tls);
@@ -55,7 +54,7 @@ public:
     // True once `accept` decided for the whole connection (at connect or helo).
     bool connection_accepted() const { return connection_accepted_; }
 
-private:
+  private:
     Decision evaluate(Stage stage);
     bool condition_holds(const Condition& c, Stage stage) const;
     bool atom_holds(const Condition& c, const Address* rcpt) const;

@@ -24,9 +24,8 @@ MemoryCounterStore::Shard& MemoryCounterStore::shard_for(const std::string& key)
 namespace {
 std::uint64_t slot_length_ms(std::uint64_t window_seconds) {
     std::uint64_t window_ms = window_seconds * 1000;
-    return std::max<std::uint64_t>(
-        1, (window_ms + MemoryCounterStore::kSlotsPerWindow - 1) /
-               MemoryCounterStore::kSlotsPerWindow);
+    return std::max<std::uint64_t>(1, (window_ms + MemoryCounterStore::kSlotsPerWindow - 1) /
+                                          MemoryCounterStore::kSlotsPerWindow);
 }
 }  // namespace
 
@@ -83,10 +82,9 @@ void MemoryCounterStore::add(const std::string& key, std::uint64_t amount,
 }
 
 void MemoryCounterStore::evict_oldest(Shard& shard) {
-    auto oldest = std::min_element(shard.counters.begin(), shard.counters.end(),
-                                   [](const auto& a, const auto& b) {
-                                       return a.second.touched_ms < b.second.touched_ms;
-                                   });
+    auto oldest = std::min_element(
+        shard.counters.begin(), shard.counters.end(),
+        [](const auto& a, const auto& b) { return a.second.touched_ms < b.second.touched_ms; });
     if (oldest != shard.counters.end()) shard.counters.erase(oldest);
 }
 

@@ -16,12 +16,12 @@ namespace pm {
 
 // A store that cannot answer (Redis down, timeout): the caller applies store-on-error.
 class StoreError : public std::runtime_error {
-public:
+  public:
     using std::runtime_error::runtime_error;
 };
 
 class CounterStore {
-public:
+  public:
     virtual ~CounterStore() = default;
     // The committed count for key over the last window_seconds.
     virtual std::uint64_t count(const std::string& key, std::uint64_t window_seconds) = 0;
@@ -39,7 +39,7 @@ Clock system_clock_ms();
 // The key space is split over shards, each with its own lock, so connections rarely
 // contend; a bound on keys evicts the least recently touched.
 class MemoryCounterStore : public CounterStore {
-public:
+  public:
     explicit MemoryCounterStore(Clock clock = system_clock_ms(), std::size_t max_keys = 1'000'000);
 
     std::uint64_t count(const std::string& key, std::uint64_t window_seconds) override;
@@ -48,7 +48,7 @@ public:
 
     static constexpr std::size_t kSlotsPerWindow = 10;
 
-private:
+  private:
     struct Counter {
         // One slot more than the window holds: the window's start falls inside it.
         std::array<std::uint64_t, kSlotsPerWindow + 1> slots{};

@@ -61,7 +61,9 @@ std::string_view action_name(ActionKind kind) {
     return "pass";
 }
 
-bool action_is_terminal(ActionKind kind) { return kind != ActionKind::AddHeader; }
+bool action_is_terminal(ActionKind kind) {
+    return kind != ActionKind::AddHeader;
+}
 
 std::string_view limit_unit_name(LimitUnit unit) {
     switch (unit) {

@@ -29,6 +29,8 @@ void Diagnostics::file_error(const std::string& file, std::string message) {
     error(SourceLocation{std::make_shared<const std::string>(file), 0, 0}, std::move(message));
 }
 
-std::ostream& operator<<(std::ostream& out, const Diagnostic& d) { return out << d.to_string(); }
+std::ostream& operator<<(std::ostream& out, const Diagnostic& d) {
+    return out << d.to_string();
+}
 
 }  // namespace pm

@@ -28,7 +28,7 @@ struct Diagnostic {
 };
 
 class Diagnostics {
-public:
+  public:
     void error(const SourceLocation& where, std::string message);
     void warning(const SourceLocation& where, std::string message);
     // An error that belongs to a file as a whole (unreadable file), reported at line 0.
@@ -39,7 +39,7 @@ public:
     std::size_t warning_count() const { return items_.size() - errors_; }
     bool has_errors() const { return errors_ > 0; }
 
-private:
+  private:
     std::vector<Diagnostic> items_;
     std::size_t errors_ = 0;
 };

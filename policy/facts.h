@@ -16,7 +16,7 @@ namespace pm {
 
 // A mail address as given in MAIL FROM or RCPT TO, brackets and source route removed.
 class Address {
-public:
+  public:
     Address() = default;
     // Accepts "<user@example.com>", "user@example.com", "<>", "<@a,@b:user@example.com>".
     static Address from_smtp(std::string_view text);
@@ -33,7 +33,7 @@ public:
     }
     bool empty() const { return raw_.empty(); }
 
-private:
+  private:
     std::string raw_;
     std::string lower_;
     std::size_t at_ = 0;  // position of the last '@', or size() if none

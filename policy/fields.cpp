@@ -33,7 +33,9 @@ const FieldInfo* find_field(std::string_view name) {
     return nullptr;
 }
 
-const FieldInfo& field_info(FieldId id) { return kFields[static_cast<std::size_t>(id)]; }
+const FieldInfo& field_info(FieldId id) {
+    return kFields[static_cast<std::size_t>(id)];
+}
 
 std::string_view value_type_name(ValueType type) {
     switch (type) {

@@ -1,7 +1,7 @@
 #include "policy/ip.h"
 
-#include <algorithm>
 #include <arpa/inet.h>
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -83,12 +83,14 @@ std::optional<IpAddress> parse_ip(std::string_view text) {
 IpAddress mask_ip(const IpAddress& ip, unsigned length) {
     IpAddress out = ip;
     if (!ip.v6) {
-        out.v4_bits = length == 0 ? 0 : length >= 32 ? ip.v4_bits
-                                                     : ip.v4_bits & ~((1u << (32 - length)) - 1);
+        out.v4_bits = length == 0    ? 0
+                      : length >= 32 ? ip.v4_bits
+                                     : ip.v4_bits & ~((1u << (32 - length)) - 1);
     } else {
         Ipv6Bits all = ~static_cast<Ipv6Bits>(0);
-        out.v6_bits = length == 0 ? 0 : length >= 128 ? ip.v6_bits
-                                                      : ip.v6_bits & ~((all >> length));
+        out.v6_bits = length == 0     ? 0
+                      : length >= 128 ? ip.v6_bits
+                                      : ip.v6_bits & ~((all >> length));
     }
     return out;
 }
@@ -134,8 +136,9 @@ std::optional<IpPrefix> parse_ip_prefix(std::string_view text) {
 void IpSet::add(const IpPrefix& prefix) {
     const IpAddress& a = prefix.address;
     if (!a.v6) {
-        std::uint32_t span = prefix.length == 0 ? ~0u : prefix.length >= 32 ? 0u
-                                                    : (1u << (32 - prefix.length)) - 1;
+        std::uint32_t span = prefix.length == 0    ? ~0u
+                             : prefix.length >= 32 ? 0u
+                                                   : (1u << (32 - prefix.length)) - 1;
         v4_.push_back({a.v4_bits, a.v4_bits | span});
     } else {
         Ipv6Bits all = ~static_cast<Ipv6Bits>(0);

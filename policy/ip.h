@@ -34,7 +34,7 @@ std::optional<IpAddress> parse_ip(std::string_view text);
 
 struct IpPrefix {
     IpAddress address;
-    unsigned length = 0;      // 0..32 or 0..128
+    unsigned length = 0;         // 0..32 or 0..128
     bool host_bits_set = false;  // "10.1.2.3/8": masked, and the parser warns
 };
 
@@ -45,7 +45,7 @@ std::optional<IpPrefix> parse_ip_prefix(std::string_view text);
 IpAddress mask_ip(const IpAddress& ip, unsigned length);
 
 class IpSet {
-public:
+  public:
     void add(const IpPrefix& prefix);
     // Sorts and merges; call once after the last add and before contains.
     void finish();
@@ -53,7 +53,7 @@ public:
     std::size_t interval_count() const { return v4_.size() + v6_.size(); }
     bool empty() const { return v4_.empty() && v6_.empty(); }
 
-private:
+  private:
     template <class T>
     struct Interval {
         T first, last;

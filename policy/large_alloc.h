@@ -33,7 +33,8 @@ struct LargeAllocator {
         if (n > static_cast<std::size_t>(-1) / sizeof(T)) throw std::bad_array_new_length();
         std::size_t bytes = n * sizeof(T);
         if (bytes < kLargeAllocThreshold) return static_cast<T*>(::operator new(bytes));
-        void* p = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        void* p =
+            ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED) throw std::bad_alloc();
         return static_cast<T*>(p);
     }

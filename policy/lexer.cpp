@@ -5,14 +5,16 @@ namespace pm {
 namespace {
 
 bool is_word_char(char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '-' || c == ':' || c == '@' || c == '*' || c == '+';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-' || c == ':' || c == '@' || c == '*' || c == '+';
 }
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
 
 class Lexer {
-public:
+  public:
     explicit Lexer(std::string_view src) : src_(src) {}
 
     std::vector<Token> run() {
@@ -32,7 +34,7 @@ public:
         }
     }
 
-private:
+  private:
     std::uint32_t column() const { return static_cast<std::uint32_t>(pos_ - line_start_ + 1); }
 
     void newline() {
@@ -66,8 +68,7 @@ private:
             case ')': return single(t, TokenKind::RParen);
             case ',': return single(t, TokenKind::Comma);
             case '=': return two('=') ? pair(t, TokenKind::Eq) : single(t, TokenKind::Assign);
-            case '!':
-                return two('=') ? pair(t, TokenKind::NotEq) : single(t, TokenKind::Invalid);
+            case '!': return two('=') ? pair(t, TokenKind::NotEq) : single(t, TokenKind::Invalid);
             case '<': return two('=') ? pair(t, TokenKind::LessEq) : single(t, TokenKind::Less);
             case '>':
                 return two('=') ? pair(t, TokenKind::GreaterEq) : single(t, TokenKind::Greater);
@@ -78,7 +79,8 @@ private:
         if (is_word_char(c)) return word(t);
         // One whole UTF-8 sequence, so the message can quote it.
         std::size_t n = 1;
-        while (pos_ + n < src_.size() && (static_cast<unsigned char>(src_[pos_ + n]) & 0xC0) == 0x80 &&
+        while (pos_ + n < src_.size() &&
+               (static_cast<unsigned char>(src_[pos_ + n]) & 0xC0) == 0x80 &&
                (static_cast<unsigned char>(c) & 0x80))
             ++n;
         t.kind = TokenKind::Invalid;
@@ -192,6 +194,8 @@ std::string_view token_kind_name(TokenKind kind) {
     return "token";
 }
 
-std::vector<Token> tokenize(std::string_view source) { return Lexer(source).run(); }
+std::vector<Token> tokenize(std::string_view source) {
+    return Lexer(source).run();
+}
 
 }  // namespace pm

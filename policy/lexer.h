@@ -35,7 +35,7 @@ enum class TokenKind {
 struct Token {
     TokenKind kind = TokenKind::End;
     std::string text;
-    std::string flags;                  // regex flags
+    std::string flags;                   // regex flags
     std::uint32_t line = 0, column = 0;  // 1-based
     // For strings: the source column of each decoded character, so diagnostics inside a
     // reply template can point at the exact character.

@@ -83,8 +83,8 @@ RE2::Options glob_set_options() {
 }  // namespace
 
 struct GlobSet::Impl {
-    std::vector<Glob> globs;          // until finish(); kept for a direct set
-    std::unique_ptr<RE2::Set> set;    // the combined automaton of a large set
+    std::vector<Glob> globs;        // until finish(); kept for a direct set
+    std::unique_ptr<RE2::Set> set;  // the combined automaton of a large set
     bool finished = false;
 };
 
@@ -130,11 +130,16 @@ bool parse_size(std::string_view text, std::uint64_t& out) {
     if (ec != std::errc{} || ptr == text.data()) return false;
     std::string_view unit(ptr, static_cast<std::size_t>(text.data() + text.size() - ptr));
     std::uint64_t mult = 1;
-    if (unit.empty()) mult = 1;
-    else if (unit == "K" || unit == "KB") mult = 1ull << 10;
-    else if (unit == "M" || unit == "MB") mult = 1ull << 20;
-    else if (unit == "G" || unit == "GB") mult = 1ull << 30;
-    else return false;
+    if (unit.empty())
+        mult = 1;
+    else if (unit == "K" || unit == "KB")
+        mult = 1ull << 10;
+    else if (unit == "M" || unit == "MB")
+        mult = 1ull << 20;
+    else if (unit == "G" || unit == "GB")
+        mult = 1ull << 30;
+    else
+        return false;
     if (n > UINT64_MAX / mult) return false;
     out = n * mult;
     return true;
@@ -183,10 +188,9 @@ bool ListMatcher::add_item(std::string_view item, const SourceLocation& where,
                 return bad("is not an IP address or CIDR prefix, but " + std::string(field_name) +
                            " is an IP address");
             if (prefix->host_bits_set)
-                diags.warning(where, "list item '" + std::string(item) +
-                                         "' has host bits set; it matches " +
-                                         prefix->address.to_string() + "/" +
-                                         std::to_string(prefix->length));
+                diags.warning(
+                    where, "list item '" + std::string(item) + "' has host bits set; it matches " +
+                               prefix->address.to_string() + "/" + std::to_string(prefix->length));
             ips_.add(*prefix);
             break;
         }
@@ -215,8 +219,7 @@ bool ListMatcher::add_item(std::string_view item, const SourceLocation& where,
             if (looks_like_ip && item.find('/') != std::string_view::npos)
                 return bad("is an IP prefix, but " + std::string(field_name) + " is a host name");
             if (lower.find('@') != std::string::npos)
-                return bad("is a mail address, but " + std::string(field_name) +
-                           " is a host name");
+                return bad("is a mail address, but " + std::string(field_name) + " is a host name");
             if (lower.find('*') != std::string::npos)
                 globs_.add(lower);
             else if (lower.front() == '.' && lower.size() > 1)

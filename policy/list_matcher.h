@@ -26,7 +26,7 @@ namespace pm {
 // tried one by one (a length check and a memcmp reject most); a larger set is compiled
 // into one RE2::Set, so a lookup is one linear pass however many globs there are.
 class GlobSet {
-public:
+  public:
     GlobSet();
     ~GlobSet();
     GlobSet(GlobSet&&) noexcept;
@@ -38,14 +38,14 @@ public:
     bool matches(std::string_view lower_value) const;
     bool empty() const { return count_ == 0; }
 
-private:
+  private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
     std::size_t count_ = 0;
 };
 
 class ListMatcher {
-public:
+  public:
     explicit ListMatcher(ValueType type) : type_(type) {}
 
     ValueType type() const { return type_; }
@@ -63,7 +63,7 @@ public:
     bool contains_text(std::string_view lower_text) const;
     bool contains_number(std::uint64_t n) const { return numbers_.count(n) > 0; }
 
-private:
+  private:
     bool subdomain_match(std::string_view lower_host) const;
 
     ValueType type_;

@@ -21,10 +21,9 @@ namespace pm {
 namespace {
 
 const std::set<std::string, std::less<>> kKeywords = {
-    "list",    "rule",     "limit",   "at",      "when",       "key",        "max",
-    "per",     "file",     "in",      "matches", "and",        "or",         "not",
-    "observe", "pass",     "accept",  "reject",  "tempfail",   "discard",    "quarantine",
-    "add-header"};
+    "list",   "rule",   "limit",    "at",      "when",       "key",       "max",     "per",
+    "file",   "in",     "matches",  "and",     "or",         "not",       "observe", "pass",
+    "accept", "reject", "tempfail", "discard", "quarantine", "add-header"};
 
 constexpr int kMaxNesting = 64;
 
@@ -46,10 +45,13 @@ bool is_rule_id(std::string_view s) {
 }
 
 bool is_reply_code_word(std::string_view s) {
-    return s.size() == 3 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+    return s.size() == 3 &&
+           std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
 }
 
-std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
+std::string quote(std::string_view s) {
+    return "'" + std::string(s) + "'";
+}
 
 struct SyntaxError {};
 
@@ -66,15 +68,15 @@ struct ListSource {
 
 // A list reference inside a condition, resolved once every list is known.
 struct PendingListRef {
-    std::string name;               // named list, or
-    std::size_t anonymous = 0;      // index into anonymous lists
+    std::string name;           // named list, or
+    std::size_t anonymous = 0;  // index into anonymous lists
     SourceLocation where;
 };
 
 }  // namespace
 
 class PolicyBuilder {
-public:
+  public:
     PolicyBuilder(std::string display_name, std::string base_dir, Diagnostics& diags)
         : file_(std::make_shared<const std::string>(std::move(display_name))),
           base_dir_(std::move(base_dir)),
@@ -99,7 +101,7 @@ public:
         return policy_;
     }
 
-private:
+  private:
     // ---- tokens -------------------------------------------------------------------
 
     const Token& peek(std::size_t ahead = 0) const {
@@ -326,7 +328,8 @@ private:
         std::uint64_t max = 0;
         bool has_size_unit = !n.text.empty() && (n.text.back() == 'K' || n.text.back() == 'M' ||
                                                  n.text.back() == 'G' || n.text.back() == 'B');
-        if (!parse_size(n.text, max)) fail(n, "expected a number after 'max', found " + quote(n.text));
+        if (!parse_size(n.text, max))
+            fail(n, "expected a number after 'max', found " + quote(n.text));
         Limit& lim = *st.limit;
         lim.max = max;
         lim.unit = has_size_unit ? LimitUnit::Bytes : LimitUnit::Messages;
@@ -344,19 +347,19 @@ private:
         }
         // The milter must ask the MTA for what the limit counts, as for a condition.
         FieldId counted = lim.unit == LimitUnit::Recipients ? FieldId::RcptCount
-                          : st.stage == Stage::Message       ? FieldId::MessageSize
-                                                             : FieldId::MailSize;
+                          : st.stage == Stage::Message      ? FieldId::MessageSize
+                                                            : FieldId::MailSize;
         if (lim.unit != LimitUnit::Messages)
             policy_->used_fields_[static_cast<std::size_t>(counted)] = true;
-        if (lim.unit == LimitUnit::Recipients &&
-            stage_index(st.stage) < stage_index(Stage::Rcpt))
+        if (lim.unit == LimitUnit::Recipients && stage_index(st.stage) < stage_index(Stage::Rcpt))
             diags_.error(loc(unit_tok.kind == TokenKind::Word ? unit_tok : n),
                          "a limit on recipients counts at rcpt, data or message, not at " +
                              std::string(stage_name(st.stage)));
         if (lim.unit == LimitUnit::Bytes && st.stage != Stage::Mail && st.stage != Stage::Message)
-            diags_.error(loc(n), "a limit on bytes counts at mail (mail.size) or message "
-                                 "(message.size), not at " +
-                                     std::string(stage_name(st.stage)));
+            diags_.error(loc(n),
+                         "a limit on bytes counts at mail (mail.size) or message "
+                         "(message.size), not at " +
+                             std::string(stage_name(st.stage)));
         expect_word("per");
         const Token& d = expect(TokenKind::Word, "a duration such as 1h after 'per'");
         if (!parse_duration(d.text, lim.window_seconds))
@@ -427,11 +430,10 @@ private:
         const FieldInfo& info = c.field.info();
         const Token& op = peek();
         if (info.type == ValueType::Bool) {
-            if (op.kind == TokenKind::Eq || op.kind == TokenKind::NotEq ||
-                is_word(op, "in") || is_word(op, "matches"))
-                fail(op, quote(info.name) + " is a boolean: write 'when " +
-                             std::string(info.name) + "' or 'when not " + std::string(info.name) +
-                             "'");
+            if (op.kind == TokenKind::Eq || op.kind == TokenKind::NotEq || is_word(op, "in") ||
+                is_word(op, "matches"))
+                fail(op, quote(info.name) + " is a boolean: write 'when " + std::string(info.name) +
+                             "' or 'when not " + std::string(info.name) + "'");
             c.kind = Condition::Kind::Truth;
             return c;
         }
@@ -496,8 +498,9 @@ private:
                 if (v.kind == TokenKind::Word) p = parse_ip_prefix(v.text);
                 if (!p) expected("an IP address or prefix after " + quote(op.text));
                 if (p->host_bits_set)
-                    diags_.warning(loc(v), "prefix " + quote(v.text) + " has host bits set; it matches " +
-                                               p->address.to_string() + "/" + std::to_string(p->length));
+                    diags_.warning(loc(v),
+                                   "prefix " + quote(v.text) + " has host bits set; it matches " +
+                                       p->address.to_string() + "/" + std::to_string(p->length));
                 c.prefix = p;
                 next();
                 return;
@@ -510,7 +513,8 @@ private:
                     expected("a quoted string after " + quote(op.text));
                 }
                 if (v.unterminated) fail(v, "unterminated string");
-                c.text = info.type == ValueType::Host ? normalize_host(v.text) : ascii_lower(v.text);
+                c.text =
+                    info.type == ValueType::Host ? normalize_host(v.text) : ascii_lower(v.text);
                 if (info.type == ValueType::Address && c.text == "<>") c.text.clear();
                 next();
                 return;
@@ -640,14 +644,15 @@ private:
             a.code = std::stoi(code_tok->text);
             int klass = a.code / 100;
             if (klass != want_class) {
-                diags_.error(loc(*code_tok),
-                             "reply code " + code_tok->text + " is " +
-                                 (klass == 4 ? "temporary (4xx)" : klass == 5 ? "permanent (5xx)"
-                                                                              : "not a refusal") +
-                                 ", but " + quote(verb.text) + " needs a " +
-                                 std::to_string(want_class) + "xx code; allowed at " +
-                                 std::string(stage_name(stage)) + ": " +
-                                 allowed_codes_text(stage, kind));
+                diags_.error(loc(*code_tok), "reply code " + code_tok->text + " is " +
+                                                 (klass == 4   ? "temporary (4xx)"
+                                                  : klass == 5 ? "permanent (5xx)"
+                                                               : "not a refusal") +
+                                                 ", but " + quote(verb.text) + " needs a " +
+                                                 std::to_string(want_class) +
+                                                 "xx code; allowed at " +
+                                                 std::string(stage_name(stage)) + ": " +
+                                                 allowed_codes_text(stage, kind));
             } else if (!code_allowed(stage, kind, a.code)) {
                 std::string msg = "reply code " + code_tok->text + " is not allowed for " +
                                   quote(verb.text) + " at the " + std::string(stage_name(stage)) +
@@ -660,8 +665,8 @@ private:
                    peek().text[0] >= '0' && peek().text[0] <= '9') {
             if (parse_enhanced_code(peek().text))
                 fail(peek(), "enhanced status code " + quote(peek().text) +
-                                 " needs a reply code before it, e.g. '" +
-                                 std::to_string(a.code) + " " + peek().text + "'");
+                                 " needs a reply code before it, e.g. '" + std::to_string(a.code) +
+                                 " " + peek().text + "'");
             fail(peek(), "invalid reply code " + quote(peek().text) + "; allowed at " +
                              std::string(stage_name(stage)) + ": " +
                              allowed_codes_text(stage, kind));
@@ -689,7 +694,8 @@ private:
                                                " is not in the IANA registry");
                 std::string mismatch = enhanced_code_stage_mismatch(*enhanced, stage);
                 if (!mismatch.empty())
-                    diags_.warning(loc(x), "enhanced status code " + quote(x.text) + " " + mismatch);
+                    diags_.warning(loc(x),
+                                   "enhanced status code " + quote(x.text) + " " + mismatch);
             }
         }
         if (peek().kind == TokenKind::String) {
@@ -715,7 +721,8 @@ private:
             }
             auto close = s.find('}', i + 1);
             if (close == std::string::npos) {
-                diags_.error(loc_in_string(t, i), "unclosed '{' in text; write '{{' for a literal '{'");
+                diags_.error(loc_in_string(t, i),
+                             "unclosed '{' in text; write '{{' for a literal '{'");
                 break;
             }
             std::string name = s.substr(i + 1, close - i - 1);
@@ -728,8 +735,8 @@ private:
             }
             const FieldInfo* info = find_field(name);
             if (!info || (info->id == FieldId::Header && header.empty())) {
-                diags_.error(loc_in_string(t, i + 1), "unknown field " + quote(s.substr(i + 1, close - i - 1)) +
-                                                          " in text");
+                diags_.error(loc_in_string(t, i + 1),
+                             "unknown field " + quote(s.substr(i + 1, close - i - 1)) + " in text");
             } else if (stage_index(info->since) > stage_index(stage)) {
                 diags_.error(loc_in_string(t, i + 1),
                              "field " + quote(name) + " is not available at the " +
@@ -755,10 +762,10 @@ private:
     void note_unreachable(const Statement& st) {
         auto& decider = unconditional_[stage_index(st.stage)];
         if (decider) {
-            diags_.warning(st.where, std::string(st.is_limit() ? "limit" : "rule") + " \"" +
-                                         st.id + "\" can never be reached: rule \"" +
-                                         decider->first + "\" at line " +
-                                         std::to_string(decider->second) + " always decides the " +
+            diags_.warning(st.where, std::string(st.is_limit() ? "limit" : "rule") + " \"" + st.id +
+                                         "\" can never be reached: rule \"" + decider->first +
+                                         "\" at line " + std::to_string(decider->second) +
+                                         " always decides the " +
                                          std::string(stage_name(st.stage)) + " stage");
             return;
         }
@@ -822,8 +829,8 @@ private:
         }
         std::ifstream in(path, std::ios::binary);
         if (!in) {
-            diags_.error(src.file_where, "cannot read list file \"" + path + "\": " +
-                                             std::strerror(errno));
+            diags_.error(src.file_where,
+                         "cannot read list file \"" + path + "\": " + std::strerror(errno));
             return;
         }
         if (std::find(policy_->source_files_.begin(), policy_->source_files_.end(), path) ==
@@ -840,11 +847,13 @@ private:
         while (std::getline(in, line)) {
             ++line_no;
             std::string_view item(line);
-            if (auto hash = item.find('#'); hash != std::string_view::npos) item = item.substr(0, hash);
+            if (auto hash = item.find('#'); hash != std::string_view::npos)
+                item = item.substr(0, hash);
             std::size_t lead = 0;
             while (lead < item.size() && (item[lead] == ' ' || item[lead] == '\t')) ++lead;
             item.remove_prefix(lead);
-            while (!item.empty() && (item.back() == ' ' || item.back() == '\t' || item.back() == '\r'))
+            while (!item.empty() &&
+                   (item.back() == ' ' || item.back() == '\t' || item.back() == '\r'))
                 item.remove_suffix(1);
             if (item.empty()) continue;
             SourceLocation where{file_name, line_no, static_cast<std::uint32_t>(lead + 1)};
@@ -857,8 +866,8 @@ private:
         // A directory opens like a file but cannot be read; say so instead of
         // silently compiling an empty list.
         if (in.bad())
-            diags_.error(src.file_where, "cannot read list file \"" + path + "\": " +
-                                             std::strerror(errno));
+            diags_.error(src.file_where,
+                         "cannot read list file \"" + path + "\": " + std::strerror(errno));
     }
 
     void warn_unused_lists() {
@@ -942,8 +951,8 @@ LoadResult load_policy_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
         LoadResult result;
-        result.diagnostics.file_error(path, std::string("cannot read rules file: ") +
-                                                std::strerror(errno));
+        result.diagnostics.file_error(
+            path, std::string("cannot read rules file: ") + std::strerror(errno));
         return result;
     }
     std::stringstream buffer;

@@ -58,10 +58,10 @@ bool action_is_terminal(ActionKind kind);  // all but add-header end the stage
 
 struct Action {
     ActionKind kind = ActionKind::Pass;
-    int code = 0;               // reject/tempfail: always set (default filled in)
-    EnhancedCode enhanced;      // reject/tempfail: always set
-    Template text;              // reject/tempfail text; quarantine reason; header value
-    std::string header_name;    // add-header
+    int code = 0;             // reject/tempfail: always set (default filled in)
+    EnhancedCode enhanced;    // reject/tempfail: always set
+    Template text;            // reject/tempfail text; quarantine reason; header value
+    std::string header_name;  // add-header
 };
 
 enum class LimitUnit { Messages, Recipients, Bytes };
@@ -114,7 +114,7 @@ struct StagePolicy {
 };
 
 class Policy {
-public:
+  public:
     const std::vector<Statement>& statements() const { return statements_; }
     const StagePolicy& stage(Stage s) const { return stages_[stage_index(s)]; }
     bool stage_used(Stage s) const { return !stage(s).empty(); }
@@ -123,7 +123,7 @@ public:
     std::size_t rule_count() const { return statements_.size(); }
     const std::vector<std::string>& source_files() const { return source_files_; }
 
-private:
+  private:
     friend class PolicyBuilder;
     std::vector<Statement> statements_;
     std::array<StagePolicy, kStageCount> stages_;

@@ -61,7 +61,9 @@ bool parse_int(std::string_view text, int& out) {
 
 }  // namespace
 
-const ReplyCodeRule& reply_codes_for(Stage stage) { return kRules[stage_index(stage)]; }
+const ReplyCodeRule& reply_codes_for(Stage stage) {
+    return kRules[stage_index(stage)];
+}
 
 bool code_allowed(Stage stage, Refusal kind, int code) {
     const auto& r = reply_codes_for(stage);

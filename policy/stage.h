@@ -13,7 +13,9 @@ inline constexpr std::array<Stage, 6> kAllStages = {Stage::Connect, Stage::Helo,
                                                     Stage::Rcpt,    Stage::Data, Stage::Message};
 inline constexpr std::size_t kStageCount = kAllStages.size();
 
-constexpr std::size_t stage_index(Stage s) { return static_cast<std::size_t>(s); }
+constexpr std::size_t stage_index(Stage s) {
+    return static_cast<std::size_t>(s);
+}
 
 constexpr std::string_view stage_name(Stage s) {
     constexpr std::array<std::string_view, kStageCount> names = {"connect", "helo", "mail",

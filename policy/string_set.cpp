@@ -63,7 +63,9 @@ std::uint64_t hash_of(std::string_view s) {
     return mum(kP1 ^ len, mum(a ^ kP1, b ^ seed));
 }
 
-std::uint32_t tag_of(std::uint64_t hash) { return static_cast<std::uint32_t>(hash >> 32); }
+std::uint32_t tag_of(std::uint64_t hash) {
+    return static_cast<std::uint32_t>(hash >> 32);
+}
 
 }  // namespace
 
@@ -107,7 +109,9 @@ void StringSet::reserve(std::size_t entries) {
     }
 }
 
-void StringSet::grow() { reserve(slots_.empty() ? 8 : slots_.size()); }
+void StringSet::grow() {
+    reserve(slots_.empty() ? 8 : slots_.size());
+}
 
 bool StringSet::insert(std::string_view s) {
     if ((size_ + 1) * 2 > slots_.size()) grow();

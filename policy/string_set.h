@@ -15,7 +15,7 @@
 namespace pm {
 
 class StringSet {
-public:
+  public:
     void reserve(std::size_t entries);
     // Returns false when the string was already present.
     bool insert(std::string_view s);
@@ -34,7 +34,7 @@ public:
         if (arena_.capacity() < kLargeAllocThreshold) arena_.shrink_to_fit();
     }
 
-private:
+  private:
     static std::uint64_t length_bit(std::size_t n) { return 1ull << (n < 63 ? n : 63); }
     bool find(std::string_view s) const;
     std::string_view entry_at(std::uint32_t offset) const;

@@ -8,8 +8,9 @@ namespace pm {
 namespace {
 
 std::string hit_line(Stage stage, const RuleHit& hit, bool observed) {
-    std::string line = std::string(stage_name(stage)) + ": rule=" + hit.rule_id + " action=" +
-                       (observed ? "would-" : "") + std::string(action_name(hit.action));
+    std::string line = std::string(stage_name(stage)) + ": rule=" + hit.rule_id +
+                       " action=" + (observed ? "would-" : "") +
+                       std::string(action_name(hit.action));
     if (hit.reply) line += " reply=\"" + hit.reply->line() + "\"";
     if (hit.action == ActionKind::AddHeader) line += " header=\"" + hit.detail + "\"";
     if (hit.action == ActionKind::Quarantine) line += " reason=\"" + hit.detail + "\"";
@@ -85,8 +86,7 @@ int run_test_transaction(std::shared_ptr<const Policy> policy, const TestTransac
     // Returns true when the session goes on after this event.
     auto show = [&](const Decision& d) {
         out << format_decision(d);
-        if (d.closes_connection() || d.verdict == Verdict::Accept ||
-            d.verdict == Verdict::Discard)
+        if (d.closes_connection() || d.verdict == Verdict::Accept || d.verdict == Verdict::Discard)
             return false;
         return true;
     };

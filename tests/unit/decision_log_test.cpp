@@ -33,8 +33,8 @@ const char* kUnknownUser = R"(rule "unknown-user" at rcpt
     reject 550 5.1.1 "<{recipient}>: Recipient address rejected: User unknown")";
 
 TEST(DecisionLog, RejectAtRcptBeforeQueueId) {
-    auto lines = decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>"),
-                                    rcpt_subject());
+    auto lines =
+        decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>"), rcpt_subject());
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].level, LogLevel::Info);
     EXPECT_EQ(lines[0].text,
@@ -67,8 +67,8 @@ TEST(DecisionLog, NoRuleIsDebugOnly) {
 TEST(DecisionLog, ObserveLogsWouldReject) {
     ConversationOptions observe;
     observe.observe_all = true;
-    auto lines = decision_log_lines(
-        rcpt_decision(kUnknownUser, "<nobody@example.org>", observe), rcpt_subject());
+    auto lines = decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>", observe),
+                                    rcpt_subject());
     ASSERT_EQ(lines.size(), 2u);
     EXPECT_EQ(lines[0].level, LogLevel::Info);
     EXPECT_EQ(lines[0].text,

@@ -40,7 +40,7 @@ void expect_diagnostics(std::string_view text, const std::vector<std::string>& e
 
 // A fresh directory for list files, removed afterwards.
 class DiagnosticsFiles : public ::testing::Test {
-protected:
+  protected:
     void SetUp() override {
         const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
         dir_ = fs::temp_directory_path() /
@@ -70,16 +70,21 @@ TEST(Diagnostics, CleanFileHasNoDiagnosticsAndAPolicy) {
         "list vip = [ \"ceo@example.com\", \"@partner.example\", \".sub.example\", \"*-list@*\" ]\n"
         "list nets = [ 192.0.2.0/24, 2001:db8::/32, ::ffff:198.51.100.0/120 ]\n"
         "rule \"c1\" at connect when client.ip in nets and client.name in [ \".example\" ] accept\n"
-        "rule \"h1\" at helo when helo matches /^localhost$/i or helo == \"evil\" reject 550 5.7.1 \"Bad {helo}\"\n"
+        "rule \"h1\" at helo when helo matches /^localhost$/i or helo == \"evil\" reject 550 5.7.1 "
+        "\"Bad {helo}\"\n"
         "rule \"m1\" at mail when sender in vip pass\n"
         "rule \"m2\" at mail when not tls and auth.user == \"\" and mail.size >= 10MB tempfail\n"
-        "rule \"r1\" at rcpt when recipient.domain == \"example.com\" and rcpt.count > 50 tempfail 452 4.5.3\n"
-        "rule \"r2\" at rcpt when (recipient.local == \"x\") reject 550 5.1.1 \"<{recipient}> unknown\"\n"
+        "rule \"r1\" at rcpt when recipient.domain == \"example.com\" and rcpt.count > 50 tempfail "
+        "452 4.5.3\n"
+        "rule \"r2\" at rcpt when (recipient.local == \"x\") reject 550 5.1.1 \"<{recipient}> "
+        "unknown\"\n"
         "rule \"d1\" at data when recipient in [ \"trap@example.com\" ] discard\n"
-        "rule \"g1\" at message when header[\"Subject\"] matches /win/ quarantine \"spam {sender}\"\n"
+        "rule \"g1\" at message when header[\"Subject\"] matches /win/ quarantine \"spam "
+        "{sender}\"\n"
         "rule \"g2\" at message add-header \"X-Policy\" \"checked {{ok}\"\n"
         "rule \"g3\" at message when message.size > 1M reject 552 5.3.4 observe\n"
-        "limit \"l1\" at mail key sender, client.ip/64 when not sender in vip max 500 per 1h tempfail\n"
+        "limit \"l1\" at mail key sender, client.ip/64 when not sender in vip max 500 per 1h "
+        "tempfail\n"
         "limit \"l2\" at rcpt key recipient max 10 recipients per 1d tempfail 452 4.5.3\n"
         "limit \"l3\" at message key sender max 50MB per 1d reject 552 5.3.4\n";
     expect_diagnostics(text, {});
@@ -428,8 +433,7 @@ TEST(Diagnostics, UnknownList) {
         "list vip = [ \"ceo@example.com\" ]\n"
         "rule \"a\" at mail when sender in vips reject\n"
         "rule \"b\" at rcpt when recipient in vip or recipient in nobody reject\n",
-        {"t.rules:2:33: error: unknown list 'vips'",
-         "t.rules:3:56: error: unknown list 'nobody'"});
+        {"t.rules:2:33: error: unknown list 'vips'", "t.rules:3:56: error: unknown list 'nobody'"});
 }
 
 TEST(Diagnostics, UnusedListIsAWarning) {
@@ -453,9 +457,9 @@ TEST(Diagnostics, ListUsedBeforeItsDefinitionIsFine) {
 
 TEST(Diagnostics, RuleAfterAnUnconditionalTerminalRuleIsUnreachable) {
     expect_diagnostics(
-        "rule \"hdr\" at message add-header \"X-A\" \"b\"\n"       // not terminal
-        "rule \"try\" at message reject observe\n"                 // observes only
-        "rule \"all\" at message quarantine \"everything\"\n"      // decides the stage
+        "rule \"hdr\" at message add-header \"X-A\" \"b\"\n"   // not terminal
+        "rule \"try\" at message reject observe\n"             // observes only
+        "rule \"all\" at message quarantine \"everything\"\n"  // decides the stage
         "rule \"late\" at message when message.size > 1 reject\n"
         "limit \"cap\" at message key sender max 5 per 1h tempfail\n"
         "rule \"other-stage\" at mail when sender == \"x@y\" reject\n"
@@ -478,8 +482,7 @@ TEST(Diagnostics, UnterminatedString) {
         "rule \"c\" at mail when sender == \"c@x\" reject 550 5.7.1 \"no way\n"
         "list l = [ \"a@b, \"c ]\n"
         "rule \"d\" at mail when sender in l reject\n",
-        {"t.rules:1:33: error: unterminated string",
-         "t.rules:2:6: error: unterminated string",
+        {"t.rules:1:33: error: unterminated string", "t.rules:2:6: error: unterminated string",
          "t.rules:3:56: error: unterminated string",
          "t.rules:4:19: error: expected ',' or ']', found 'c'",
          "t.rules:5:33: error: unknown list 'l'"});
@@ -749,16 +752,16 @@ TEST_F(DiagnosticsFiles, RulesFileListsAreRelativeToTheRulesFile) {
 
 TEST(Diagnostics, EveryErrorOfTheFileIsReportedInOneRun) {
     expect_diagnostics(
-        "list vip = [ \"ceo@example.com\" ]\n"                               // 1
-        "list vip = [ \"cfo@example.com\" ]\n"                               // 2 duplicate
-        "rule \"a\" at connect when sender in vip reject 550\n"              // 3
-        "rule \"b\" at helo when helo == \"x\" reject 550 5.7.1 \"oops\n"   // 4 syntax
-        "rule \"c\" at mail when sender in vipp tempfail 452 5.2.2\n"        // 5
-        "rule \"c\" at rcpt when recipient == \"u@x\" reject 554\n"          // 6
-        "rule \"d\" at rcpt when rcpt.count > ten reject\n"                  // 7 syntax
+        "list vip = [ \"ceo@example.com\" ]\n"                             // 1
+        "list vip = [ \"cfo@example.com\" ]\n"                             // 2 duplicate
+        "rule \"a\" at connect when sender in vip reject 550\n"            // 3
+        "rule \"b\" at helo when helo == \"x\" reject 550 5.7.1 \"oops\n"  // 4 syntax
+        "rule \"c\" at mail when sender in vipp tempfail 452 5.2.2\n"      // 5
+        "rule \"c\" at rcpt when recipient == \"u@x\" reject 554\n"        // 6
+        "rule \"d\" at rcpt when rcpt.count > ten reject\n"                // 7 syntax
         "rule \"e\" at message when header[\"Subject\"] matches /(/ quarantine \"{nope}\"\n"
-        "rule \"f\" at data discard\n"                                       // 9
-        "rule \"g\" at data when rcpt.count > 1 reject\n",                   // 10
+        "rule \"f\" at data discard\n"                      // 9
+        "rule \"g\" at data when rcpt.count > 1 reject\n",  // 10
         {"t.rules:2:6: error: list 'vip' is already defined at line 1",
          "t.rules:3:26: error: field 'sender' is not available at the connect stage (it is "
          "known from mail on)",

@@ -104,8 +104,9 @@ TEST(Fields, EachFieldAtItsFirstStage) {
 }
 
 TEST(Fields, LaterStagesSeeEarlierFields) {
-    EXPECT_EQ(first_decision(at("message", "client.ip in [192.0.2.0/24] and helo == \"mx.example.net\" "
-                                           "and sender.domain == \"example.net\" and rcpt.count == 1")),
+    EXPECT_EQ(first_decision(at("message",
+                                "client.ip in [192.0.2.0/24] and helo == \"mx.example.net\" "
+                                "and sender.domain == \"example.net\" and rcpt.count == 1")),
               "message:reject 554 5.7.1 Rejected by policy");
 }
 
@@ -127,11 +128,11 @@ TEST(Fields, RcptCountCountsAcceptedRecipientsAndTheCurrentOne) {
     Session s(p);
     s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
     s.conv.mail("<>", "", 0, false);
-    EXPECT_EQ(summary(s.conv.rcpt("<a@x>")), "continue");        // count 1
+    EXPECT_EQ(summary(s.conv.rcpt("<a@x>")), "continue");  // count 1
     EXPECT_EQ(summary(s.conv.rcpt("<x@x>")), "reject 550 5.1.1 Rejected by policy");
-    EXPECT_EQ(summary(s.conv.rcpt("<busy@x>")),                   // tempfailed: not counted
+    EXPECT_EQ(summary(s.conv.rcpt("<busy@x>")),  // tempfailed: not counted
               "tempfail 452 4.2.2 Temporarily rejected by policy, try again later");
-    EXPECT_EQ(summary(s.conv.rcpt("<b@x>")), "continue");        // count 2
+    EXPECT_EQ(summary(s.conv.rcpt("<b@x>")), "continue");  // count 2
     EXPECT_EQ(summary(s.conv.rcpt("<c@x>")), "tempfail 452 4.5.3 Too many recipients");
     EXPECT_EQ(s.conv.facts().rcpt_count, 2u);
     EXPECT_EQ(summary(s.conv.data()),
@@ -183,7 +184,8 @@ TEST(Operators, RegexSearchesAndHonoursFlags) {
 }
 
 TEST(Lists, IpPrefixesV4V6AndMapped) {
-    std::string rules = at("connect", "client.ip in [ 10.0.0.0/8, 192.0.2.128/25, 2001:db8::/32, ::1 ]");
+    std::string rules =
+        at("connect", "client.ip in [ 10.0.0.0/8, 192.0.2.128/25, 2001:db8::/32, ::1 ]");
     auto ip = [&](const std::string& a) {
         Tx t;
         t.ip = a;
@@ -257,7 +259,8 @@ TEST(Lists, HostAndTextItems) {
 TEST(Lists, FileBackedRelativeToRulesFile) {
     auto dir = std::filesystem::temp_directory_path() / "pm-lists-test";
     std::filesystem::create_directories(dir / "lists");
-    std::ofstream(dir / "lists" / "nets.txt") << "# blocked\n\n  10.0.0.0/8   # comment\n2001:db8::/32\r\n";
+    std::ofstream(dir / "lists" / "nets.txt")
+        << "# blocked\n\n  10.0.0.0/8   # comment\n2001:db8::/32\r\n";
     std::ofstream(dir / "users.txt") << "bob@example.org\n";
     auto p = must_load(
         "list nets = file \"lists/nets.txt\"\n"
@@ -306,8 +309,9 @@ TEST(Actions, AcceptEndsAllChecksForTheMessage) {
 }
 
 TEST(Actions, AcceptAtConnectCoversEveryMessage) {
-    auto p = must_load("rule \"lan\" at connect when client.ip in [10.0.0.0/8] accept\n"
-                       "rule \"r\" at rcpt reject\n");
+    auto p = must_load(
+        "rule \"lan\" at connect when client.ip in [10.0.0.0/8] accept\n"
+        "rule \"r\" at rcpt reject\n");
     Session s(p);
     EXPECT_EQ(s.conv.connect(parse_ip("10.0.0.1"), "unknown", 1).verdict, Verdict::Accept);
     s.conv.mail("<a@x>", "", 0, false);
@@ -320,8 +324,10 @@ TEST(Actions, AcceptAtConnectCoversEveryMessage) {
 TEST(Actions, MessageStageActions) {
     auto p = must_load(
         "rule \"tag\" at message add-header \"X-Policy\" \"checked {sender}\"\n"
-        "rule \"tag2\" at message when header[\"Subject\"] matches /spam/i add-header \"X-Spam\" \"yes\"\n"
-        "rule \"hold\" at message when header[\"Subject\"] matches /hold/ quarantine \"held: {header[Subject]}\"\n"
+        "rule \"tag2\" at message when header[\"Subject\"] matches /spam/i add-header \"X-Spam\" "
+        "\"yes\"\n"
+        "rule \"hold\" at message when header[\"Subject\"] matches /hold/ quarantine \"held: "
+        "{header[Subject]}\"\n"
         "rule \"drop\" at message when header[\"Subject\"] == \"drop\" discard\n");
     auto run = [&](const std::string& subject) {
         Session s(p);
@@ -336,7 +342,8 @@ TEST(Actions, MessageStageActions) {
     EXPECT_EQ(d.verdict, Verdict::Quarantine);
     EXPECT_EQ(d.quarantine_reason, "held: spam and hold");
     ASSERT_EQ(d.headers_to_add.size(), 2u);
-    EXPECT_EQ(d.headers_to_add[0], (std::pair<std::string, std::string>("X-Policy", "checked a@x")));
+    EXPECT_EQ(d.headers_to_add[0],
+              (std::pair<std::string, std::string>("X-Policy", "checked a@x")));
     EXPECT_EQ(d.headers_to_add[1].first, "X-Spam");
     EXPECT_EQ(run("drop").verdict, Verdict::Discard);
     EXPECT_EQ(run("fine").verdict, Verdict::Continue);
@@ -344,7 +351,8 @@ TEST(Actions, MessageStageActions) {
 
 TEST(Actions, ObserveLogsAndGoesOn) {
     auto p = must_load(
-        "rule \"trial\" at rcpt when recipient.domain == \"y\" reject 550 5.1.1 \"no {recipient}\" observe\n"
+        "rule \"trial\" at rcpt when recipient.domain == \"y\" reject 550 5.1.1 \"no {recipient}\" "
+        "observe\n"
         "rule \"real\" at rcpt when recipient.local == \"b\" tempfail 450 4.2.1\n");
     Session s(p);
     s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);

@@ -9,8 +9,8 @@
 namespace pm {
 namespace {
 
-const std::vector<std::string> kGlobs = {"*",        "a*",      "*b",     "a*b",   "*ab*",
-                                         "a*b*c",    "ab",      "*a*a*",  "x*@*.y", "**",
+const std::vector<std::string> kGlobs = {"*",           "a*",    "*b",      "a*b",    "*ab*",
+                                         "a*b*c",       "ab",    "*a*a*",   "x*@*.y", "**",
                                          "*-bounces@*", "aa*aa", "*.dsl.*", "a*a"};
 
 TEST(GlobSet, SmallAndLargeSetsAgree) {
@@ -28,7 +28,8 @@ TEST(GlobSet, SmallAndLargeSetsAgree) {
         for (int n = 0; n < 3000; ++n) {
             std::string s;
             for (int i = len(rng); i > 0; --i) s += alphabet[pick(rng)];
-            EXPECT_EQ(small.matches(s), large.matches(s)) << "glob '" << glob << "' value '" << s << "'";
+            EXPECT_EQ(small.matches(s), large.matches(s))
+                << "glob '" << glob << "' value '" << s << "'";
         }
     }
 }

@@ -60,7 +60,10 @@ TEST(Limits, AbortedTransactionsDoNotCount) {
     MemoryCounterStore store(clock.fn());
     auto p = must_load(kSenderHourly);
     for (int i = 0; i < 10; ++i) send(p, store, "<a@x>", /*finish=*/false);
-    EXPECT_EQ(store.count("sender-hourly\x1f" "a@x", 3600), 0u);
+    EXPECT_EQ(store.count("sender-hourly\x1f"
+                          "a@x",
+                          3600),
+              0u);
     EXPECT_EQ(send(p, store, "<a@x>").verdict, Verdict::Continue);
 }
 
@@ -83,17 +86,25 @@ TEST(Limits, RejectedMessagesAndRecipientsDoNotCount) {
         return out;
     };
     EXPECT_EQ(message({"<bad@y>", "<bad@y>", "<g1@y>"}, "spam"), "reject 5,reject 5,continue,");
-    EXPECT_EQ(store.count("rcpts\x1f" "a@x", 86400), 0u);  // the message was rejected
+    EXPECT_EQ(store.count("rcpts\x1f"
+                          "a@x",
+                          86400),
+              0u);  // the message was rejected
     EXPECT_EQ(message({"<bad@y>", "<g1@y>", "<g2@y>", "<g3@y>"}, "ok"),
               "reject 5,continue,continue,tempfail,");
-    EXPECT_EQ(store.count("rcpts\x1f" "a@x", 86400), 2u);
+    EXPECT_EQ(store.count("rcpts\x1f"
+                          "a@x",
+                          86400),
+              2u);
 }
 
 TEST(Limits, SlidingWindowWithInjectedClock) {
     FakeClock clock;  // starts 1000 s after its epoch: 280 s into a 360 s slot
     MemoryCounterStore store(clock.fn());
     auto p = must_load(kSenderHourly);
-    const std::string key = "sender-hourly\x1f" "a@x";
+    const std::string key =
+        "sender-hourly\x1f"
+        "a@x";
     for (int i = 0; i < 3; ++i) send(p, store, "<a@x>");
     EXPECT_TRUE(send(p, store, "<a@x>").refused());
     clock.now_ms += 1800 * 1000;  // half a window later all three are still inside
@@ -125,8 +136,9 @@ TEST(Limits, WindowNeverLetsMoreThroughThanTheLimit) {
 TEST(Limits, ConnectionRateCountsAtConnect) {
     FakeClock clock;
     MemoryCounterStore store(clock.fn());
-    auto p = must_load("limit \"conn\" at connect key client.ip/64 max 2 per 1m tempfail 421 4.7.0 "
-                       "\"Too many connections from {client.ip}\"\n");
+    auto p = must_load(
+        "limit \"conn\" at connect key client.ip/64 max 2 per 1m tempfail 421 4.7.0 "
+        "\"Too many connections from {client.ip}\"\n");
     auto connect = [&](const char* ip) {
         LimitedSession s(p, store);
         return summary(s.conv.connect(parse_ip(ip), "unknown", 1));
@@ -160,11 +172,14 @@ TEST(Limits, ObservedLimitStillCounts) {
     Decision d = send(p, store, "<a@x>");
     EXPECT_EQ(d.verdict, Verdict::Continue);
     ASSERT_EQ(d.observed.size(), 1u);
-    EXPECT_EQ(store.count("l\x1f" "a@x", 3600), 2u);
+    EXPECT_EQ(store.count("l\x1f"
+                          "a@x",
+                          3600),
+              2u);
 }
 
 class FailingStore : public CounterStore {
-public:
+  public:
     std::uint64_t count(const std::string&, std::uint64_t) override { throw StoreError("down"); }
     void add(const std::string&, std::uint64_t, std::uint64_t) override {}
 };
@@ -222,8 +237,9 @@ namespace {
 
 TEST(Limits, AcceptedConnectionCountsNothing) {
     MemoryCounterStore store;
-    auto p = must_load("limit \"conn\" at connect key client.ip max 1 per 1m tempfail 421\n"
-                       "rule \"lan\" at connect when client.ip in [10.0.0.0/8] accept\n");
+    auto p = must_load(
+        "limit \"conn\" at connect key client.ip max 1 per 1m tempfail 421\n"
+        "rule \"lan\" at connect when client.ip in [10.0.0.0/8] accept\n");
     for (int i = 0; i < 3; ++i) {
         Conversation c([p] { return p; }, store);
         EXPECT_EQ(c.connect(parse_ip("10.0.0.1"), "unknown", 1).verdict, Verdict::Accept);
@@ -244,8 +260,8 @@ TEST(Limits, HeloLimitCountsTheConnectionOnce) {
 
 TEST(Limits, KeyOnAHeader) {
     MemoryCounterStore store;
-    auto p = must_load(
-        "limit \"list\" at message key header[\"List-Id\"] max 1 per 1h tempfail 451\n");
+    auto p =
+        must_load("limit \"list\" at message key header[\"List-Id\"] max 1 per 1h tempfail 451\n");
     auto message = [&](const char* list_id) {
         Conversation c([p] { return p; }, store);
         c.connect(parse_ip("192.0.2.1"), "unknown", 1);
@@ -262,15 +278,19 @@ TEST(Limits, KeyOnAHeader) {
 
 TEST(Limits, DiscardedMessageCountsAndEndsTheMessage) {
     MemoryCounterStore store;
-    auto p = must_load("limit \"l\" at mail key sender max 1 per 1h tempfail\n"
-                       "rule \"drop\" at rcpt when recipient.local == \"spamtrap\" discard\n"
-                       "rule \"never\" at data reject\n");
+    auto p = must_load(
+        "limit \"l\" at mail key sender max 1 per 1h tempfail\n"
+        "rule \"drop\" at rcpt when recipient.local == \"spamtrap\" discard\n"
+        "rule \"never\" at data reject\n");
     Conversation c([p] { return p; }, store);
     c.connect(parse_ip("192.0.2.1"), "unknown", 1);
     c.mail("<a@x>", "", 0, false);
     EXPECT_EQ(c.rcpt("<spamtrap@y>").verdict, Verdict::Discard);
     EXPECT_EQ(c.data().verdict, Verdict::Continue);  // nothing more is decided for it
-    EXPECT_EQ(store.count("l\x1f" "a@x", 3600), 1u);
+    EXPECT_EQ(store.count("l\x1f"
+                          "a@x",
+                          3600),
+              1u);
 }
 
 }  // namespace

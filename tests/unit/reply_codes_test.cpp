@@ -23,7 +23,10 @@ const std::vector<StageCodes> kTable = {
     {Stage::Connect, {554, 521}, {421}, "554 5.7.1", "421 4.7.0"},
     {Stage::Helo, {550, 501, 504, 521}, {421}, "550 5.7.1", "421 4.7.0"},
     {Stage::Mail, {550, 552, 553, 501, 555}, {421, 451, 452, 455}, "550 5.7.1", "451 4.7.1"},
-    {Stage::Rcpt, {550, 551, 552, 553, 521, 501, 555}, {421, 450, 451, 452, 455}, "550 5.7.1",
+    {Stage::Rcpt,
+     {550, 551, 552, 553, 521, 501, 555},
+     {421, 450, 451, 452, 455},
+     "550 5.7.1",
      "450 4.7.1"},
     {Stage::Data, {554}, {421, 451}, "554 5.7.1", "451 4.7.1"},
     {Stage::Message, {554, 550, 552}, {421, 450, 451, 452}, "554 5.7.1", "451 4.7.1"},
@@ -61,7 +64,8 @@ TEST(ReplyCodes, EveryAllowedCodeLoadsAndIsSentVerbatim) {
     for (const auto& row : kTable) {
         for (int code : row.reject) {
             std::string x = "5.7.1";
-            auto p = must_load(rule(row.stage, "reject " + std::to_string(code) + " " + x + " \"no\""));
+            auto p =
+                must_load(rule(row.stage, "reject " + std::to_string(code) + " " + x + " \"no\""));
             ASSERT_TRUE(p);
             Session s(p);
             EXPECT_EQ(summary(run_to(s, row.stage)), "reject " + std::to_string(code) + " 5.7.1 no")
@@ -69,7 +73,8 @@ TEST(ReplyCodes, EveryAllowedCodeLoadsAndIsSentVerbatim) {
         }
         for (int code : row.tempfail) {
             std::string x = code == 421 ? "4.7.0" : "4.7.1";
-            auto p = must_load(rule(row.stage, "tempfail " + std::to_string(code) + " " + x + " \"later\""));
+            auto p = must_load(
+                rule(row.stage, "tempfail " + std::to_string(code) + " " + x + " \"later\""));
             ASSERT_TRUE(p);
             Session s(p);
             EXPECT_EQ(summary(run_to(s, row.stage)),
@@ -97,9 +102,10 @@ TEST(ReplyCodes, RefusedCodesListTheAllowedOnes) {
 }
 
 TEST(ReplyCodes, Rcpt554SuggestsFiveFifty) {
-    EXPECT_EQ(diagnostics_of("rule \"r\" at rcpt reject 554 5.7.1"),
-              "t.rules:1:25: error: reply code 554 is not allowed for 'reject' at the rcpt stage; "
-              "allowed: 550, 551, 552, 553, 521, 501, 555 (RFC 5321 has no 554 for RCPT: use 550)\n");
+    EXPECT_EQ(
+        diagnostics_of("rule \"r\" at rcpt reject 554 5.7.1"),
+        "t.rules:1:25: error: reply code 554 is not allowed for 'reject' at the rcpt stage; "
+        "allowed: 550, 551, 552, 553, 521, 501, 555 (RFC 5321 has no 554 for RCPT: use 550)\n");
 }
 
 TEST(ReplyCodes, DefaultsPerStage) {
@@ -128,7 +134,8 @@ TEST(ReplyCodes, SoftBounceTurnsFiveIntoFour) {
     Session s(must_load("rule \"r\" at rcpt reject 550 5.1.1 \"unknown\""), o);
     EXPECT_EQ(summary(run_to(s, Stage::Rcpt)), "tempfail 450 4.1.1 unknown");
     Session c(must_load("rule \"r\" at connect reject"), o);
-    EXPECT_EQ(summary(run_to(c, Stage::Connect)), "tempfail 421 4.7.1 Temporarily rejected by policy, try again later");
+    EXPECT_EQ(summary(run_to(c, Stage::Connect)),
+              "tempfail 421 4.7.1 Temporarily rejected by policy, try again later");
 }
 
 TEST(EnhancedCodes, ParseAndRegistry) {

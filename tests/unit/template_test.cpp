@@ -18,8 +18,9 @@ Decision reject_rcpt(const std::string& text, const std::string& rcpt) {
 }
 
 TEST(Template, ExpandsFieldsAndLiteralBraces) {
-    Session s(must_load("rule \"r\" at rcpt reject 550 5.1.1 \"{{{recipient}} from {sender} "
-                        "via {client.ip} {helo} n={rcpt.count} }\""));
+    Session s(
+        must_load("rule \"r\" at rcpt reject 550 5.1.1 \"{{{recipient}} from {sender} "
+                  "via {client.ip} {helo} n={rcpt.count} }\""));
     s.conv.connect(parse_ip("2001:db8::1"), "unknown", 1);
     s.conv.helo("Mx.Example");
     s.conv.mail("<A@X>", "", 0, false);
@@ -59,7 +60,8 @@ TEST(Template, PercentNearTheCutStillFitsAfterDoubling) {
 }
 
 TEST(Template, HeaderAndMultiRecipientExpansion) {
-    Session s(must_load("rule \"r\" at message reject 554 5.7.1 \"{header[\\\"Subject\\\"]} to {recipient}\""));
+    Session s(must_load(
+        "rule \"r\" at message reject 554 5.7.1 \"{header[\\\"Subject\\\"]} to {recipient}\""));
     s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
     s.conv.mail("<a@x>", "", 0, false);
     s.conv.rcpt("<b@y>");
