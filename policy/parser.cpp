@@ -306,13 +306,7 @@ class PolicyBuilder {
         LimitKeyField key;
         key.field = field_ref(t, name, stage);
         key.prefix_length = prefix;
-        if (key.field.id == FieldId::Header) {
-            expect(TokenKind::LBracket, "'[' after header");
-            const Token& header = expect_string("a quoted header name");
-            if (header.text.empty()) diags_.error(loc(header), "empty header name");
-            key.field.header = ascii_lower(header.text);
-            expect(TokenKind::RBracket, "']'");
-        }
+        if (key.field.id == FieldId::Header) header_index(key.field);
         if (key.field.info().type == ValueType::Bool)
             diags_.error(loc(t), "key field " + quote(name) + " is a boolean; key on a value");
         else if (key.field.info().per_recipient && stage != Stage::Rcpt &&
@@ -420,13 +414,7 @@ class PolicyBuilder {
         next();
         Condition c;
         c.field = field_ref(ftok, ftok.text, current_stage_);
-        if (c.field.id == FieldId::Header) {
-            expect(TokenKind::LBracket, "'[' after header");
-            const Token& name = expect_string("a quoted header name");
-            if (name.text.empty()) diags_.error(loc(name), "empty header name");
-            c.field.header = ascii_lower(name.text);
-            expect(TokenKind::RBracket, "']'");
-        }
+        if (c.field.id == FieldId::Header) header_index(c.field);
         const FieldInfo& info = c.field.info();
         const Token& op = peek();
         if (info.type == ValueType::Bool) {
@@ -477,6 +465,15 @@ class PolicyBuilder {
                                      std::string(stage_name(info->since)) + " on)");
         policy_->used_fields_[static_cast<std::size_t>(info->id)] = true;
         return ref;
+    }
+
+    // The ["Name"] after `header`, in a condition or a limit key.
+    void header_index(FieldRef& field) {
+        expect(TokenKind::LBracket, "'[' after header");
+        const Token& name = expect_string("a quoted header name");
+        if (name.text.empty()) diags_.error(loc(name), "empty header name");
+        field.header = ascii_lower(name.text);
+        expect(TokenKind::RBracket, "']'");
     }
 
     void literal(Condition& c, const Token& op) {
