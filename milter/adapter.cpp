@@ -173,13 +173,11 @@ struct Needs {
 Needs needs_of(const Policy& p) {
     Needs n;
     auto used = [&](Stage s) { return p.stage_used(s); };
+    // A bytes limit at message marks message.size as used too (the parser sees to it).
     bool message_size = p.uses_field(FieldId::MessageSize);
     for (const auto& st : p.statements()) {
         if (st.action.kind == ActionKind::AddHeader) n.add_header = true;
         if (st.action.kind == ActionKind::Quarantine) n.quarantine = true;
-        // A bytes limit at message counts message.size without naming the field.
-        if (st.is_limit() && st.stage == Stage::Message && st.limit->unit == LimitUnit::Bytes)
-            message_size = true;
     }
     n.helo = used(Stage::Helo) || p.uses_field(FieldId::Helo);
     n.rcpt = used(Stage::Rcpt) || used(Stage::Data) || used(Stage::Message);
