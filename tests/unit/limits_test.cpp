@@ -295,3 +295,22 @@ TEST(Limits, DiscardedMessageCountsAndEndsTheMessage) {
 
 }  // namespace
 }  // namespace pm
+
+namespace pm {
+namespace {
+
+// The milter asks the MTA only for what the policy uses: a limit must count as using
+// the field it counts.
+TEST(Limits, CountedFieldIsMarkedUsed) {
+    EXPECT_TRUE(must_load("limit \"v\" at message key sender max 50MB per 1d reject\n")
+                    ->uses_field(FieldId::MessageSize));
+    EXPECT_TRUE(must_load("limit \"v\" at mail key sender max 50MB per 1d reject\n")
+                    ->uses_field(FieldId::MailSize));
+    EXPECT_TRUE(must_load("limit \"r\" at data key sender max 5 recipients per 1d tempfail\n")
+                    ->uses_field(FieldId::RcptCount));
+    EXPECT_FALSE(must_load("limit \"m\" at mail key sender max 5 per 1d tempfail\n")
+                     ->uses_field(FieldId::MessageSize));
+}
+
+}  // namespace
+}  // namespace pm
