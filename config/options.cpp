@@ -1,8 +1,9 @@
 #include "config/options.h"
 
 #include <boost/program_options.hpp>
-#include <filesystem>
-#include <fstream>
+
+#include "config/config_file.h"
+#include "config/logging.h"
 
 namespace po = boost::program_options;
 
@@ -30,6 +31,10 @@ po::options_description daemon_options() {
          "every 5xx reply becomes the stage's default 4xx")
         ("user", po::value<std::string>()->value_name("USER"),
          "drop privileges to USER after binding the socket")
+        ("socket-mode", po::value<std::string>()->value_name("MODE"),
+         "permissions of a unix socket, octal (default 0660)")
+        ("socket-group", po::value<std::string>()->value_name("GROUP"),
+         "group of a unix socket, such as postfix (default: the group of --user)")
         ("store", po::value<std::string>()->value_name("memory"),
          "where limit counters live (memory, the default)")
         ("store-on-error", po::value<std::string>()->value_name("tempfail|pass"),
@@ -47,7 +52,8 @@ po::options_description command_options() {
         ("version,V", "show the version and exit")
         ("config,c", po::value<std::string>()->value_name("FILE"),
          "config file (default /etc/policy-milter/policy-milter.conf)")
-        ("check", "check the rules file and its lists, print every diagnostic, exit 0 or 1")
+        ("check", "check the config file, the rules file and its lists, print every "
+                  "diagnostic, exit 0, 1 (rules) or 2 (config file)")
         ("test", "run one transaction (the options below) through the rules and print the "
                  "decision of each stage");
     // clang-format on
@@ -78,6 +84,18 @@ po::options_description test_options() {
     return d;
 }
 
+// An octal file mode such as 0660 or 660, at most 0777.
+std::optional<unsigned> parse_socket_mode(const std::string& text) {
+    if (text.empty() || text.size() > 4) return std::nullopt;
+    unsigned mode = 0;
+    for (char c : text) {
+        if (c < '0' || c > '7') return std::nullopt;
+        mode = mode * 8 + static_cast<unsigned>(c - '0');
+    }
+    if (mode > 0777) return std::nullopt;
+    return mode;
+}
+
 void apply_daemon_options(const po::variables_map& vm, Options& o) {
     auto str = [&](const char* key, std::string& field) {
         if (vm.count(key)) field = vm[key].as<std::string>();
@@ -93,25 +111,41 @@ void apply_daemon_options(const po::variables_map& vm, Options& o) {
     flag("observe", o.observe);
     flag("soft-bounce", o.soft_bounce);
     str("user", o.user);
+    if (vm.count("socket-mode"))
+        if (auto mode = parse_socket_mode(vm["socket-mode"].as<std::string>()))
+            o.socket_mode = *mode;
+    str("socket-group", o.socket_group);
     str("store", o.store);
 }
 
-// Values Boost cannot check by type; an error message, or empty.
+// A value Boost cannot check by its type, from the command line or the config file: an
+// error message, or empty.
+std::string value_problem(const std::string& key, const std::string& value) {
+    if (key == "log") return log_destination_problem(value).value_or("");
+    if (key == "log-level") return log_level_problem(value).value_or("");
+    if (key == "socket-mode" && !parse_socket_mode(value))
+        return "socket-mode '" + value + "' is not an octal mode from 0 to 0777";
+    if (key == "store" && value != "memory") {
+        if (value.rfind("redis://", 0) == 0)
+            return "store '" + value + "': this version keeps counters in memory only";
+        return "store '" + value + "' is not 'memory'";
+    }
+    if (key == "store-on-error" && value != "tempfail" && value != "pass")
+        return "store-on-error '" + value + "' is not 'tempfail' or 'pass'";
+    return {};
+}
+
+// Checks the values value_problem() knows; an error message, or empty.
 std::string check_values(const po::variables_map& vm, Options& o) {
-    if (o.store != "memory") {
-        if (o.store.rfind("redis://", 0) == 0)
-            return "store '" + o.store + "': this version keeps counters in memory only";
-        return "store '" + o.store + "' is not 'memory'";
+    for (const char* key : {"log", "log-level", "socket-mode", "store", "store-on-error"}) {
+        if (!vm.count(key)) continue;
+        if (std::string why = value_problem(key, vm[key].as<std::string>()); !why.empty())
+            return why;
     }
-    if (vm.count("store-on-error")) {
-        std::string mode = vm["store-on-error"].as<std::string>();
-        if (mode == "tempfail")
-            o.store_on_error = StoreErrorMode::Tempfail;
-        else if (mode == "pass")
-            o.store_on_error = StoreErrorMode::Pass;
-        else
-            return "store-on-error '" + mode + "' is not 'tempfail' or 'pass'";
-    }
+    if (vm.count("store-on-error"))
+        o.store_on_error = vm["store-on-error"].as<std::string>() == "pass"
+                               ? StoreErrorMode::Pass
+                               : StoreErrorMode::Tempfail;
     return {};
 }
 
@@ -155,17 +189,21 @@ std::optional<int> parse_options(int argc, const char* const argv[], Options& o,
     bool named_config = cli.count("config") > 0;
     if (named_config) o.config_file = cli["config"].as<std::string>();
     po::variables_map merged = cli;
-    std::ifstream config(o.config_file);
-    if (config) {
-        try {
-            po::store(po::parse_config_file(config, daemon_options()), merged);
-            po::notify(merged);
-        } catch (const po::error& e) {
-            err << o.config_file << ": error: " << e.what() << '\n';
-            return 2;
-        }
-    } else if (named_config) {
-        err << o.config_file << ": error: cannot read config file\n";
+    po::options_description keys = daemon_options();
+    ConfigFile file = read_config_file(o.config_file, named_config, keys, value_problem);
+    if (std::size_t errors = file.diagnostics.error_count()) {
+        // Every error of the file. --check counts them and goes on to the rules (exit 2).
+        bool checking = cli.count("check") > 0;
+        for (const auto& d : file.diagnostics.all()) (checking ? out : err) << d << '\n';
+        if (!checking) return 2;
+        out << o.config_file << ": " << errors << (errors == 1 ? " error" : " errors") << '\n';
+        o.config_errors = errors;
+    }
+    try {
+        po::store(file.options, merged);  // the command line wins: Boost keeps a stored value
+        po::notify(merged);
+    } catch (const po::error& e) {
+        err << o.config_file << ": error: " << e.what() << '\n';
         return 2;
     }
     apply_daemon_options(merged, o);

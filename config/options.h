@@ -28,9 +28,12 @@ struct Options {
     bool observe = false;
     bool soft_bounce = false;
     std::string user;
+    unsigned socket_mode = 0660;   // permissions of a unix socket
+    std::string socket_group;      // group of a unix socket; empty: that of `user`
     std::string store = "memory";  // where limit counters live
     StoreErrorMode store_on_error = StoreErrorMode::Tempfail;
     TestTransaction test;
+    std::size_t config_errors = 0;  // --check: errors of the config file, already printed
 
     ConversationOptions conversation() const;
 };

@@ -18,11 +18,71 @@ namespace {
 
 AdapterSettings g_settings;
 
-// Everything the adapter keeps for one MTA connection, across several messages.
-struct Connection {
-    explicit Connection(ConversationOptions options)
-        : conversation(g_settings.policy, *g_settings.store, options) {}
+// --- what the loaded policy needs from the MTA ---------------------------------------
 
+struct Needs {
+    bool helo = false, mail = false, rcpt = false;
+    bool headers = false, body = false;
+    bool add_header = false, quarantine = false;
+};
+
+Needs needs_of(const Policy& p) {
+    Needs n;
+    auto used = [&](Stage s) { return p.stage_used(s); };
+    // A bytes limit at message marks message.size as used too (the parser sees to it).
+    bool message_size = p.uses_field(FieldId::MessageSize);
+    for (const auto& st : p.statements()) {
+        if (st.action.kind == ActionKind::AddHeader) n.add_header = true;
+        if (st.action.kind == ActionKind::Quarantine) n.quarantine = true;
+    }
+    n.helo = used(Stage::Helo) || p.uses_field(FieldId::Helo);
+    n.rcpt = used(Stage::Rcpt) || used(Stage::Data) || used(Stage::Message);
+    n.mail = used(Stage::Mail) || n.rcpt;
+    n.headers = used(Stage::Message) && (p.uses_field(FieldId::Header) || message_size);
+    n.body = used(Stage::Message) && message_size;
+    return n;
+}
+
+// True if a connection negotiated for `granted` can run a policy that needs `wanted`.
+bool covers(const Needs& granted, const Needs& wanted) {
+    auto ok = [](bool have, bool want) { return have || !want; };
+    return ok(granted.helo, wanted.helo) && ok(granted.mail, wanted.mail) &&
+           ok(granted.rcpt, wanted.rcpt) && ok(granted.headers, wanted.headers) &&
+           ok(granted.body, wanted.body) && ok(granted.add_header, wanted.add_header) &&
+           ok(granted.quarantine, wanted.quarantine);
+}
+
+// Everything the adapter keeps for one MTA connection, across several messages. Made at
+// xxfi_negotiate, which tells the MTA which callbacks and actions this connection needs
+// (`granted`, for the policy of that moment); at xxfi_connect when there was none.
+struct Connection {
+    Connection(ConversationOptions options, std::shared_ptr<const Policy> negotiated,
+               std::optional<Needs> needs)
+        : granted(needs),
+          policy(std::move(negotiated)),
+          conversation([this] { return policy_in_force(); }, *g_settings.store, options) {}
+
+    // The policy for the connection and then for each new transaction: the latest one,
+    // unless it needs a callback or an action this connection did not negotiate (a reload
+    // cannot renegotiate: its rules would see no headers, say, or fail to quarantine).
+    // Then the connection keeps the policy it has, whole, until it ends.
+    std::shared_ptr<const Policy> policy_in_force() {
+        std::shared_ptr<const Policy> latest = g_settings.policy();
+        if (latest == policy || latest == refused) return policy;
+        if (!granted || covers(*granted, needs_of(*latest))) {
+            policy = std::move(latest);
+        } else {
+            spdlog::debug(
+                "an open connection keeps its rules: the reloaded ones need "
+                "callbacks or actions it did not negotiate");
+            refused = std::move(latest);
+        }
+        return policy;
+    }
+
+    std::optional<Needs> granted;           // none: not negotiated (SMFIC_QUIT_NC)
+    std::shared_ptr<const Policy> policy;   // in force for this connection
+    std::shared_ptr<const Policy> refused;  // a newer one it cannot run
     Conversation conversation;
     LogSubject subject;  // what the log says about the session
 };
@@ -162,32 +222,6 @@ std::uint64_t declared_size(char** argv) {
     return 0;
 }
 
-// --- what the loaded policy needs from the MTA ---------------------------------------
-
-struct Needs {
-    bool helo = false, mail = false, rcpt = false, data = false;
-    bool headers = false, body = false;
-    bool add_header = false, quarantine = false;
-};
-
-Needs needs_of(const Policy& p) {
-    Needs n;
-    auto used = [&](Stage s) { return p.stage_used(s); };
-    // A bytes limit at message marks message.size as used too (the parser sees to it).
-    bool message_size = p.uses_field(FieldId::MessageSize);
-    for (const auto& st : p.statements()) {
-        if (st.action.kind == ActionKind::AddHeader) n.add_header = true;
-        if (st.action.kind == ActionKind::Quarantine) n.quarantine = true;
-    }
-    n.helo = used(Stage::Helo) || p.uses_field(FieldId::Helo);
-    n.rcpt = used(Stage::Rcpt) || used(Stage::Data) || used(Stage::Message);
-    n.mail = used(Stage::Mail) || n.rcpt;
-    n.data = used(Stage::Data);
-    n.headers = used(Stage::Message) && (p.uses_field(FieldId::Header) || message_size);
-    n.body = used(Stage::Message) && message_size;
-    return n;
-}
-
 // --- callbacks ------------------------------------------------------------------------
 
 sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long offered_steps,
@@ -196,6 +230,9 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
     return guarded(ctx, ReplyPhase::None, "negotiate", [&] {
         std::shared_ptr<const Policy> policy = g_settings.policy();
         Needs n = needs_of(*policy);
+        delete connection_of(ctx);  // none expected; never leak one
+        smfi_setpriv(ctx, nullptr);
+        smfi_setpriv(ctx, new Connection(g_settings.options(), policy, n));
         unsigned long want = 0;
         if (n.add_header) want |= SMFIF_ADDHDRS;
         if (n.quarantine) want |= SMFIF_QUARANTINE;
@@ -203,14 +240,16 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
         *actions = want & offered_actions;
 
         // Steps the policy never looks at are switched off: fewer round trips per message.
-        // Connect always stays on: it creates the context and the client facts.
+        // Connect always stays on: it creates the context and the client facts. DATA and
+        // end-of-header stay on too: Postfix sends their macros even for a switched-off
+        // step, in a packet nobody answers, and its next one then waits out a 40 ms
+        // delayed ACK (bench/RESULTS.md); answering them costs a round trip of ~0.1 ms.
         unsigned long skip = SMFIP_NOUNKNOWN;
         if (!n.helo) skip |= SMFIP_NOHELO;
         if (!n.mail) skip |= SMFIP_NOMAIL;
         if (!n.rcpt) skip |= SMFIP_NORCPT;
-        if (!n.data) skip |= SMFIP_NODATA;
         if (!n.headers) skip |= SMFIP_NOHDRS;
-        if (!n.body) skip |= SMFIP_NOBODY | SMFIP_NOEOH;
+        if (!n.body) skip |= SMFIP_NOBODY;
         *steps = skip & offered_steps;
         *f2 = *f3 = 0;
 
@@ -233,10 +272,11 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
 
 sfsistat on_connect(SMFICTX* ctx, char*, _SOCK_ADDR* address) {
     return guarded(ctx, ReplyPhase::Session, "connect", [&] {
-        delete connection_of(ctx);  // none expected; never leak one
-        smfi_setpriv(ctx, nullptr);
-        auto* c = new Connection(g_settings.options());
-        smfi_setpriv(ctx, c);
+        Connection* c = connection_of(ctx);  // made at negotiate
+        if (!c) {
+            c = new Connection(g_settings.options(), nullptr, std::nullopt);
+            smfi_setpriv(ctx, c);
+        }
 
         std::uint32_t port = 0;
         std::optional<IpAddress> ip = ip_of(address, port);

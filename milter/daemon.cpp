@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <grp.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <spdlog/spdlog.h>
@@ -13,7 +15,9 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -85,14 +89,59 @@ bool socket_in_use(const std::string& path) {
     return listening;
 }
 
-std::optional<std::string> drop_privileges(const std::string& user,
-                                           const std::string& socket_path) {
+// libmilter writes each reply with a write of its own; at end of message that is a
+// modification (an added header), then the verdict. Over TCP, Nagle's algorithm holds the
+// verdict back until the MTA acknowledges the header, and the MTA, only reading, delays
+// that ACK by 40 ms: one stall per message (bench/RESULTS.md, notes on the throughput
+// numbers). libmilter keeps the connections it accepts to itself, but on Linux an
+// accepted socket inherits TCP_NODELAY from the listening one, and the socket that
+// smfi_opensocket() just opened is the only listening socket of the process.
+void set_nodelay_on_listening_sockets() {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    for (fs::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) {
+        int fd = std::atoi(it->path().filename().c_str());
+        int listening = 0, protocol = 0, on = 1;
+        socklen_t size = sizeof listening;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || !listening)
+            continue;
+        size = sizeof protocol;
+        if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &size) == 0 &&
+            protocol == IPPROTO_TCP &&
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0)
+            spdlog::warn("cannot set TCP_NODELAY on the milter socket: {}", std::strerror(errno));
+    }
+}
+
+// The group named by socket-group: a name, or a number.
+std::optional<gid_t> group_id(const std::string& name) {
+    if (group* gr = getgrnam(name.c_str())) return gr->gr_gid;
+    if (!name.empty() && name.size() <= 9 &&
+        name.find_first_not_of("0123456789") == std::string::npos)
+        return static_cast<gid_t>(std::stoul(name));
+    return std::nullopt;
+}
+
+// socket-mode and socket-group: the MTA connects as its own user (Postfix: postfix), so
+// it needs write permission on the socket through its group or the mode.
+std::optional<std::string> set_socket_access(const std::string& path, mode_t mode,
+                                             std::optional<gid_t> group) {
+    if (chmod(path.c_str(), mode) != 0) return "chmod " + path + ": " + std::strerror(errno);
+    if (group && chown(path.c_str(), static_cast<uid_t>(-1), *group) != 0)
+        return "chown " + path + " to group " + std::to_string(*group) + ": " +
+               std::strerror(errno);
+    return std::nullopt;
+}
+
+// The socket, created as root, goes to `user` too (and to its group, unless socket-group
+// gave it one), so that the daemon still owns it after dropping privileges.
+std::optional<std::string> drop_privileges(const std::string& user, const std::string& socket_path,
+                                           bool keep_socket_group) {
     errno = 0;
     passwd* pw = getpwnam(user.c_str());
     if (!pw) return "unknown user \"" + user + "\"";
-    // The socket was created as root; the MTA connects as its own user, so the socket
-    // must belong to the user (and group) the daemon runs as.
-    if (!socket_path.empty() && chown(socket_path.c_str(), pw->pw_uid, pw->pw_gid) != 0)
+    gid_t socket_gid = keep_socket_group ? static_cast<gid_t>(-1) : pw->pw_gid;
+    if (!socket_path.empty() && chown(socket_path.c_str(), pw->pw_uid, socket_gid) != 0)
         return "chown " + socket_path + ": " + std::strerror(errno);
     if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
         setuid(pw->pw_uid) != 0)
@@ -145,7 +194,10 @@ void reload(int argc, const char* const argv[], const Options& started_with) {
     Options fresh;
     std::ostringstream out, err;
     if (auto code = parse_options(argc, argv, fresh, out, err); code) {
-        spdlog::error("reload failed, keeping the running policy: {}", err.str());
+        std::istringstream lines(err.str());  // one log line per diagnostic
+        for (std::string line; std::getline(lines, line);) spdlog::error("{}", line);
+        spdlog::error("reload failed, keeping the running policy ({})",
+                      describe(*g_running.load()->policy));
         return;
     }
     auto policy = load_and_report(fresh.rules_file);
@@ -158,7 +210,8 @@ void reload(int argc, const char* const argv[], const Options& started_with) {
     auto next = std::make_shared<Running>(Running{policy, fresh.conversation()});
     g_running.store(next);
     if (fresh.socket != started_with.socket || fresh.user != started_with.user ||
-        fresh.log != started_with.log)
+        fresh.socket_mode != started_with.socket_mode ||
+        fresh.socket_group != started_with.socket_group || fresh.log != started_with.log)
         spdlog::warn("socket, user and log changes take effect only at the next start");
     if (fresh.log_level != started_with.log_level) setup_logging(started_with.log, fresh.log_level);
     spdlog::info("reloaded: {}; {}", describe(*policy), switches(next->options));
@@ -201,18 +254,33 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     std::string socket_spec = options.socket;
     std::string socket_path = unix_socket_path(socket_spec);
     if (socket_in_use(socket_path)) return fail("another process is listening on " + socket_path);
+    std::optional<gid_t> socket_gid;
+    if (!options.socket_group.empty()) {
+        socket_gid = group_id(options.socket_group);
+        if (!socket_gid) return fail("unknown group \"" + options.socket_group + "\"");
+        if (socket_path.empty())
+            spdlog::warn("socket-group applies to unix sockets only, not to {}", socket_spec);
+    }
     if (smfi_setconn(socket_spec.data()) != MI_SUCCESS)
         return fail("bad socket specification \"" + socket_spec + "\"");
     smfiDesc description = adapter_description();
     if (smfi_register(description) != MI_SUCCESS) return fail("smfi_register failed");
     // Open the socket while still root (a privileged port or a root-owned directory),
-    // then drop privileges. umask: the MTA's group must be able to write to a unix socket.
-    mode_t old_umask = umask(0117);
+    // then drop privileges. smfi_opensocket(true) first removes a stale socket file (the
+    // check above made sure nobody listens on it). The umask gives a unix socket its mode
+    // from the start; chmod then sets it exactly.
+    auto socket_mode = static_cast<mode_t>(options.socket_mode & 0777);
+    mode_t old_umask = umask(~socket_mode & 0777);
     bool opened = smfi_opensocket(true) == MI_SUCCESS;
     umask(old_umask);
     if (!opened) return fail("cannot open socket " + socket_spec);
+    set_nodelay_on_listening_sockets();
+    if (!socket_path.empty())
+        if (auto problem = set_socket_access(socket_path, socket_mode, socket_gid))
+            return fail(*problem);
     if (!options.user.empty())
-        if (auto problem = drop_privileges(options.user, socket_path)) return fail(*problem);
+        if (auto problem = drop_privileges(options.user, socket_path, socket_gid.has_value()))
+            return fail(*problem);
 
     // Before any thread exists: fork into the background (threads do not survive a fork).
     // The working directory is kept so relative rules and config paths still resolve at

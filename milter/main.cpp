@@ -8,14 +8,15 @@
 
 namespace {
 
-// Prints every diagnostic, then the verdict line; the exit code --check promises.
+// Prints every diagnostic, then the verdict line; the exit code --check promises. The
+// config file's errors, if any, were printed while parsing the options.
 int check_rules(const pm::Options& options) {
     pm::LoadResult result = pm::load_policy_file(options.rules_file);
     for (const auto& d : result.diagnostics.all()) std::cout << d << '\n';
     const auto& diags = result.diagnostics;
     if (!diags.has_errors()) {
         std::cout << options.rules_file << ": rules OK\n";
-        return 0;
+        return options.config_errors > 0 ? 2 : 0;
     }
     std::cout << options.rules_file << ": " << diags.error_count()
               << (diags.error_count() == 1 ? " error" : " errors");
@@ -23,7 +24,7 @@ int check_rules(const pm::Options& options) {
         std::cout << ", " << diags.warning_count()
                   << (diags.warning_count() == 1 ? " warning" : " warnings");
     std::cout << '\n';
-    return 1;
+    return options.config_errors > 0 ? 2 : 1;
 }
 
 int test_transaction(const pm::Options& options) {

@@ -1,0 +1,127 @@
+# shellcheck shell=bash
+# What every MTA rig of the end-to-end tests shares: a work directory, policy-milter in the
+# background, swaks sessions and checks. Sourced by lib/postfix.sh and lib/sendmail.sh.
+#
+#   work_init NAME               creates RIG_DIR=/tmp/NAME.XXXXXX (mode 755: MTA users must
+#                                traverse it), MILTER_LOG and an empty config file
+#   milter_start BIN RULES PORT|SPEC [ARG...]
+#                                policy-milter on inet:PORT@127.0.0.1 (or on SPEC, such as
+#                                unix:/path) in its own session, stderr to MILTER_LOG; sets
+#                                MILTER_PID, fails if it does not listen within 10 s;
+#                                MILTER_LOG_TO=syslog logs to syslog instead
+#   milter_stop [SECONDS], milter_log_has ERE, rig_remove KEEP
+#   alive PID, listening PORT, wait_for SECONDS COMMAND..., free_port
+#   smtp_session SWAKS_ARG...    one swaks session against 127.0.0.1:SMTP_PORT
+#   smtp_commands                filter: the commands and replies of a swaks transcript
+#   ere_quote TEXT               TEXT as an ERE that matches only itself
+#   check_session NAME ERE       a check: a line of SESSION is ERE (whole line)
+#   expect_reply NAME ERE SWAKS_ARG...
+#                                a session into SESSION, then check_session
+#
+# Checks count into PASSED and FAILED and print "ok ..." or "FAIL ...".
+
+RIG_DIR="" MILTER_PID="" MILTER_LOG="" SMTP_PORT="" PASSED=0 FAILED=0
+
+# --- processes --------------------------------------------------------------------------
+
+# alive PID: exists and is not a zombie (a stopped Postfix master may linger as one).
+alive() { local st; st=$(ps -o stat= -p "$1" 2>/dev/null) && [ -n "$st" ] && [ "${st:0:1}" != Z ]; }
+listening() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q LISTEN; }
+wait_for() {  # wait_for SECONDS COMMAND...: poll every 0.1 s
+	local deadline=$((SECONDS + $1)); shift
+	until "$@"; do [ $SECONDS -lt $deadline ] || return 1; sleep 0.1; done
+}
+free_port() {
+	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+work_init() {
+	RIG_DIR=$(mktemp -d "/tmp/$1.XXXXXX")
+	chmod 755 "$RIG_DIR"
+	MILTER_LOG=$RIG_DIR/milter.log
+	: > "$RIG_DIR/empty.conf"  # no system-wide policy-milter.conf may leak in
+}
+
+rig_remove() {  # rig_remove KEEP: removes RIG_DIR unless KEEP is 1
+	[ -n "$RIG_DIR" ] || return 0
+	if [ "$1" = 1 ]; then echo "kept $RIG_DIR"; else rm -rf "$RIG_DIR"; fi
+}
+
+# --- policy-milter ------------------------------------------------------------------------
+
+# milter_listening SPEC: a libmilter socket SPEC (inet:PORT@HOST or unix:/path) is there.
+milter_listening() {
+	case $1 in
+		unix:* | local:*) [ -S "${1#*:}" ] ;;
+		inet:*) local port=${1#inet:}; listening "${port%%@*}" ;;
+		*) return 1 ;;
+	esac
+}
+
+# In its own session, so that a Ctrl-C at the terminal reaches only the script, whose trap
+# stops the MTA first.
+milter_start() {
+	local bin=$1 rules=$2 spec=$3; shift 3
+	case $spec in *:*) ;; *) spec=inet:$spec@127.0.0.1 ;; esac
+	# MILTER_WRAP (array): a command prefix, such as lib/syslog.sh's private /dev/log.
+	${MILTER_WRAP[@]+"${MILTER_WRAP[@]}"} setsid "$bin" --config "$RIG_DIR/empty.conf" \
+		--foreground --log "${MILTER_LOG_TO:-stderr}" --rules "$rules" \
+		--socket "$spec" "$@" 2> "$MILTER_LOG" &
+	MILTER_PID=$!
+	wait_for 10 milter_listening "$spec"
+}
+
+# milter_stop [SECONDS]: SIGTERM, then wait for the exit (libmilter polls its listening
+# socket every few seconds before smfi_main returns), SIGKILL after SECONDS (20).
+# Returns the milter's exit code, or 124 when it had to be killed. MILTER_PID is kept until
+# the milter is gone, so that an EXIT trap that runs during the wait stops it too.
+milter_stop() {
+	local pid=$MILTER_PID rc=0
+	[ -n "$pid" ] || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	if ! wait_for "${1:-20}" eval '! alive '"$pid"; then
+		kill -9 "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+		MILTER_PID=""
+		return 124
+	fi
+	wait "$pid" 2>/dev/null || rc=$?
+	MILTER_PID=""
+	return $rc
+}
+
+milter_log_has() { grep -qE -- "$1" "$MILTER_LOG"; }
+
+# --- SMTP sessions and checks -------------------------------------------------------------------
+
+pass() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
+
+smtp_session() {
+	swaks --server 127.0.0.1 --port "$SMTP_PORT" --timeout 30 "$@" 2>&1 || true
+}
+
+# ere_quote TEXT: TEXT as an extended regular expression that matches only itself.
+ere_quote() { sed 's/[][\.*^$+?(){}|]/\\&/g' <<<"$1"; }
+
+# The SMTP commands and the server's replies of a swaks transcript: no EHLO keyword lines,
+# no message.
+smtp_commands() { grep -E '^(<-|<\*\*|\*\*\*) |^ -> [A-Z]+( |$)' | grep -vE '^<-  250-' || true; }
+
+# check_session NAME ERE: a line of SESSION is ERE (whole line). Counts, does not fail.
+check_session() {
+	local name=$1 ere=$2 line
+	if line=$(grep -m1 -xE -- "$ere" <<<"$SESSION"); then
+		pass "$name: $line"
+	else
+		fail "$name: no line \"$ere\", the session was:"
+		smtp_commands <<<"$SESSION" | sed 's/^/     /'
+	fi
+}
+
+# expect_reply NAME ERE SWAKS_ARG...: one session into SESSION, then check_session.
+expect_reply() {
+	local name=$1 ere=$2; shift 2
+	SESSION=$(smtp_session "$@")
+	check_session "$name" "$ere"
+}

@@ -1,0 +1,268 @@
+// The daemon's config file (spec §8): `key = value` lines, every error as
+// FILE:LINE:COL: error: message in one run, the command line winning over the file.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "config/config_file.h"
+#include "config/options.h"
+
+namespace po = boost::program_options;
+
+namespace pm {
+namespace {
+
+// A config file named after the running test, in GoogleTest's temporary directory.
+std::string write_config(const std::string& text) {
+    const auto* test = ::testing::UnitTest::GetInstance()->current_test_info();
+    std::string path =
+        ::testing::TempDir() + "pm-" + test->test_suite_name() + "-" + test->name() + ".conf";
+    std::ofstream(path, std::ios::binary) << text;
+    return path;
+}
+
+struct Parsed {
+    std::optional<int> exit_code;
+    Options options;
+    std::string out, err;
+};
+
+Parsed parse(std::vector<std::string> args) {
+    args.insert(args.begin(), "policy-milter");
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    Parsed p;
+    std::ostringstream out, err;
+    p.exit_code = parse_options(static_cast<int>(argv.size()), argv.data(), p.options, out, err);
+    p.out = out.str();
+    p.err = err.str();
+    return p;
+}
+
+// The errors of a file, one per line, as the daemon prints them at start-up (exit 2).
+std::string errors_of(const std::string& text) {
+    std::string path = write_config(text);
+    Parsed p = parse({"--config", path});
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_EQ(p.out, "");
+    std::string err = p.err;
+    for (std::size_t at; (at = err.find(path)) != std::string::npos;)
+        err.replace(at, path.size(), "F");
+    return err;
+}
+
+TEST(ConfigFile, SetsEveryKey) {
+    std::string path = write_config(
+        "# policy-milter.conf\n"
+        "\n"
+        "rules = /etc/pm/rules.conf\n"
+        "  socket\t=\tinet:8895@127.0.0.1   # after the value\n"
+        "foreground = yes\n"
+        "log = stderr\n"
+        "log-level = debug\r\n"
+        "observe = no\n"
+        "soft-bounce = true\n"
+        "user = postfix\n"
+        "socket-mode = 0600\n"
+        "socket-group = postfix\n"
+        "store = memory\n"
+        "store-on-error = pass\n");
+    Parsed p = parse({"--config", path});
+    EXPECT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_EQ(p.err, "");
+    const Options& o = p.options;
+    EXPECT_EQ(o.config_file, path);
+    EXPECT_EQ(o.rules_file, "/etc/pm/rules.conf");
+    EXPECT_EQ(o.socket, "inet:8895@127.0.0.1");
+    EXPECT_TRUE(o.foreground);
+    EXPECT_EQ(o.log, "stderr");
+    EXPECT_EQ(o.log_level, "debug");
+    EXPECT_FALSE(o.observe);
+    EXPECT_TRUE(o.soft_bounce);
+    EXPECT_EQ(o.user, "postfix");
+    EXPECT_EQ(o.socket_mode, 0600u);
+    EXPECT_EQ(o.socket_group, "postfix");
+    EXPECT_EQ(o.store, "memory");
+    EXPECT_EQ(o.store_on_error, StoreErrorMode::Pass);
+}
+
+TEST(ConfigFile, CommandLineWins) {
+    std::string path = write_config("rules = file.rules\nobserve = yes\nlog-level = debug\n");
+    Parsed p = parse({"--config", path, "--rules", "cli.rules", "--observe=no"});
+    ASSERT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_EQ(p.options.rules_file, "cli.rules");
+    EXPECT_FALSE(p.options.observe);
+    EXPECT_EQ(p.options.log_level, "debug");
+}
+
+TEST(ConfigFile, EveryErrorInOneRun) {
+    EXPECT_EQ(errors_of("# policy-milter.conf\n"
+                        "rules = rules.conf\n"
+                        "foregound = yes\n"
+                        "foreground = maybe\n"
+                        "store-on-error = later\n"
+                        "socket\n"
+                        "rules = other.rules\n"),
+              "F:3:1: error: unknown key 'foregound'; did you mean 'foreground'?\n"
+              "F:4:14: error: foreground 'maybe' is not 'yes' or 'no'\n"
+              "F:5:18: error: store-on-error 'later' is not 'tempfail' or 'pass'\n"
+              "F:6:1: error: expected 'key = value', got 'socket'\n"
+              "F:7:1: error: 'rules' is already set on line 2\n");
+}
+
+TEST(ConfigFile, UnknownKeys) {
+    EXPECT_EQ(errors_of("Observe = yes\n"
+                        "soft_bounce = yes\n"
+                        "log level = debug\n"
+                        "  sokcet = inet:1@127.0.0.1\n"
+                        "store-on-eror = pass\n"
+                        "colour = blue\n"
+                        "config = other.conf\n"),
+              "F:1:1: error: unknown key 'Observe'; did you mean 'observe'?\n"
+              "F:2:1: error: unknown key 'soft_bounce'; did you mean 'soft-bounce'?\n"
+              "F:3:1: error: unknown key 'log level'; did you mean 'log-level'?\n"
+              "F:4:3: error: unknown key 'sokcet'; did you mean 'socket'?\n"
+              "F:5:1: error: unknown key 'store-on-eror'; did you mean 'store-on-error'?\n"
+              "F:6:1: error: unknown key 'colour'\n"
+              "F:7:1: error: unknown key 'config'\n");
+}
+
+TEST(ConfigFile, MalformedLines) {
+    EXPECT_EQ(errors_of("[daemon]\n"
+                        "\tforeground yes  # no '='\n"
+                        " = stderr\n"
+                        "user =\n"
+                        "rules =   # a comment is no value\n"),
+              "F:1:1: error: expected 'key = value', got '[daemon]'\n"
+              "F:2:2: error: expected 'key = value', got 'foreground yes'\n"
+              "F:3:2: error: expected a key before '='\n"
+              "F:4:7: error: 'user' has no value\n"
+              "F:5:8: error: 'rules' has no value\n");
+}
+
+TEST(ConfigFile, BadValues) {
+    EXPECT_EQ(errors_of("foreground = maybe\n"
+                        "observe=2\n"
+                        "log = file\n"
+                        "log-level = verbose\n"
+                        "store = redis://127.0.0.1\n"
+                        "store-on-error = later\n"
+                        "socket-mode = 0999\n"),
+              "F:1:14: error: foreground 'maybe' is not 'yes' or 'no'\n"
+              "F:2:9: error: observe '2' is not 'yes' or 'no'\n"
+              "F:3:7: error: unknown log destination \"file\" (syslog or stderr)\n"
+              "F:4:13: error: unknown log level \"verbose\" (debug, info, warning, error)\n"
+              "F:5:9: error: store 'redis://127.0.0.1': this version keeps counters in memory "
+              "only\n"
+              "F:6:18: error: store-on-error 'later' is not 'tempfail' or 'pass'\n"
+              "F:7:15: error: socket-mode '0999' is not an octal mode from 0 to 0777\n");
+}
+
+TEST(ConfigFile, BooleanSpellings) {
+    std::string path = write_config("foreground = on\nobserve = False\nsoft-bounce = 1\n");
+    Parsed p = parse({"--config", path});
+    ASSERT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_TRUE(p.options.foreground);
+    EXPECT_FALSE(p.options.observe);
+    EXPECT_TRUE(p.options.soft_bounce);
+}
+
+TEST(ConfigFile, TwiceIsAnErrorEvenWithTheSameValue) {
+    EXPECT_EQ(errors_of("observe = yes\nuser = a\nobserve = yes\nobserve = no\n"),
+              "F:3:1: error: 'observe' is already set on line 1\n"
+              "F:4:1: error: 'observe' is already set on line 1\n");
+}
+
+// The file is checked as a whole, even where the command line overrides it.
+TEST(ConfigFile, ErrorsUnderTheCommandLineStillCount) {
+    std::string path = write_config("foreground = maybe\n");
+    Parsed p = parse({"--config", path, "--foreground"});
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_EQ(p.err, path + ":1:14: error: foreground 'maybe' is not 'yes' or 'no'\n");
+}
+
+TEST(ConfigFile, NamedFileMustExist) {
+    std::string path = ::testing::TempDir() + "pm-no-such-file.conf";
+    Parsed p = parse({"--config", path});
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_EQ(p.err, path + ": error: cannot read config file: No such file or directory\n");
+}
+
+TEST(ConfigFile, DirectoryIsNotAConfigFile) {
+    Parsed p = parse({"--config", ::testing::TempDir()});
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_EQ(p.err, ::testing::TempDir() + ": error: cannot read config file: Is a directory\n");
+}
+
+TEST(ConfigFile, DevNullIsAnEmptyConfigFile) {
+    Parsed p = parse({"--config", "/dev/null"});
+    EXPECT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_EQ(p.options.rules_file, kDefaultRulesFile);
+}
+
+TEST(ConfigFile, MissingDefaultFileIsFine) {
+    po::options_description keys;
+    keys.add_options()("rules", po::value<std::string>());
+    ConfigFile f = read_config_file(::testing::TempDir() + "pm-absent.conf", false, keys);
+    EXPECT_FALSE(f.diagnostics.has_errors());
+    EXPECT_TRUE(f.options.options.empty());
+}
+
+// --check goes on to the rules after the config file's errors, printed on stdout.
+TEST(ConfigFile, CheckPrintsConfigErrorsAndGoesOn) {
+    std::string path = write_config("rules = r.conf\nobserv = yes\nstore-on-error = later\n");
+    Parsed p = parse({"--check", "--config", path});
+    EXPECT_EQ(p.exit_code, std::nullopt);
+    EXPECT_EQ(p.err, "");
+    EXPECT_EQ(p.out, path + ":2:1: error: unknown key 'observ'; did you mean 'observe'?\n" + path +
+                         ":3:18: error: store-on-error 'later' is not 'tempfail' or 'pass'\n" +
+                         path + ": 2 errors\n");
+    EXPECT_EQ(p.options.mode, Mode::Check);
+    EXPECT_EQ(p.options.config_errors, 2u);
+    EXPECT_EQ(p.options.rules_file, "r.conf");  // the good lines still count
+}
+
+// Values Boost cannot check by type are checked on the command line too.
+TEST(ConfigFile, CommandLineValues) {
+    std::string empty = write_config("");
+    EXPECT_EQ(parse({"--config", empty, "--store-on-error", "later"}).err,
+              "policy-milter: store-on-error 'later' is not 'tempfail' or 'pass'\n");
+    EXPECT_EQ(parse({"--config", empty, "--log-level", "loud"}).err,
+              "policy-milter: unknown log level \"loud\" (debug, info, warning, error)\n");
+}
+
+// The reader alone, with keys of its own and an extra value check.
+TEST(ConfigFile, ReaderWithOwnKeysAndCheck) {
+    po::options_description keys;
+    keys.add_options()("port", po::value<unsigned>())("mode", po::value<std::string>());
+    auto octal = [](const std::string& key, const std::string& value) -> std::string {
+        if (key == "mode" && value.find_first_not_of("01234567") != std::string::npos)
+            return "mode '" + value + "' is not an octal number";
+        return {};
+    };
+    std::istringstream in("port = 25\nport2 = 1\nmode = 0660\nmode = 9\nport = x\n");
+    ConfigFile f = read_config_file(in, "t.conf", keys, octal);
+    std::string all;
+    for (const auto& d : f.diagnostics.all()) all += d.to_string() + "\n";
+    EXPECT_EQ(all,
+              "t.conf:2:1: error: unknown key 'port2'; did you mean 'port'?\n"
+              "t.conf:4:1: error: 'mode' is already set on line 3\n"
+              "t.conf:5:1: error: 'port' is already set on line 1\n");
+    ASSERT_EQ(f.options.options.size(), 2u);
+    EXPECT_EQ(f.options.options[1].string_key, "mode");
+    EXPECT_EQ(f.options.options[1].value, std::vector<std::string>{"0660"});
+    std::istringstream in2("port = x\nmode = 9\n");
+    f = read_config_file(in2, "t.conf", keys, octal);
+    all.clear();
+    for (const auto& d : f.diagnostics.all()) all += d.to_string() + "\n";
+    EXPECT_EQ(all,
+              "t.conf:1:8: error: the argument ('x') for option 'port' is invalid\n"
+              "t.conf:2:8: error: mode '9' is not an octal number\n");
+    ASSERT_EQ(f.options.options.size(), 0u);
+}
+
+}  // namespace
+}  // namespace pm
