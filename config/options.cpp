@@ -35,8 +35,14 @@ po::options_description daemon_options() {
          "permissions of a unix socket, octal (default 0660)")
         ("socket-group", po::value<std::string>()->value_name("GROUP"),
          "group of a unix socket, such as postfix (default: the group of --user)")
-        ("store", po::value<std::string>()->value_name("memory"),
-         "where limit counters live (memory, the default)")
+        ("store", po::value<std::string>()->value_name("memory|redis://HOST:PORT/DB"),
+         "where limit counters live: memory (the default) or a Redis shared by several MTAs")
+        ("redis-password-file", po::value<std::string>()->value_name("FILE"),
+         "file whose first line is the Redis password (read before dropping privileges)")
+        ("redis-prefix", po::value<std::string>()->value_name("PREFIX"),
+         "prefix of the counter keys in Redis (default pm:)")
+        ("redis-timeout", po::value<std::string>()->value_name("MS"),
+         "longest wait for Redis per lookup, in milliseconds (default 50)")
         ("store-on-error", po::value<std::string>()->value_name("tempfail|pass"),
          "what a failing counter store means: 451 4.3.0 (default) or let the event pass");
     // clang-format on
@@ -96,6 +102,15 @@ std::optional<unsigned> parse_socket_mode(const std::string& text) {
     return mode;
 }
 
+// A timeout in milliseconds, 1 to 60000.
+std::optional<unsigned> parse_timeout_ms(const std::string& text) {
+    if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != text.npos)
+        return std::nullopt;
+    unsigned ms = static_cast<unsigned>(std::stoul(text));
+    if (ms < 1 || ms > 60000) return std::nullopt;
+    return ms;
+}
+
 void apply_daemon_options(const po::variables_map& vm, Options& o) {
     auto str = [&](const char* key, std::string& field) {
         if (vm.count(key)) field = vm[key].as<std::string>();
@@ -116,6 +131,11 @@ void apply_daemon_options(const po::variables_map& vm, Options& o) {
             o.socket_mode = *mode;
     str("socket-group", o.socket_group);
     str("store", o.store);
+    str("redis-password-file", o.redis_password_file);
+    str("redis-prefix", o.redis_prefix);
+    if (vm.count("redis-timeout"))
+        if (auto ms = parse_timeout_ms(vm["redis-timeout"].as<std::string>()))
+            o.redis_timeout_ms = *ms;
 }
 
 // A value Boost cannot check by its type, from the command line or the config file: an
@@ -126,10 +146,17 @@ std::string value_problem(const std::string& key, const std::string& value) {
     if (key == "socket-mode" && !parse_socket_mode(value))
         return "socket-mode '" + value + "' is not an octal mode from 0 to 0777";
     if (key == "store" && value != "memory") {
-        if (value.rfind("redis://", 0) == 0)
-            return "store '" + value + "': this version keeps counters in memory only";
-        return "store '" + value + "' is not 'memory'";
+        if (value.rfind("redis://", 0) != 0)
+            return "store '" + value + "' is not 'memory' or 'redis://HOST:PORT/DB'";
+#ifdef PM_WITH_REDIS
+        std::string why;
+        if (!parse_redis_url(value, why)) return "store '" + value + "': " + why;
+#else
+        return "store '" + value + "': this build has no Redis support (PM_WITH_REDIS=OFF)";
+#endif
     }
+    if (key == "redis-timeout" && !parse_timeout_ms(value))
+        return "redis-timeout '" + value + "' is not a number of milliseconds from 1 to 60000";
     if (key == "store-on-error" && value != "tempfail" && value != "pass")
         return "store-on-error '" + value + "' is not 'tempfail' or 'pass'";
     return {};
@@ -137,7 +164,8 @@ std::string value_problem(const std::string& key, const std::string& value) {
 
 // Checks the values value_problem() knows; an error message, or empty.
 std::string check_values(const po::variables_map& vm, Options& o) {
-    for (const char* key : {"log", "log-level", "socket-mode", "store", "store-on-error"}) {
+    for (const char* key :
+         {"log", "log-level", "socket-mode", "store", "store-on-error", "redis-timeout"}) {
         if (!vm.count(key)) continue;
         if (std::string why = value_problem(key, vm[key].as<std::string>()); !why.empty())
             return why;
@@ -150,6 +178,76 @@ std::string check_values(const po::variables_map& vm, Options& o) {
 }
 
 }  // namespace
+
+std::optional<RedisAddress> parse_redis_url(const std::string& url, std::string& why) {
+    const std::string scheme = "redis://";
+    if (url.rfind(scheme, 0) != 0) {
+        why = "not a redis:// URL";
+        return std::nullopt;
+    }
+    std::string rest = url.substr(scheme.size());
+    if (rest.find('@') != std::string::npos) {
+        why = "put the password in redis-password-file, not in the URL";
+        return std::nullopt;
+    }
+    RedisAddress a;
+    std::string hostport = rest, db;
+    if (auto slash = rest.find('/'); slash != std::string::npos) {
+        hostport = rest.substr(0, slash);
+        db = rest.substr(slash + 1);
+    }
+    std::string port;
+    if (!hostport.empty() && hostport[0] == '[') {
+        auto close = hostport.find(']');
+        if (close == std::string::npos) {
+            why = "no ']' after the IPv6 address";
+            return std::nullopt;
+        }
+        a.host = hostport.substr(1, close - 1);
+        std::string after = hostport.substr(close + 1);
+        if (!after.empty()) {
+            if (after[0] != ':') {
+                why = "expected ':PORT' after ']'";
+                return std::nullopt;
+            }
+            port = after.substr(1);
+            if (port.empty()) port = "-";
+        }
+    } else if (auto colon = hostport.find(':'); colon != std::string::npos) {
+        a.host = hostport.substr(0, colon);
+        port = hostport.substr(colon + 1);
+        if (port.empty()) port = "-";
+    } else {
+        a.host = hostport;
+    }
+    if (a.host.empty()) {
+        why = "no host";
+        return std::nullopt;
+    }
+    auto number = [](const std::string& text, long max) -> long {
+        if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != text.npos)
+            return -1;
+        long n = std::stol(text);
+        return n <= max ? n : -1;
+    };
+    if (!port.empty()) {
+        long p = number(port, 65535);
+        if (p < 1) {
+            why = "port '" + port + "' is not a number from 1 to 65535";
+            return std::nullopt;
+        }
+        a.port = static_cast<int>(p);
+    }
+    if (!db.empty()) {
+        long n = number(db, 10000);
+        if (n < 0) {
+            why = "database '" + db + "' is not a number";
+            return std::nullopt;
+        }
+        a.db = static_cast<int>(n);
+    }
+    return a;
+}
 
 ConversationOptions Options::conversation() const {
     ConversationOptions c;
@@ -182,6 +280,7 @@ std::optional<int> parse_options(int argc, const char* const argv[], Options& o,
     }
     if (cli.count("version")) {
         out << "policy-milter " << PM_VERSION << '\n';
+        o.mode = Mode::Version;  // main() adds the libmilter version
         return 0;
     }
 

@@ -30,13 +30,26 @@ struct Options {
     std::string user;
     unsigned socket_mode = 0660;   // permissions of a unix socket
     std::string socket_group;      // group of a unix socket; empty: that of `user`
-    std::string store = "memory";  // where limit counters live
+    std::string store = "memory";  // where limit counters live: memory or redis://...
+    std::string redis_password_file;
+    std::string redis_prefix = "pm:";
+    unsigned redis_timeout_ms = 50;
     StoreErrorMode store_on_error = StoreErrorMode::Tempfail;
     TestTransaction test;
     std::size_t config_errors = 0;  // --check: errors of the config file, already printed
 
     ConversationOptions conversation() const;
 };
+
+// Where store = redis://HOST[:PORT][/DB] points. HOST is an IPv4 address, a host name
+// or an [IPv6] address; PORT defaults to 6379, DB to 0.
+struct RedisAddress {
+    std::string host;
+    int port = 6379;
+    int db = 0;
+};
+// The address, or nullopt with the reason in `why`.
+std::optional<RedisAddress> parse_redis_url(const std::string& url, std::string& why);
 
 // Parses argv, then the config file (the command line wins). Returns the exit code to
 // stop with (usage error: 2) or nullopt to go on. Help and --version print to `out`.

@@ -13,11 +13,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <sstream>
@@ -26,6 +28,9 @@
 #include "config/logging.h"
 #include "milter/adapter.h"
 #include "policy/policy.h"
+#ifdef PM_WITH_REDIS
+#include "store/redis_counter_store.h"
+#endif
 
 namespace pm {
 
@@ -63,6 +68,70 @@ std::shared_ptr<const Policy> load_and_report(const std::string& rules_file) {
             spdlog::warn("{}", d.to_string());
     }
     return result.policy;
+}
+
+// --- the counter store ----------------------------------------------------------------
+
+// The settings that choose the store: a reload that changes them needs a restart, since
+// the counters live in the store.
+std::string store_settings(const Options& o) {
+    if (o.store == "memory") return "memory";
+    return o.store + " prefix=" + o.redis_prefix +
+           " timeout=" + std::to_string(o.redis_timeout_ms) +
+           "ms password-file=" + o.redis_password_file;
+}
+
+// The store of `store`, created once for all connections; null with the reason in `why`.
+// A Redis password file is read here, before privileges are dropped.
+std::unique_ptr<CounterStore> make_store(const Options& o, std::string& why) {
+    if (o.store == "memory") return std::make_unique<MemoryCounterStore>();
+#ifdef PM_WITH_REDIS
+    auto address = parse_redis_url(o.store, why);
+    if (!address) return nullptr;
+    RedisSettings settings;
+    settings.host = address->host;
+    settings.port = address->port;
+    settings.db = address->db;
+    settings.prefix = o.redis_prefix;
+    settings.timeout = std::chrono::milliseconds(o.redis_timeout_ms);
+    if (!o.redis_password_file.empty()) {
+        std::ifstream in(o.redis_password_file);
+        if (!in || !std::getline(in, settings.password)) {
+            why = "cannot read redis-password-file " + o.redis_password_file;
+            return nullptr;
+        }
+        while (!settings.password.empty() &&
+               std::isspace(static_cast<unsigned char>(settings.password.back())))
+            settings.password.pop_back();
+        if (settings.password.empty()) {
+            why = "redis-password-file " + o.redis_password_file + " has an empty first line";
+            return nullptr;
+        }
+    }
+    return std::make_unique<RedisCounterStore>(std::move(settings));
+#else
+    why = "store " + o.store + ": this build has no Redis support";
+    return nullptr;
+#endif
+}
+
+// A first contact, for the log only: the daemon starts either way, and store-on-error
+// decides what a missing store means.
+void check_store(CounterStore& store) {
+#ifdef PM_WITH_REDIS
+    if (auto* redis = dynamic_cast<RedisCounterStore*>(&store)) {
+        try {
+            redis->ping();
+            spdlog::info("counter store {} (prefix \"{}\", timeout {} ms): connected",
+                         redis->settings().url(), redis->settings().prefix,
+                         redis->settings().timeout.count());
+        } catch (const StoreError& e) {
+            spdlog::warn("counter store not reachable at start: {}", e.what());
+        }
+    }
+#else
+    (void)store;
+#endif
 }
 
 // --- socket and privileges -----------------------------------------------------------
@@ -213,6 +282,11 @@ void reload(int argc, const char* const argv[], const Options& started_with) {
         fresh.socket_mode != started_with.socket_mode ||
         fresh.socket_group != started_with.socket_group || fresh.log != started_with.log)
         spdlog::warn("socket, user and log changes take effect only at the next start");
+    if (store_settings(fresh) != store_settings(started_with))
+        spdlog::warn(
+            "store settings changed ({}): they take effect only at the next start; "
+            "counters stay in {}",
+            store_settings(fresh), store_settings(started_with));
     if (fresh.log_level != started_with.log_level) setup_logging(started_with.log, fresh.log_level);
     spdlog::info("reloaded: {}; {}", describe(*policy), switches(next->options));
 }
@@ -242,15 +316,17 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     }
     g_running.store(std::make_shared<Running>(Running{loaded.policy, options.conversation()}));
 
-    MemoryCounterStore store;  // one for all connections; survives reloads
-    set_adapter_settings({[] { return g_running.load()->policy; },
-                          [] { return g_running.load()->options; }, &store});
-
     auto fail = [&](const std::string& why) {
         spdlog::error("not started: {}", why);
         if (options.log != "stderr") std::cerr << "policy-milter: not started: " << why << '\n';
         return 1;
     };
+    // One store for all connections; it survives reloads.
+    std::string store_problem;
+    std::unique_ptr<CounterStore> store = make_store(options, store_problem);
+    if (!store) return fail(store_problem);
+    set_adapter_settings({[] { return g_running.load()->policy; },
+                          [] { return g_running.load()->options; }, store.get()});
     std::string socket_spec = options.socket;
     std::string socket_path = unix_socket_path(socket_spec);
     if (socket_in_use(socket_path)) return fail("another process is listening on " + socket_path);
@@ -302,6 +378,7 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
 
     spdlog::info("started: {}; socket {}; {}", describe(*loaded.policy), socket_spec,
                  switches(options.conversation()));
+    check_store(*store);
     bool stopping = false;
     for (;;) {
         char byte = 0;

@@ -1,4 +1,6 @@
 // policy-milter: entry point. The daemon, --check and --test run the same loader.
+#include <libmilter/mfapi.h>
+
 #include <iostream>
 
 #include "config/options.h"
@@ -39,8 +41,14 @@ int test_transaction(const pm::Options& options) {
 
 int main(int argc, char** argv) {
     pm::Options options;
-    if (auto exit_code = pm::parse_options(argc, argv, options, std::cout, std::cerr))
+    if (auto exit_code = pm::parse_options(argc, argv, options, std::cout, std::cerr)) {
+        if (options.mode == pm::Mode::Version) {
+            unsigned major = 0, minor = 0, patch = 0;
+            smfi_version(&major, &minor, &patch);
+            std::cout << "libmilter " << major << '.' << minor << '.' << patch << '\n';
+        }
         return *exit_code;
+    }
     switch (options.mode) {
         case pm::Mode::Check: return check_rules(options);
         case pm::Mode::Test: return test_transaction(options);

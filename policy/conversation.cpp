@@ -281,22 +281,17 @@ Decision Conversation::evaluate(Stage stage) {
                     d.error = "limit \"" + st.id + "\": store unavailable, passing: " + e.what();
                     continue;
                 }
-                d.verdict = Verdict::Tempfail;
-                d.rule_id = st.id;
-                Action a;
-                a.kind = ActionKind::Tempfail;
-                a.code = stage_index(stage) <= stage_index(Stage::Helo) ? 421 : 451;
-                a.enhanced = {4, 3, 0};
-                d.reply = make_reply(a, stage);
-                d.reply->text = "Local error in processing, try again later";
-                d.error = "limit \"" + st.id + "\": store unavailable: " + e.what();
-                return d;
+                return store_failure(std::move(d), stage, st.id, e.what());
             }
             std::uint64_t already = 0;
             if (auto p = pending_.find(key); p != pending_.end()) already = p->second.amount;
             auto& staged = event_pending_[key];
             staged.amount += amount;
             staged.window_seconds = st.limit->window_seconds;
+            staged.statement = &st;
+            staged.enforce =
+                !st.observe && !options_.observe_all &&
+                (st.action.kind == ActionKind::Reject || st.action.kind == ActionKind::Tempfail);
             if (committed + already + amount <= st.limit->max) continue;
         }
 
@@ -347,14 +342,77 @@ Decision Conversation::evaluate(Stage stage) {
             auto& total = pending_[key];
             total.amount += p.amount;
             total.window_seconds = p.window_seconds;
+            total.statement = p.statement;
+            total.enforce = p.enforce;
         }
     event_pending_.clear();
     return d;
 }
 
-void Conversation::commit_connection_counts() {
-    for (const auto& [key, p] : pending_) store_.add(key, p.amount, p.window_seconds);
+Decision Conversation::store_failure(Decision d, Stage stage, const std::string& id,
+                                     const char* what) const {
+    d.verdict = Verdict::Tempfail;
+    d.rule_id = id;
+    Action a;
+    a.kind = ActionKind::Tempfail;
+    a.code = stage_index(stage) <= stage_index(Stage::Helo) ? 421 : 451;
+    a.enhanced = {4, 3, 0};
+    d.reply = make_reply(a, stage);
+    d.reply->text = "Local error in processing, try again later";
+    d.error = "limit \"" + id + "\": store unavailable: " + what;
+    d.headers_to_add.clear();
+    d.quarantine_reason.clear();
+    return d;
+}
+
+const Statement* Conversation::commit_pending(bool enforce) {
+    std::vector<CounterAdd> adds;
+    std::vector<const Statement*> owners;
+    for (const auto& [key, p] : pending_) {
+        if (p.amount == 0) continue;
+        std::uint64_t max = enforce && p.enforce ? p.statement->limit->max : CounterAdd::kNoMax;
+        adds.push_back({key, p.amount, p.window_seconds, max});
+        owners.push_back(p.statement);
+    }
     pending_.clear();
+    if (adds.empty()) return nullptr;
+    auto full = store_.check_and_add(adds);
+    return full ? owners[*full] : nullptr;
+}
+
+void Conversation::commit_or_refuse(Decision& d, Stage stage) {
+    std::string first_id =
+        pending_.empty() ? std::string() : pending_.begin()->second.statement->id;
+    const Statement* full = nullptr;
+    try {
+        full = commit_pending(true);
+    } catch (const StoreError& e) {
+        if (options_.on_store_error == StoreErrorMode::Pass) {
+            d.error = "limit \"" + first_id + "\": store unavailable, not counted: " + e.what();
+            return;
+        }
+        d = store_failure(std::move(d), stage, first_id, e.what());
+        return;
+    }
+    if (!full) return;
+    // Other transactions (in this process or, with a shared store, on other MTAs) took
+    // what was left of the limit between this transaction's check and its end: it is
+    // refused now with the limit's action, in a code this stage allows.
+    Action a = full->action;
+    Refusal kind = a.kind == ActionKind::Reject ? Refusal::Reject : Refusal::Tempfail;
+    if (options_.soft_bounce && kind == Refusal::Reject) {
+        kind = Refusal::Tempfail;
+        a.kind = ActionKind::Tempfail;
+        a.code = default_code(stage, kind);
+        a.enhanced.klass = 4;
+    }
+    if (!code_allowed(stage, kind, a.code)) a.code = default_code(stage, kind);
+    d.verdict = kind == Refusal::Reject ? Verdict::Reject : Verdict::Tempfail;
+    d.rule_id = full->id;
+    d.reply = make_reply(a, stage);
+    d.headers_to_add.clear();
+    d.quarantine_reason.clear();
+    d.error = "limit \"" + full->id + "\" reached by concurrent transactions before this one ended";
 }
 
 Decision Conversation::connect(std::optional<IpAddress> ip, std::string_view client_name,
@@ -366,7 +424,7 @@ Decision Conversation::connect(std::optional<IpAddress> ip, std::string_view cli
     Decision d = evaluate(Stage::Connect);
     // Connection-level limits count connections, at once: there is no message to wait
     // for. An accepted connection, like an accepted message, counts nothing.
-    if (!d.refused() && d.verdict != Verdict::Accept) commit_connection_counts();
+    if (!d.refused() && d.verdict != Verdict::Accept) commit_or_refuse(d, Stage::Connect);
     pending_.clear();
     if (d.verdict == Verdict::Accept) connection_accepted_ = true;
     return d;
@@ -378,8 +436,8 @@ Decision Conversation::helo(std::string_view name) {
     Decision d = evaluate(Stage::Helo);
     // A client repeats EHLO after STARTTLS: a helo limit still counts the connection once.
     if (!d.refused() && d.verdict != Verdict::Accept && !helo_counted_) {
-        commit_connection_counts();
-        helo_counted_ = true;
+        commit_or_refuse(d, Stage::Helo);
+        helo_counted_ = !d.refused();
     }
     pending_.clear();
     if (d.verdict == Verdict::Accept) connection_accepted_ = true;
@@ -395,12 +453,18 @@ void Conversation::start_transaction_if_needed() {
     if (auto latest = source_()) policy_ = std::move(latest);
 }
 
-void Conversation::after_message_event(const Decision& d) {
+void Conversation::after_message_event(Decision& d) {
     if (d.verdict == Verdict::Accept) message_accepted_ = true;
     // The MTA drops a discarded message and tells the milter nothing more of it; it was
-    // accepted as far as the client knows, so it counts now.
+    // accepted as far as the client knows, so it counts now, even over a limit (the
+    // message is gone either way).
     if (d.verdict == Verdict::Discard) {
-        commit_connection_counts();
+        try {
+            commit_pending(false);
+        } catch (const StoreError& e) {
+            d.error =
+                std::string("store unavailable, the discarded message is not counted: ") + e.what();
+        }
         message_accepted_ = true;
     }
 }
@@ -451,7 +515,7 @@ Decision Conversation::message() {
     if (!connection_accepted_ && !message_accepted_) d = evaluate(Stage::Message);
     bool counts =
         !d.refused() && d.verdict != Verdict::Accept && !message_accepted_ && !connection_accepted_;
-    if (counts) commit_connection_counts();
+    if (counts) commit_or_refuse(d, Stage::Message);
     pending_.clear();
     in_transaction_ = false;
     facts_.reset_transaction();

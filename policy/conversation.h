@@ -61,8 +61,16 @@ class Conversation {
     std::string limit_key(const Statement& st) const;
     std::uint64_t limit_amount(const Statement& st, const std::string& key) const;
     Reply make_reply(const Action& a, Stage stage) const;
-    void commit_connection_counts();
-    void after_message_event(const Decision& d);
+    // Commits the staged counts, all or none, and clears them. With `enforce`, a limit
+    // with a refusing action that concurrent transactions filled up since this one was
+    // checked stops the commit: that statement is returned and nothing is counted.
+    // Throws StoreError.
+    const Statement* commit_pending(bool enforce);
+    // Commits at the end of an accepted event; if the commit fails (the store, or a limit
+    // filled up meanwhile), `d` becomes the refusal at `stage`.
+    void commit_or_refuse(Decision& d, Stage stage);
+    Decision store_failure(Decision d, Stage stage, const std::string& id, const char* what) const;
+    void after_message_event(Decision& d);
     void start_transaction_if_needed();
 
     PolicySource source_;
@@ -78,6 +86,8 @@ class Conversation {
     struct Pending {
         std::uint64_t amount = 0;
         std::uint64_t window_seconds = 0;
+        const Statement* statement = nullptr;  // of policy_, which outlives the transaction
+        bool enforce = false;  // a refusing, not observed limit: its max holds at commit
     };
     std::map<std::string, Pending> pending_;        // committed at end of message
     std::map<std::string, Pending> event_pending_;  // this event's, kept unless refused

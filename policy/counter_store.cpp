@@ -65,20 +65,45 @@ std::uint64_t MemoryCounterStore::count(const std::string& key, std::uint64_t wi
     return total(it->second);
 }
 
-void MemoryCounterStore::add(const std::string& key, std::uint64_t amount,
-                             std::uint64_t window_seconds) {
+std::optional<std::size_t> MemoryCounterStore::check_and_add(std::span<const CounterAdd> adds) {
+    if (adds.empty()) return std::nullopt;
     std::uint64_t now = clock_();
-    Shard& shard = shard_for(key);
-    std::lock_guard lock(shard.mutex);
-    auto it = shard.counters.find(key);
-    if (it == shard.counters.end()) {
-        if (shard.counters.size() >= max_keys_per_shard_) evict_oldest(shard);
-        it = shard.counters.emplace(key, Counter{}).first;
+    // Lock every shard involved, each once, in shard order (no deadlock between callers).
+    std::vector<std::size_t> shard_ids;
+    shard_ids.reserve(adds.size());
+    for (const auto& a : adds) shard_ids.push_back(std::hash<std::string>{}(a.key) % kShards);
+    std::vector<std::size_t> order = shard_ids;
+    std::sort(order.begin(), order.end());
+    order.erase(std::unique(order.begin(), order.end()), order.end());
+    std::vector<std::unique_lock<std::mutex>> locks;
+    locks.reserve(order.size());
+    for (std::size_t id : order) locks.emplace_back(shards_[id].mutex);
+
+    for (std::size_t i = 0; i < adds.size(); ++i) {
+        const CounterAdd& a = adds[i];
+        if (a.max == CounterAdd::kNoMax) continue;
+        auto& counters = shards_[shard_ids[i]].counters;
+        std::uint64_t committed = 0;
+        if (auto it = counters.find(a.key); it != counters.end()) {
+            advance(it->second, now, slot_length_ms(a.window_seconds));
+            committed = total(it->second);
+        }
+        if (committed + a.amount > a.max) return i;
     }
-    Counter& c = it->second;
-    advance(c, now, slot_length_ms(window_seconds));
-    c.slots[c.newest] += amount;
-    c.touched_ms = now;
+    for (std::size_t i = 0; i < adds.size(); ++i) {
+        const CounterAdd& a = adds[i];
+        Shard& shard = shards_[shard_ids[i]];
+        auto it = shard.counters.find(a.key);
+        if (it == shard.counters.end()) {
+            if (shard.counters.size() >= max_keys_per_shard_) evict_oldest(shard);
+            it = shard.counters.emplace(a.key, Counter{}).first;
+        }
+        Counter& c = it->second;
+        advance(c, now, slot_length_ms(a.window_seconds));
+        c.slots[c.newest] += a.amount;
+        c.touched_ms = now;
+    }
+    return std::nullopt;
 }
 
 void MemoryCounterStore::evict_oldest(Shard& shard) {

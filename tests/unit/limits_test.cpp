@@ -181,7 +181,9 @@ TEST(Limits, ObservedLimitStillCounts) {
 class FailingStore : public CounterStore {
   public:
     std::uint64_t count(const std::string&, std::uint64_t) override { throw StoreError("down"); }
-    void add(const std::string&, std::uint64_t, std::uint64_t) override {}
+    std::optional<std::size_t> check_and_add(std::span<const CounterAdd>) override {
+        throw StoreError("down");
+    }
 };
 
 TEST(Limits, StoreErrorTempfailsOrPasses) {
@@ -310,6 +312,136 @@ TEST(Limits, CountedFieldIsMarkedUsed) {
                     ->uses_field(FieldId::RcptCount));
     EXPECT_FALSE(must_load("limit \"m\" at mail key sender max 5 per 1d tempfail\n")
                      ->uses_field(FieldId::MessageSize));
+}
+
+}  // namespace
+}  // namespace pm
+
+namespace pm {
+namespace {
+
+// Two transactions of one sender in parallel, one slot left: both pass their mail-stage
+// check, the first to end takes the slot, the second is refused at end of message with
+// the limit's reply (in a code the message stage allows) and counts nothing.
+TEST(Limits, ConcurrentTransactionsNeverOverAdmit) {
+    MemoryCounterStore store;
+    auto p = must_load(
+        "limit \"s\" at mail key sender max 1 per 1h tempfail 452 4.7.1 \"Too many from "
+        "{sender}\"\n"
+        "limit \"r\" at rcpt key sender max 1 recipients per 1h reject 553 5.7.1 \"Too many\"\n");
+    auto open = [&](Conversation& c) {
+        c.connect(parse_ip("192.0.2.1"), "unknown", 1);
+        EXPECT_EQ(c.mail("<a@x>", "", 0, false).verdict, Verdict::Continue);
+        EXPECT_EQ(c.rcpt("<b@y>").verdict, Verdict::Continue);
+        c.data();
+    };
+    Conversation one([p] { return p; }, store), two([p] { return p; }, store);
+    open(one);
+    open(two);
+    EXPECT_EQ(one.message().verdict, Verdict::Continue);
+    Decision d = two.message();
+    // The first limit in key order that is full decides: "r" (553 is not allowed after
+    // the final dot: the stage's default 554 with the limit's enhanced code and text).
+    EXPECT_EQ(summary(d), "reject 554 5.7.1 Too many");
+    EXPECT_NE(d.error.find("concurrent"), std::string::npos);
+    EXPECT_EQ(store.count("s\x1f"
+                          "a@x",
+                          3600),
+              1u);
+    EXPECT_EQ(store.count("r\x1f"
+                          "a@x",
+                          3600),
+              1u);
+}
+
+TEST(Limits, ConcurrentCommitKeepsAnAllowedCode) {
+    MemoryCounterStore store;
+    auto p = must_load(
+        "limit \"s\" at mail key sender max 1 per 1h tempfail 452 4.7.1 \"Too many from "
+        "{sender}\"\n");
+    Conversation one([p] { return p; }, store), two([p] { return p; }, store);
+    for (Conversation* c : {&one, &two}) {
+        c->connect(parse_ip("192.0.2.1"), "unknown", 1);
+        c->mail("<a@x>", "", 0, false);
+        c->rcpt("<b@y>");
+        c->data();
+    }
+    EXPECT_EQ(one.message().verdict, Verdict::Continue);
+    EXPECT_EQ(summary(two.message()), "tempfail 452 4.7.1 Too many from a@x");
+}
+
+TEST(Limits, ObservedLimitCommitsOverItsMax) {
+    MemoryCounterStore store;
+    auto p = must_load("limit \"s\" at mail key sender max 1 per 1h tempfail observe\n");
+    Conversation one([p] { return p; }, store), two([p] { return p; }, store);
+    for (Conversation* c : {&one, &two}) {
+        c->connect(parse_ip("192.0.2.1"), "unknown", 1);
+        c->mail("<a@x>", "", 0, false);
+        c->rcpt("<b@y>");
+        c->data();
+    }
+    EXPECT_EQ(one.message().verdict, Verdict::Continue);
+    EXPECT_EQ(two.message().verdict, Verdict::Continue);
+    EXPECT_EQ(store.count("s\x1f"
+                          "a@x",
+                          3600),
+              2u);
+}
+
+TEST(Limits, StoreFailingAtCommit) {
+    // Counting works, committing fails: tempfail 451 4.3.0 at end of message, or pass.
+    class CommitFails : public MemoryCounterStore {
+      public:
+        std::optional<std::size_t> check_and_add(std::span<const CounterAdd>) override {
+            throw StoreError("down");
+        }
+    };
+    CommitFails store;
+    auto p = must_load(kSenderHourly);
+    for (auto mode : {StoreErrorMode::Tempfail, StoreErrorMode::Pass}) {
+        ConversationOptions o;
+        o.on_store_error = mode;
+        Conversation c([p] { return p; }, store, o);
+        c.connect(parse_ip("192.0.2.1"), "unknown", 1);
+        c.mail("<a@x>", "", 0, false);
+        c.rcpt("<b@y>");
+        c.data();
+        Decision d = c.message();
+        if (mode == StoreErrorMode::Tempfail)
+            EXPECT_EQ(summary(d), "tempfail 451 4.3.0 Local error in processing, try again later");
+        else
+            EXPECT_EQ(d.verdict, Verdict::Continue);
+        EXPECT_NE(d.error.find("store unavailable"), std::string::npos);
+    }
+}
+
+TEST(MemoryStore, CheckAndAddIsAllOrNothing) {
+    MemoryCounterStore store;
+    store.add("b", 2, 60);
+    std::vector<CounterAdd> adds{{"a", 1, 60, 5}, {"b", 1, 60, 2}};
+    EXPECT_EQ(store.check_and_add(adds), std::optional<std::size_t>(1));
+    EXPECT_EQ(store.count("a", 60), 0u);
+    adds[1].max = 3;
+    EXPECT_EQ(store.check_and_add(adds), std::nullopt);
+    EXPECT_EQ(store.count("a", 60), 1u);
+    EXPECT_EQ(store.count("b", 60), 3u);
+}
+
+TEST(MemoryStore, ManyThreadsNeverTakeMoreThanTheMax) {
+    MemoryCounterStore store;
+    std::atomic<int> taken{0};
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 8; ++t)
+        threads.emplace_back([&] {
+            for (int i = 0; i < 200; ++i) {
+                std::vector<CounterAdd> adds{{"shared", 1, 3600, 500},
+                                             {"other" + std::to_string(i % 7), 1, 3600}};
+                if (!store.check_and_add(adds)) ++taken;
+            }
+        });
+    for (auto& th : threads) th.join();
+    EXPECT_EQ(taken.load(), 500);
+    EXPECT_EQ(store.count("shared", 3600), 500u);
 }
 
 }  // namespace
