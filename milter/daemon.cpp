@@ -4,14 +4,17 @@
 #include <grp.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <pthread.h>
 #include <pwd.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <cerrno>
@@ -24,6 +27,7 @@
 #include <memory>
 #include <sstream>
 #include <thread>
+#include <vector>
 
 #include "config/logging.h"
 #include "milter/adapter.h"
@@ -258,8 +262,9 @@ void install_signal_handlers() {
 // --- reload ---------------------------------------------------------------------------
 
 // Re-reads the command line and config file, then the rules and lists. Anything wrong
-// keeps the running policy.
-void reload(int argc, const char* const argv[], const Options& started_with) {
+// keeps the running policy. Returns the policy it replaced, for the caller to retire.
+std::shared_ptr<const Policy> reload(int argc, const char* const argv[],
+                                     const Options& started_with) {
     Options fresh;
     std::ostringstream out, err;
     if (auto code = parse_options(argc, argv, fresh, out, err); code) {
@@ -267,14 +272,14 @@ void reload(int argc, const char* const argv[], const Options& started_with) {
         for (std::string line; std::getline(lines, line);) spdlog::error("{}", line);
         spdlog::error("reload failed, keeping the running policy ({})",
                       describe(*g_running.load()->policy));
-        return;
+        return nullptr;
     }
     auto policy = load_and_report(fresh.rules_file);
     auto old = g_running.load();
     if (!policy) {
         spdlog::error("reload of {} failed, keeping the running policy ({})", fresh.rules_file,
                       describe(*old->policy));
-        return;
+        return nullptr;
     }
     auto next = std::make_shared<Running>(Running{policy, fresh.conversation()});
     g_running.store(next);
@@ -289,6 +294,36 @@ void reload(int argc, const char* const argv[], const Options& started_with) {
             store_settings(fresh), store_settings(started_with));
     if (fresh.log_level != started_with.log_level) setup_logging(started_with.log, fresh.log_level);
     spdlog::info("reloaded: {}; {}", describe(*policy), switches(next->options));
+    return old->policy;
+}
+
+// The connections still running a replaced policy hold it; the last one to end would
+// free it in its callback, on the MTA's time (a large policy's lists take milliseconds
+// to free). Instead the main thread keeps a reference and frees each one once it is the
+// only holder left.
+class RetiredPolicies {
+  public:
+    void add(std::shared_ptr<const Policy> policy) {
+        if (policy) retired_.push_back(std::move(policy));
+    }
+    void free_unused() {
+        std::erase_if(retired_, [](const auto& p) { return p.use_count() == 1; });
+    }
+    bool empty() const { return retired_.empty(); }
+
+  private:
+    std::vector<std::shared_ptr<const Policy>> retired_;
+};
+
+// The main thread only waits for signals and reloads: it runs at a lower CPU priority
+// than the threads answering the MTA (on Linux, nice is per thread), so compiling a
+// large policy under full load takes longer instead of delaying mail.
+void lower_main_thread_priority() {
+    auto tid = static_cast<id_t>(gettid());
+    errno = 0;
+    int nice_now = getpriority(PRIO_PROCESS, tid);
+    if (errno == 0 && setpriority(PRIO_PROCESS, tid, std::min(nice_now + 10, 19)) != 0)
+        spdlog::debug("cannot lower the reload thread's priority: {}", std::strerror(errno));
 }
 
 }  // namespace
@@ -379,24 +414,40 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     spdlog::info("started: {}; socket {}; {}", describe(*loaded.policy), socket_spec,
                  switches(options.conversation()));
     check_store(*store);
+    lower_main_thread_priority();
+    RetiredPolicies retired;
     bool stopping = false;
-    for (;;) {
-        char byte = 0;
-        ssize_t n = read(g_signal_pipe[0], &byte, 1);
+    for (bool ended = false; !ended;) {
+        pollfd wait_for{g_signal_pipe[0], POLLIN, 0};
+        int ready = poll(&wait_for, 1, retired.empty() ? -1 : 1000);
+        retired.free_unused();
+        if (ready <= 0) continue;  // EINTR or the timeout
+        // Everything pending at once: signals that came during a reload make one more
+        // reload, not one each.
+        char bytes[64];
+        ssize_t n = read(g_signal_pipe[0], bytes, sizeof bytes);
         if (n < 0 && errno == EINTR) continue;
-        if (n <= 0 || byte == kMilterEnded) break;
-        int sig = byte;
-        if ((sig == SIGHUP || sig == SIGUSR1) && !stopping) {
-            spdlog::info("reloading on {}", sig == SIGHUP ? "SIGHUP" : "SIGUSR1");
+        if (n <= 0) break;
+        int reload_on = 0;
+        for (ssize_t i = 0; i < n; ++i) {
+            int sig = bytes[i];
+            if (bytes[i] == kMilterEnded) {
+                ended = true;
+            } else if (sig == SIGHUP || sig == SIGUSR1) {
+                reload_on = sig;
+            } else if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
+                stopping = true;
+                spdlog::info("stopping on {}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                smfi_stop();
+            }
+        }
+        if (reload_on && !stopping && !ended) {
+            spdlog::info("reloading on {}", reload_on == SIGHUP ? "SIGHUP" : "SIGUSR1");
             try {
-                reload(argc, argv, options);
+                retired.add(reload(argc, argv, options));
             } catch (const std::exception& e) {
                 spdlog::error("reload failed, keeping the running policy: {}", e.what());
             }
-        } else if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
-            stopping = true;
-            spdlog::info("stopping on {}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-            smfi_stop();
         }
     }
     milter_thread.join();
