@@ -32,7 +32,9 @@ struct LogLine {
 
 // Every line one decision produces: observed hits ("would-reject"), headers added (none
 // for a refused or discarded message), then the decision itself. A decision no rule made
-// is a debug line, unless a store error note comes with it.
-std::vector<LogLine> decision_log_lines(const Decision& d, const LogSubject& subject);
+// is a debug line, unless a store error note comes with it. Lines below `min_level` are
+// left out, and cost nothing to format.
+std::vector<LogLine> decision_log_lines(const Decision& d, const LogSubject& subject,
+                                        LogLevel min_level = LogLevel::Debug);
 
 }  // namespace pm

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "config/decision_log.h"
 
@@ -31,10 +32,8 @@ Needs needs_of(const Policy& p) {
     auto used = [&](Stage s) { return p.stage_used(s); };
     // A bytes limit at message marks message.size as used too (the parser sees to it).
     bool message_size = p.uses_field(FieldId::MessageSize);
-    for (const auto& st : p.statements()) {
-        if (st.action.kind == ActionKind::AddHeader) n.add_header = true;
-        if (st.action.kind == ActionKind::Quarantine) n.quarantine = true;
-    }
+    n.add_header = p.uses_action(ActionKind::AddHeader);
+    n.quarantine = p.uses_action(ActionKind::Quarantine);
     n.helo = used(Stage::Helo) || p.uses_field(FieldId::Helo);
     n.rcpt = used(Stage::Rcpt) || used(Stage::Data) || used(Stage::Message);
     n.mail = used(Stage::Mail) || n.rcpt;
@@ -98,18 +97,29 @@ Connection& require_connection(SMFICTX* ctx) {
     return *c;
 }
 
-std::string macro(SMFICTX* ctx, const char* name) {
+// A view of libmilter's copy of the macro, valid during the callback: most are only
+// tested or compared, and a string per lookup would cost an allocation.
+std::string_view macro(SMFICTX* ctx, const char* name) {
     const char* value = smfi_getsymval(ctx, const_cast<char*>(name));
     return value ? value : "";
 }
 
 void refresh_queue_id(SMFICTX* ctx, LogSubject& subject) {
-    std::string id = macro(ctx, "i");
-    if (!id.empty()) subject.queue_id = std::move(id);
+    std::string_view id = macro(ctx, "i");
+    // Asked at every step of a transaction, the same id each time once it is known.
+    if (!id.empty() && id != subject.queue_id) subject.queue_id = id;
+}
+
+// The least severe decision line the logger writes. Most events decide nothing and log
+// at debug, usually off: their lines are then never formatted (most of the log's cost).
+LogLevel lowest_logged_level() {
+    if (spdlog::should_log(spdlog::level::debug)) return LogLevel::Debug;
+    if (spdlog::should_log(spdlog::level::info)) return LogLevel::Info;
+    return LogLevel::Warning;
 }
 
 void log_decision(const Decision& d, const LogSubject& subject) {
-    for (const auto& line : decision_log_lines(d, subject)) {
+    for (const auto& line : decision_log_lines(d, subject, lowest_logged_level())) {
         switch (line.level) {
             case LogLevel::Debug: spdlog::debug("{}", line.text); break;
             case LogLevel::Info: spdlog::info("{}", line.text); break;
@@ -206,9 +216,9 @@ std::optional<IpAddress> ip_of(const sockaddr* sa, std::uint32_t& port) {
 // {client_name} is the MTA's verified reverse name. Postfix and Sendmail may put the
 // bracketed address there when there is none; the policy then sees "unknown".
 std::string client_name_of(SMFICTX* ctx) {
-    std::string name = macro(ctx, "{client_name}");
+    std::string_view name = macro(ctx, "{client_name}");
     if (name.empty() || name.front() == '[') return "unknown";
-    return name;
+    return std::string(name);
 }
 
 // ESMTP SIZE=N among the MAIL FROM parameters; 0 if absent or malformed.
@@ -300,7 +310,7 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
         LogSubject& s = c.subject;
         s.queue_id.clear();  // a new transaction: NOQUEUE until the MTA names one
         refresh_queue_id(ctx, s);
-        s.sender = Address::from_smtp(sender).raw();
+        s.sender = Address::unwrap(sender);  // what Address::from_smtp keeps as raw()
         s.recipient.reset();
         s.recipient_count.reset();
         bool tls = !macro(ctx, "{tls_version}").empty();
@@ -315,7 +325,7 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
         Connection& c = require_connection(ctx);
         const char* recipient = argv && argv[0] ? argv[0] : "";
         refresh_queue_id(ctx, c.subject);
-        c.subject.recipient = Address::from_smtp(recipient).raw();
+        c.subject.recipient = Address::unwrap(recipient);
         sfsistat status = decide(ctx, c, c.conversation.rcpt(recipient));
         c.subject.recipient.reset();
         return status;
@@ -363,9 +373,9 @@ sfsistat on_eom(SMFICTX* ctx) {
         c.subject.recipient_count = c.conversation.facts().accepted_recipients.size();
         Decision d = c.conversation.message();
         if (!d.refused() && d.verdict != Verdict::Discard) {
-            for (const auto& [name, value] : d.headers_to_add) {
-                std::string n = name, v = value;
-                if (smfi_addheader(ctx, n.data(), v.data()) != MI_SUCCESS)
+            // smfi_addheader takes char* but only copies from it: d's strings go as they are.
+            for (auto& [name, value] : d.headers_to_add) {
+                if (smfi_addheader(ctx, name.data(), value.data()) != MI_SUCCESS)
                     spdlog::warn("{}: smfi_addheader \"{}\" failed (was SMFIF_ADDHDRS granted?)",
                                  c.subject.queue_id, name);
             }

@@ -115,7 +115,10 @@ bool Conversation::atom_holds(const Condition& c, const Address* rcpt) const {
             if (!c.regex) return false;
             std::string scratch;
             std::string_view value = raw_value(c.field, facts_, rcpt, scratch);
-            return RE2::PartialMatch(re2::StringPiece(value.data(), value.size()), *c.regex);
+            // RE2::Match itself: PartialMatch with no captures comes to the same call, through
+            // an argument-unpacking layer that costs about a sixth of a short match.
+            return c.regex->Match(re2::StringPiece(value.data(), value.size()), 0, value.size(),
+                                  RE2::UNANCHORED, nullptr, 0);
         }
         case Condition::Kind::InList: {
             if (!c.list) return false;
@@ -281,7 +284,10 @@ Decision Conversation::evaluate(Stage stage) {
                     d.error = "limit \"" + st.id + "\": store unavailable, passing: " + e.what();
                     continue;
                 }
-                return store_failure(std::move(d), stage, st.id, e.what());
+                // Assigned, then returned: with `d` the only variable returned, it is built
+                // in the caller's place (NRVO) instead of moved out at every event.
+                d = store_failure(std::move(d), stage, st.id, e.what());
+                return d;
             }
             std::uint64_t already = 0;
             if (auto p = pending_.find(key); p != pending_.end()) already = p->second.amount;
@@ -484,13 +490,13 @@ Decision Conversation::mail(std::string_view sender, std::string_view auth_user,
 Decision Conversation::rcpt(std::string_view recipient) {
     start_transaction_if_needed();
     facts_.recipient = Address::from_smtp(recipient);
-    Decision d = undecided(Stage::Rcpt);
-    if (!connection_accepted_ && !message_accepted_) {
+    bool decides = !connection_accepted_ && !message_accepted_;
+    if (decides)
         facts_.rcpt_count = static_cast<std::uint32_t>(facts_.accepted_recipients.size() + 1);
-        d = evaluate(Stage::Rcpt);
-        after_message_event(d);
-    }
-    if (!d.refused()) facts_.accepted_recipients.push_back(facts_.recipient);
+    Decision d = decides ? evaluate(Stage::Rcpt) : undecided(Stage::Rcpt);  // built in place
+    if (decides) after_message_event(d);
+    // Moved, not copied: the current recipient is cleared just below.
+    if (!d.refused()) facts_.accepted_recipients.push_back(std::move(facts_.recipient));
     facts_.rcpt_count = static_cast<std::uint32_t>(facts_.accepted_recipients.size());
     facts_.recipient = Address{};
     return d;
@@ -506,13 +512,16 @@ Decision Conversation::data() {
 }
 
 void Conversation::header(std::string_view name, std::string_view value) {
-    facts_.add_header(name, value);
+    start_transaction_if_needed();  // the policy that message() will apply
+    // Only headers the policy reads are kept: a message has many, and keeping one costs
+    // two strings. Facts::header() answers the same for those it reads.
+    if (policy_->uses_header(name)) facts_.add_header(name, value);
 }
 
 Decision Conversation::message() {
     start_transaction_if_needed();
-    Decision d = undecided(Stage::Message);
-    if (!connection_accepted_ && !message_accepted_) d = evaluate(Stage::Message);
+    Decision d = !connection_accepted_ && !message_accepted_ ? evaluate(Stage::Message)
+                                                             : undecided(Stage::Message);
     bool counts =
         !d.refused() && d.verdict != Verdict::Accept && !message_accepted_ && !connection_accepted_;
     if (counts) commit_or_refuse(d, Stage::Message);

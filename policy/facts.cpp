@@ -2,11 +2,24 @@
 
 namespace pm {
 
+namespace {
+char lower_char(char c) {
+    // Branch-free, so that the loops over every address and header name vectorise.
+    return static_cast<char>(c + (static_cast<unsigned>(c - 'A') < 26u ? 'a' - 'A' : 0));
+}
+}  // namespace
+
 std::string ascii_lower(std::string_view s) {
     std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    for (char& c : out) c = lower_char(c);
     return out;
+}
+
+bool equals_lower(std::string_view s, std::string_view lower) {
+    if (s.size() != lower.size()) return false;
+    for (std::size_t i = 0; i < s.size(); ++i)
+        if (lower_char(s[i]) != lower[i]) return false;
+    return true;
 }
 
 std::string normalize_host(std::string_view s) {
@@ -14,7 +27,7 @@ std::string normalize_host(std::string_view s) {
     return ascii_lower(s);
 }
 
-Address Address::from_smtp(std::string_view text) {
+std::string_view Address::unwrap(std::string_view text) {
     auto trim = [](std::string_view& v) {
         while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
         while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
@@ -29,6 +42,11 @@ Address Address::from_smtp(std::string_view text) {
         auto colon = text.find(':');
         if (colon != std::string_view::npos) text = text.substr(colon + 1);
     }
+    return text;
+}
+
+Address Address::from_smtp(std::string_view text) {
+    text = unwrap(text);
     Address a;
     a.raw_ = std::string(text);
     // "user@example.org." is the same domain as "user@example.org", as for host names.

@@ -20,6 +20,8 @@ class Address {
     Address() = default;
     // Accepts "<user@example.com>", "user@example.com", "<>", "<@a,@b:user@example.com>".
     static Address from_smtp(std::string_view text);
+    // The part of `text` that from_smtp keeps as raw(), without building an Address.
+    static std::string_view unwrap(std::string_view text);
 
     const std::string& raw() const { return raw_; }      // as the client wrote it
     const std::string& lower() const { return lower_; }  // ASCII lower case
@@ -40,6 +42,8 @@ class Address {
 };
 
 std::string ascii_lower(std::string_view s);
+// Equal once both are ASCII lower-cased; `lower` is already lower case.
+bool equals_lower(std::string_view s, std::string_view lower);
 // Lower case, without a trailing dot: "Mail.Example.COM." -> "mail.example.com".
 std::string normalize_host(std::string_view s);
 

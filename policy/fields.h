@@ -1,6 +1,8 @@
 // The fields rules can test (spec §4): name, value type, and the stage that adds them.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -39,8 +41,34 @@ struct FieldInfo {
     bool per_recipient;  // recipient, recipient.local, recipient.domain
 };
 
+namespace detail {
+// Every field, indexed by FieldId: the table behind field_info and find_field.
+inline constexpr std::array<FieldInfo, 16> kFields = {{
+    {"client.ip", FieldId::ClientIp, ValueType::Ip, Stage::Connect, false},
+    {"client.name", FieldId::ClientName, ValueType::Host, Stage::Connect, false},
+    {"client.port", FieldId::ClientPort, ValueType::Number, Stage::Connect, false},
+    {"helo", FieldId::Helo, ValueType::Host, Stage::Helo, false},
+    {"sender", FieldId::Sender, ValueType::Address, Stage::Mail, false},
+    {"sender.local", FieldId::SenderLocal, ValueType::Text, Stage::Mail, false},
+    {"sender.domain", FieldId::SenderDomain, ValueType::Host, Stage::Mail, false},
+    {"auth.user", FieldId::AuthUser, ValueType::Text, Stage::Mail, false},
+    {"mail.size", FieldId::MailSize, ValueType::Number, Stage::Mail, false},
+    {"tls", FieldId::Tls, ValueType::Bool, Stage::Mail, false},
+    {"recipient", FieldId::Recipient, ValueType::Address, Stage::Rcpt, true},
+    {"recipient.local", FieldId::RecipientLocal, ValueType::Text, Stage::Rcpt, true},
+    {"recipient.domain", FieldId::RecipientDomain, ValueType::Host, Stage::Rcpt, true},
+    {"rcpt.count", FieldId::RcptCount, ValueType::Number, Stage::Rcpt, false},
+    {"header", FieldId::Header, ValueType::Text, Stage::Message, false},
+    {"message.size", FieldId::MessageSize, ValueType::Number, Stage::Message, false},
+}};
+}  // namespace detail
+
 const FieldInfo* find_field(std::string_view name);  // "header" is found as Header
-const FieldInfo& field_info(FieldId id);
+// Inline: rule evaluation asks it for every condition it tests.
+inline const FieldInfo& field_info(FieldId id) {
+    return detail::kFields[static_cast<std::size_t>(id)];
+}
+
 std::string_view value_type_name(ValueType type);
 
 // A field as used in a rule: header["Name"] carries the (lower-cased) header name.

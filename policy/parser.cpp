@@ -285,6 +285,7 @@ class PolicyBuilder {
 
         note_unreachable(st);
         if (st.is_limit()) policy_->has_limits_ = true;
+        policy_->used_actions_[static_cast<std::size_t>(st.action.kind)] = true;
         policy_->statements_.push_back(std::move(st));
     }
 
@@ -473,7 +474,14 @@ class PolicyBuilder {
         const Token& name = expect_string("a quoted header name");
         if (name.text.empty()) diags_.error(loc(name), "empty header name");
         field.header = ascii_lower(name.text);
+        note_header(field.header);
         expect(TokenKind::RBracket, "']'");
+    }
+
+    void note_header(const std::string& lower_name) {
+        auto& used = policy_->used_headers_;
+        if (std::find(used.begin(), used.end(), lower_name) == used.end())
+            used.push_back(lower_name);
     }
 
     void literal(Condition& c, const Token& op) {
@@ -745,6 +753,7 @@ class PolicyBuilder {
                 FieldRef ref;
                 ref.id = info->id;
                 ref.header = ascii_lower(header);
+                if (info->id == FieldId::Header) note_header(ref.header);
                 policy_->used_fields_[static_cast<std::size_t>(info->id)] = true;
                 out.parts.push_back({{}, ref});
             }

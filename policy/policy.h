@@ -120,6 +120,18 @@ class Policy {
     bool stage_used(Stage s) const { return !stage(s).empty(); }
     bool uses_field(FieldId id) const { return used_fields_[static_cast<std::size_t>(id)]; }
     bool has_limits() const { return has_limits_; }
+    // True if a condition, a limit key or a text reads header[name] (in any case): the
+    // message's other headers need not be kept.
+    bool uses_header(std::string_view name) const {
+        for (const auto& h : used_headers_)
+            if (equals_lower(name, h)) return true;
+        return false;
+    }
+    // True if any statement, observed or not, has this action (the milter negotiates for
+    // it at every connection: a flag, not a walk over the statements).
+    bool uses_action(ActionKind kind) const {
+        return used_actions_[static_cast<std::size_t>(kind)];
+    }
     std::size_t rule_count() const { return statements_.size(); }
     const std::vector<std::string>& source_files() const { return source_files_; }
 
@@ -128,6 +140,8 @@ class Policy {
     std::vector<Statement> statements_;
     std::array<StagePolicy, kStageCount> stages_;
     std::array<bool, 16> used_fields_{};
+    std::array<bool, 7> used_actions_{};     // by ActionKind
+    std::vector<std::string> used_headers_;  // lower case, each once
     bool has_limits_ = false;
     std::vector<std::string> source_files_;  // the rules file, then each list file
 };

@@ -79,6 +79,25 @@ TEST(DecisionLog, ObserveLogsWouldReject) {
     EXPECT_EQ(lines[1].level, LogLevel::Debug);  // the event itself went on
 }
 
+// The daemon asks only for the levels its logger writes; the lines it gets are the same.
+TEST(DecisionLog, LinesBelowTheMinimumLevelAreLeftOut) {
+    ConversationOptions observe;
+    observe.observe_all = true;
+    Decision d = rcpt_decision(kUnknownUser, "<nobody@example.org>", observe);
+    auto all = decision_log_lines(d, rcpt_subject());
+    auto info = decision_log_lines(d, rcpt_subject(), LogLevel::Info);
+    ASSERT_EQ(all.size(), 2u);
+    ASSERT_EQ(info.size(), 1u);  // the would-reject line, not the debug one
+    EXPECT_EQ(info[0].level, LogLevel::Info);
+    EXPECT_EQ(info[0].text, all[0].text);
+    EXPECT_TRUE(decision_log_lines(d, rcpt_subject(), LogLevel::Warning).empty());
+
+    Decision refused = rcpt_decision(kUnknownUser, "<nobody@example.org>");
+    auto refused_info = decision_log_lines(refused, rcpt_subject(), LogLevel::Info);
+    ASSERT_EQ(refused_info.size(), 1u);
+    EXPECT_EQ(refused_info[0].text, decision_log_lines(refused, rcpt_subject())[0].text);
+}
+
 TEST(DecisionLog, ConnectWithoutIpOrSender) {
     Session s(must_load(R"(rule "blocked" at connect reject 554 5.7.1 "Go away")"));
     Decision d = s.conv.connect(std::nullopt, "unknown", 0);

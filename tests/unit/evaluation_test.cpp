@@ -349,6 +349,36 @@ TEST(Actions, MessageStageActions) {
     EXPECT_EQ(run("fine").verdict, Verdict::Continue);
 }
 
+// Only headers some rule, key or text reads are kept; those are found in any case, and
+// the first of several wins, as before.
+TEST(Actions, OnlyHeadersThePolicyReadsAreKept) {
+    auto p = must_load(
+        "rule \"subj\" at message when header[\"Subject\"] == \"first\" reject\n"
+        "rule \"tag\" at message add-header \"X-Seen\" \"{header[X-Mailer]}\"\n");
+    Session s(p);
+    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    s.conv.mail("<a@x>", "", 0, false);
+    s.conv.rcpt("<b@y>");
+    s.conv.data();
+    s.conv.header("From", "a@x");
+    s.conv.header("x-MAILER", "Mailer 1.0");
+    s.conv.header("SUBJECT", "First");
+    s.conv.header("Subject", "second");
+    s.conv.header("Received", "from somewhere");
+    EXPECT_EQ(s.conv.facts().headers.size(), 3u);
+    Decision d = s.conv.message();
+    EXPECT_EQ(d.rule_id, "subj");
+    EXPECT_EQ(s.conv.facts().headers.size(), 0u);  // reset with the transaction
+
+    s.conv.mail("<a@x>", "", 0, false);
+    s.conv.rcpt("<b@y>");
+    s.conv.data();
+    s.conv.header("X-Mailer", "Mailer 2.0");
+    d = s.conv.message();
+    ASSERT_EQ(d.headers_to_add.size(), 1u);
+    EXPECT_EQ(d.headers_to_add[0].second, "Mailer 2.0");
+}
+
 TEST(Actions, ObserveLogsAndGoesOn) {
     auto p = must_load(
         "rule \"trial\" at rcpt when recipient.domain == \"y\" reject 550 5.1.1 \"no {recipient}\" "
