@@ -321,7 +321,8 @@ Decision Conversation::evaluate(Stage stage) {
             continue;
         }
         if (kind == ActionKind::AddHeader) {
-            std::string value = sanitize_reply_text(st.action.text.expand(facts_, stage), 0);
+            std::string value =
+                sanitize_text(st.action.text.expand(facts_, stage), kMaxHeaderValue);
             d.headers_to_add.emplace_back(st.action.header_name, value);
             d.added.push_back({st.id, kind, std::nullopt, st.action.header_name + ": " + value});
             continue;
@@ -336,7 +337,8 @@ Decision Conversation::evaluate(Stage stage) {
             case ActionKind::Discard: d.verdict = Verdict::Discard; break;
             case ActionKind::Quarantine:
                 d.verdict = Verdict::Quarantine;
-                d.quarantine_reason = sanitize_reply_text(st.action.text.expand(facts_, stage), 0);
+                d.quarantine_reason =
+                    sanitize_text(st.action.text.expand(facts_, stage), kMaxQuarantineReason);
                 break;
             case ActionKind::AddHeader: break;
         }

@@ -1,11 +1,19 @@
 #include "policy/decision.h"
 
+#include <algorithm>
+
 namespace pm {
 
-std::string sanitize_reply_text(std::string_view text, std::size_t prefix_length) {
+namespace {
+
+// Control characters become spaces and non-ASCII bytes '?', up to `max_octets`; `fits`
+// may stop it earlier.
+template <class Fits>
+std::string printable_ascii(std::string_view text, std::size_t max_octets, Fits fits) {
     std::string out;
-    out.reserve(text.size());
+    out.reserve(std::min(text.size(), max_octets));
     for (char ch : text) {
+        if (out.size() == max_octets || !fits(ch)) break;
         auto c = static_cast<unsigned char>(ch);
         if (c < 0x20 || c == 0x7F)
             out += ' ';
@@ -14,11 +22,23 @@ std::string sanitize_reply_text(std::string_view text, std::size_t prefix_length
         else
             out += ch;
     }
-    if (prefix_length > 0) {
-        std::size_t room = kMaxReplyLine - 2 - prefix_length;  // 2: the CRLF
-        if (out.size() > room) out.resize(room);
-    }
     return out;
+}
+
+}  // namespace
+
+std::string sanitize_reply_text(std::string_view text, std::size_t prefix_length) {
+    std::size_t room = kMaxReplyLine - 2 - prefix_length;  // 2: the CRLF
+    // The text also has to fit libmilter's limit once each '%' is doubled for it.
+    std::size_t milter_octets = 0;
+    return printable_ascii(text, room, [&](char c) {
+        milter_octets += c == '%' ? 2 : 1;
+        return milter_octets <= kMaxMilterReplyText;
+    });
+}
+
+std::string sanitize_text(std::string_view text, std::size_t max_octets) {
+    return printable_ascii(text, max_octets, [](char) { return true; });
 }
 
 std::string Reply::line() const {

@@ -19,7 +19,9 @@ namespace mc {
 namespace {
 
 // A packet is a 4-byte length in network order, then the command byte and the payload;
-// the length counts the command byte. libmilter refuses anything above 1 MiB by default.
+// the length counts the command byte. libmilter reads and writes at most 65535 octets of
+// payload (MILTER_MAX_DATA_SIZE; 1 MiB only with SMFIP_MDS_1M negotiated, which needs a
+// libmilter and a milter built with _FFR_MDS_NEGOTIATE); a reply over 1 MiB is garbage.
 constexpr std::uint32_t kMaxPacket = 1024 * 1024 + 1;
 
 std::string errno_text(const char* what) {
