@@ -24,18 +24,7 @@ skip() { echo "SKIP: $*"; exit 77; }
 missing=$(rig_missing)
 [ -z "$missing" ] || skip "$missing"
 
-rig_init policy-milter-faults
-WORK=$RIG_DIR
-
-cleanup() {
-	local rc=$?
-	dialogue_close
-	rig_stop
-	if [ $rc -ne 0 ] || [ $FAILED -ne 0 ]; then rig_show_logs; fi
-	rig_remove "${KEEP_E2E_DIR:-0}"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+dialogue_suite policy-milter-faults
 
 write_rules() {  # write_rules UNKNOWN_USER_TEXT [MORE_RULES]
 	cat > "$WORK/rules.conf" <<EOF

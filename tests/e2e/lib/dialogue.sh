@@ -13,6 +13,9 @@
 #                              and the final dot; reads the reply
 #   dialogue_close             ends the dialogue (no QUIT: send it with say)
 #   check_line NAME LINE       check_session for exactly LINE (of a dialogue or of swaks)
+#   dialogue_suite NAME        rig_init NAME, WORK=RIG_DIR, and an EXIT trap that closes the
+#                              dialogue, stops the rig, shows its logs if anything failed
+#                              and removes it (kept with KEEP_E2E_DIR=1)
 #
 # SESSION gets the transcript in swaks's format (" -> " command, "<-  " reply, "<** " 4xx or
 # 5xx reply, "*** " the connection closed), so check_session works on it. One dialogue at a
@@ -91,3 +94,19 @@ dialogue_close() {
 }
 
 check_line() { check_session "$1" "$(ere_quote "$2")"; }
+
+dialogue_suite_cleanup() {
+	local rc=$?
+	dialogue_close
+	rig_stop
+	if [ $rc -ne 0 ] || [ "$FAILED" -ne 0 ]; then rig_show_logs; fi
+	rig_remove "${KEEP_E2E_DIR:-0}"
+}
+
+dialogue_suite() {
+	rig_init "$1"
+	# shellcheck disable=SC2034  # the suites' own name for it
+	WORK=$RIG_DIR
+	trap dialogue_suite_cleanup EXIT
+	trap 'exit 130' INT TERM
+}
