@@ -417,14 +417,7 @@ TEST(Limits, StoreFailingAtCommit) {
 
 TEST(MemoryStore, CheckAndAddIsAllOrNothing) {
     MemoryCounterStore store;
-    store.add("b", 2, 60);
-    std::vector<CounterAdd> adds{{"a", 1, 60, 5}, {"b", 1, 60, 2}};
-    EXPECT_EQ(store.check_and_add(adds), std::optional<std::size_t>(1));
-    EXPECT_EQ(store.count("a", 60), 0u);
-    adds[1].max = 3;
-    EXPECT_EQ(store.check_and_add(adds), std::nullopt);
-    EXPECT_EQ(store.count("a", 60), 1u);
-    EXPECT_EQ(store.count("b", 60), 3u);
+    testing::expect_check_and_add_is_all_or_nothing(store);
 }
 
 TEST(MemoryStore, ManyThreadsNeverTakeMoreThanTheMax) {

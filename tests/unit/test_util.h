@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "policy/conversation.h"
+#include "policy/counter_store.h"
 #include "policy/policy.h"
 
 namespace pm::testing {
@@ -43,6 +46,19 @@ inline std::string summary(const Decision& d) {
     std::string s(verdict_name(d.verdict));
     if (d.reply) s += " " + d.reply->line();
     return s;
+}
+
+// The CounterStore contract both stores must keep (memory in tests/unit, Redis in
+// tests/redis): check_and_add takes every count or none, and names the refusing one.
+inline void expect_check_and_add_is_all_or_nothing(CounterStore& store) {
+    store.add("b", 2, 60);
+    std::vector<CounterAdd> adds{{"a", 1, 60, 5}, {"b", 1, 60, 2}};
+    EXPECT_EQ(store.check_and_add(adds), std::optional<std::size_t>(1));
+    EXPECT_EQ(store.count("a", 60), 0u);
+    adds[1].max = 3;
+    EXPECT_EQ(store.check_and_add(adds), std::nullopt);
+    EXPECT_EQ(store.count("a", 60), 1u);
+    EXPECT_EQ(store.count("b", 60), 3u);
 }
 
 }  // namespace pm::testing
