@@ -515,8 +515,10 @@ Decision Conversation::data() {
 
 void Conversation::header(std::string_view name, std::string_view value) {
     start_transaction_if_needed();  // the policy that message() will apply
-    // Only headers the policy reads are kept: a message has many, and keeping one costs
-    // two strings. Facts::header() answers the same for those it reads.
+    // Only the first copy of each header the policy reads is kept (Facts::add_header):
+    // Facts::header() answers the same, and a message's other headers and repeated copies
+    // cost nothing. A connection so keeps at most one value per header name its policy
+    // reads, each no longer than libmilter's 64 KiB packet.
     if (policy_->uses_header(name)) facts_.add_header(name, value);
 }
 

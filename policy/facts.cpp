@@ -83,6 +83,10 @@ void Facts::set_sender(std::string_view smtp_address, std::string_view auth, std
 }
 
 void Facts::add_header(std::string_view name, std::string_view value) {
+    // header() answers with the first value: only that one is kept. The scan is over the
+    // names the policy reads, a handful, not over the message's headers.
+    for (const auto& kept : headers)
+        if (equals_lower(name, kept.first)) return;
     headers.emplace_back(ascii_lower(name), std::string(value));
 }
 

@@ -64,14 +64,17 @@ struct Facts {
     Address recipient;
     std::vector<Address> accepted_recipients;
     std::uint32_t rcpt_count = 0;  // accepted so far, plus the current one during rcpt
-    // message
-    std::vector<std::pair<std::string, std::string>> headers;  // lower-case name, value
+    // message: the first value of each header the policy reads, by lower-case name. A later
+    // copy of the same header is never read, so it is not kept: a sender repeating one
+    // header 800,000 times would otherwise cost tens of MB per connection.
+    std::vector<std::pair<std::string, std::string>> headers;
     std::uint64_t message_size = 0;
 
     void set_client(std::optional<IpAddress> ip, std::string_view name, std::uint32_t port);
     void set_helo(std::string_view name);
     void set_sender(std::string_view smtp_address, std::string_view auth, std::uint64_t size,
                     bool tls_on);
+    // Keeps `value` unless a header of that name (in any case) is kept already.
     void add_header(std::string_view name, std::string_view value);
     // First value of a header, by lower-case name; empty if absent.
     std::string_view header(std::string_view lower_name) const;

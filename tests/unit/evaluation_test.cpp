@@ -350,7 +350,7 @@ TEST(Actions, MessageStageActions) {
 }
 
 // Only headers some rule, key or text reads are kept; those are found in any case, and
-// the first of several wins, as before.
+// the first of several wins (the only one kept).
 TEST(Actions, OnlyHeadersThePolicyReadsAreKept) {
     auto p = must_load(
         "rule \"subj\" at message when header[\"Subject\"] == \"first\" reject\n"
@@ -365,7 +365,7 @@ TEST(Actions, OnlyHeadersThePolicyReadsAreKept) {
     s.conv.header("SUBJECT", "First");
     s.conv.header("Subject", "second");
     s.conv.header("Received", "from somewhere");
-    EXPECT_EQ(s.conv.facts().headers.size(), 3u);
+    EXPECT_EQ(s.conv.facts().headers.size(), 2u);
     Decision d = s.conv.message();
     EXPECT_EQ(d.rule_id, "subj");
     EXPECT_EQ(s.conv.facts().headers.size(), 0u);  // reset with the transaction
@@ -377,6 +377,34 @@ TEST(Actions, OnlyHeadersThePolicyReadsAreKept) {
     d = s.conv.message();
     ASSERT_EQ(d.headers_to_add.size(), 1u);
     EXPECT_EQ(d.headers_to_add[0].second, "Mailer 2.0");
+}
+
+// Issue 10, item 5: a header repeated by the sender is kept once, the first copy (the only
+// one any rule, key or text reads), whatever the case of its name; a connection so keeps
+// at most one value per header name its policy reads.
+TEST(Actions, RepeatedHeaderKeepsOnlyItsFirstCopy) {
+    auto p = must_load(
+        "rule \"subj\" at message when header[\"Subject\"] == \"first\" reject\n"
+        "limit \"per-from\" at message key header[\"From\"] max 5 per 1h tempfail\n");
+    Session s(p);
+    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    for (int message = 0; message < 2; ++message) {
+        s.conv.mail("<a@x>", "", 0, false);
+        s.conv.rcpt("<b@y>");
+        s.conv.data();
+        s.conv.header("Subject", message == 0 ? "First" : "other");
+        for (int i = 0; i < 100000; ++i) {
+            s.conv.header(i % 2 ? "SUBJECT" : "subject", "copy " + std::to_string(i));
+            s.conv.header("From", "x" + std::to_string(i) + "@example.org");
+        }
+        const auto& kept = s.conv.facts().headers;
+        ASSERT_EQ(kept.size(), 2u);
+        EXPECT_EQ(kept[0], (std::pair<std::string, std::string>("subject",
+                                                                message == 0 ? "First" : "other")));
+        EXPECT_EQ(kept[1], (std::pair<std::string, std::string>("from", "x0@example.org")));
+        Decision d = s.conv.message();
+        EXPECT_EQ(d.rule_id, message == 0 ? "subj" : "") << summary(d);
+    }
 }
 
 TEST(Actions, ObserveLogsAndGoesOn) {
