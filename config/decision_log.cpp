@@ -7,28 +7,90 @@ namespace pm {
 
 namespace {
 
+bool needs_hex(unsigned char c) {
+    return c < 0x20 || c >= 0x7F;
+}
+
+void append_hex(std::string& out, unsigned char c) {
+    static constexpr char kDigits[] = "0123456789abcdef";
+    out += "\\x";
+    out += kDigits[c >> 4];
+    out += kDigits[c & 0xF];
+}
+
+// Appends `text`, each byte for which `special` holds replaced by `escape`; runs of
+// ordinary bytes (nearly all of them) are appended at once.
+template <class Special, class Escape>
+void append_escaping(std::string& out, std::string_view text, Special special, Escape escape) {
+    std::size_t start = 0;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        auto c = static_cast<unsigned char>(text[i]);
+        if (!special(c)) continue;
+        out.append(text.data() + start, i - start);
+        escape(c);
+        start = i + 1;
+    }
+    out.append(text.data() + start, text.size() - start);
+}
+
+}  // namespace
+
+void append_log_value(std::string& out, std::string_view value, bool quoted) {
+    append_escaping(
+        out, value,
+        [quoted](unsigned char c) { return needs_hex(c) || c == '\\' || (quoted && c == '"'); },
+        [&out](unsigned char c) {
+            if (needs_hex(c)) return append_hex(out, c);
+            out += '\\';
+            out += static_cast<char>(c);
+        });
+}
+
+void append_escaped_log_line(std::string& out, std::string_view line) {
+    append_escaping(out, line, needs_hex, [&out](unsigned char c) { append_hex(out, c); });
+}
+
+std::string escape_log_line(std::string_view line) {
+    std::string out;
+    out.reserve(line.size());
+    append_escaped_log_line(out, line);
+    return out;
+}
+
+namespace {
+
+void append_quoted(std::string& out, std::string_view key, std::string_view value) {
+    out += key;
+    out += '"';
+    append_log_value(out, value, true);
+    out += '"';
+}
+
 // Each line is built by appending to one string: this runs for every decision the
 // daemon logs, and a chain of operator+ costs a temporary (an allocation) per piece.
 void append_prefix(std::string& out, const LogSubject& s, Stage stage) {
-    out += s.queue_id.empty() ? std::string_view("NOQUEUE") : std::string_view(s.queue_id);
+    if (s.queue_id.empty())
+        out += "NOQUEUE";
+    else
+        append_log_value(out, s.queue_id, false);
     out += ": stage=";
     out += stage_name(stage);
 }
 
 void append_context(std::string& out, const LogSubject& s) {
     out += " client=";
-    out += s.client_name;
+    append_log_value(out, s.client_name, false);
     out += '[';
-    out += s.client_ip.empty() ? std::string_view("unknown") : std::string_view(s.client_ip);
+    append_log_value(out, s.client_ip.empty() ? std::string_view("unknown") : s.client_ip, false);
     out += ']';
     if (s.sender) {
         out += " from=<";
-        out += *s.sender;
+        append_log_value(out, *s.sender, false);
         out += '>';
     }
     if (s.recipient) {
         out += " to=<";
-        out += *s.recipient;
+        append_log_value(out, *s.recipient, false);
         out += '>';
     }
     if (s.recipient_count) {
@@ -38,28 +100,18 @@ void append_context(std::string& out, const LogSubject& s) {
 }
 
 void append_reply(std::string& out, const Reply& reply) {
-    out += " reply=\"";
-    out += reply.line();
-    out += '"';
+    append_quoted(out, " reply=", reply.line());
 }
 
 void append_hit(std::string& out, const RuleHit& hit, bool observed) {
     out += " rule=";
-    out += hit.rule_id;
+    append_log_value(out, hit.rule_id, false);
     out += " action=";
     if (observed) out += "would-";
     out += action_name(hit.action);
     if (hit.reply) append_reply(out, *hit.reply);
-    if (hit.action == ActionKind::AddHeader) {
-        out += " header=\"";
-        out += hit.detail;
-        out += '"';
-    }
-    if (hit.action == ActionKind::Quarantine) {
-        out += " reason=\"";
-        out += hit.detail;
-        out += '"';
-    }
+    if (hit.action == ActionKind::AddHeader) append_quoted(out, " header=", hit.detail);
+    if (hit.action == ActionKind::Quarantine) append_quoted(out, " reason=", hit.detail);
 }
 
 LogLevel decision_level(const Decision& d) {
@@ -108,22 +160,14 @@ std::vector<LogLine> decision_log_lines(const Decision& d, const LogSubject& sub
     std::string text = start_line();
     if (!d.rule_id.empty()) {
         text += " rule=";
-        text += d.rule_id;
+        append_log_value(text, d.rule_id, false);
     }
     text += " action=";
     text += verdict_name(d.verdict);
     if (d.reply) append_reply(text, *d.reply);
-    if (d.verdict == Verdict::Quarantine) {
-        text += " reason=\"";
-        text += d.quarantine_reason;
-        text += '"';
-    }
+    if (d.verdict == Verdict::Quarantine) append_quoted(text, " reason=", d.quarantine_reason);
     append_context(text, subject);
-    if (!d.error.empty()) {
-        text += " error=\"";
-        text += d.error;
-        text += '"';
-    }
+    if (!d.error.empty()) append_quoted(text, " error=", d.error);
     lines.push_back({level, std::move(text)});
     return lines;
 }

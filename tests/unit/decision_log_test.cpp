@@ -1,7 +1,10 @@
 // Spec §8: one Postfix-style log line per decision, as the daemon writes it.
 #include <gtest/gtest.h>
 
+#include <spdlog/spdlog.h>
+
 #include "config/decision_log.h"
+#include "config/logging.h"
 #include "test_util.h"
 
 namespace pm {
@@ -157,6 +160,98 @@ TEST(DecisionLog, SoftBounceShowsTheTempfailSent) {
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_NE(lines[0].text.find("action=tempfail reply=\"450 4.1.1 "), std::string::npos)
         << lines[0].text;
+}
+
+// --- issue 10, item 6: no field of any log line carries a control byte ------------------
+
+// True if every byte of `line` is printable ASCII.
+bool printable(const std::string& line) {
+    for (char ch : line) {
+        auto c = static_cast<unsigned char>(ch);
+        if (c < 0x20 || c >= 0x7F) return false;
+    }
+    return true;
+}
+
+// A folded Subject in an observed add-header and quarantine reason, addresses with CR,
+// LF, ESC, NUL, '"', '\' and non-ASCII bytes: each field is escaped where it stands, and a
+// quoted value cannot be ended early by a '"' of the sender's.
+TEST(DecisionLog, ControlBytesInEveryFieldAreEscaped) {
+    ConversationOptions observe;
+    observe.observe_all = true;
+    Session s(must_load(R"(
+rule "tag" at message add-header "X-Subject" "{header[Subject]}"
+rule "hold" at message quarantine "held: {header[Subject]}")"),
+              observe);
+    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 25);
+    s.conv.mail("<a@example.net>", "", 0, false);
+    s.conv.rcpt("<b@example.org>");
+    s.conv.data();
+    s.conv.header("Subject", "a\r\n b\" client=evil[6.6.6.6] \\x0a\xc3\xa9");
+    Decision d = s.conv.message();
+    LogSubject subject;
+    subject.queue_id = "Q\n1";
+    subject.client_name = "mx\x1b[2J.example";
+    subject.client_ip = "192.0.2.1";
+    subject.sender = std::string("a\r\nb\0c@x", 8);
+    subject.recipient_count = 1;
+    auto lines = decision_log_lines(d, subject);
+    ASSERT_EQ(lines.size(), 3u);
+    const std::string context =
+        " client=mx\\x1b[2J.example[192.0.2.1] from=<a\\x0d\\x0ab\\x00c@x> nrcpt=1";
+    EXPECT_EQ(lines[0].text,
+              "Q\\x0a1: stage=message rule=tag action=would-add-header header=\"X-Subject: "
+              "a\\x0d\\x0a b\\\" client=evil[6.6.6.6] \\\\x0a\\xc3\\xa9\"" +
+                  context);
+    EXPECT_EQ(lines[1].text,
+              "Q\\x0a1: stage=message rule=hold action=would-quarantine reason=\"held: "
+              "a\\x0d\\x0a b\\\" client=evil[6.6.6.6] \\\\x0a\\xc3\\xa9\"" +
+                  context);
+    for (const auto& line : lines) EXPECT_TRUE(printable(line.text)) << line.text;
+}
+
+// The decision line's quoted values: a reply with '"' and '\', an error with a LF; a
+// recipient and a rule's id are escaped too.
+TEST(DecisionLog, QuotedValuesEndOnlyAtTheirClosingQuote) {
+    Decision d;
+    d.stage = Stage::Rcpt;
+    d.verdict = Verdict::Tempfail;
+    d.rule_id = "r\x7f";
+    d.reply = Reply{451, {4, 3, 0}, "say \"hi\" \\ bye"};
+    d.error = "store: \"bad\"\nforged: line";
+    LogSubject subject;
+    subject.recipient = "<\"x client=evil[6.6.6.6] \"@example.com>\r";
+    auto lines = decision_log_lines(d, subject);
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0].text,
+              "NOQUEUE: stage=rcpt rule=r\\x7f action=tempfail reply=\"451 4.3.0 say \\\"hi\\\" "
+              "\\\\ bye\" client=unknown[unknown] to=<<\"x client=evil[6.6.6.6] "
+              "\"@example.com>\\x0d> error=\"store: \\\"bad\\\"\\x0aforged: line\"");
+}
+
+TEST(DecisionLog, EscapeLogLineKeepsBackslashesAndHexesTheRest) {
+    EXPECT_EQ(escape_log_line("plain \\x41 text"), "plain \\x41 text");
+    EXPECT_EQ(escape_log_line(std::string("a\r\nb\0\x7f\xff", 7)), "a\\x0d\\x0ab\\x00\\x7f\\xff");
+    std::string out;
+    append_log_value(out, "\\\"\t", false);
+    EXPECT_EQ(out, "\\\\\"\\x09");
+}
+
+// Every line the logger writes goes through the escaping, not only decision lines.
+TEST(Logging, EveryLineIsEscapedOnStderr) {
+    ASSERT_EQ(setup_logging("stderr", "info"), std::nullopt);
+    ::testing::internal::CaptureStderr();
+    spdlog::info("reload of {} failed", "rules\n2026-01-01 policy-milter[1]: info: forged");
+    spdlog::warn("{}", std::string("nul\0esc\x1b", 8));
+    std::string out = ::testing::internal::GetCapturedStderr();
+    EXPECT_NE(out.find(": info: reload of rules\\x0a2026-01-01 policy-milter[1]: info: forged "
+                       "failed\n"),
+              std::string::npos)
+        << out;
+    EXPECT_NE(out.find(": warning: nul\\x00esc\\x1b\n"), std::string::npos) << out;
+    std::size_t newlines = 0;
+    for (char c : out) newlines += c == '\n';
+    EXPECT_EQ(newlines, 2u) << out;
 }
 
 }  // namespace
