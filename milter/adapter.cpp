@@ -25,6 +25,9 @@ struct Needs {
     bool helo = false, mail = false, rcpt = false;
     bool headers = false, body = false;
     bool add_header = false, quarantine = false;
+    // Macros at MAIL beyond the queue id: without {auth_authen} auth.user is always "",
+    // without {tls_version} tls is always false.
+    bool auth_macro = false, tls_macro = false;
 };
 
 Needs needs_of(const Policy& p) {
@@ -39,6 +42,8 @@ Needs needs_of(const Policy& p) {
     n.mail = used(Stage::Mail) || n.rcpt;
     n.headers = used(Stage::Message) && (p.uses_field(FieldId::Header) || message_size);
     n.body = used(Stage::Message) && message_size;
+    n.auth_macro = p.uses_field(FieldId::AuthUser);
+    n.tls_macro = p.uses_field(FieldId::Tls);
     return n;
 }
 
@@ -48,7 +53,8 @@ bool covers(const Needs& granted, const Needs& wanted) {
     return ok(granted.helo, wanted.helo) && ok(granted.mail, wanted.mail) &&
            ok(granted.rcpt, wanted.rcpt) && ok(granted.headers, wanted.headers) &&
            ok(granted.body, wanted.body) && ok(granted.add_header, wanted.add_header) &&
-           ok(granted.quarantine, wanted.quarantine);
+           ok(granted.quarantine, wanted.quarantine) && ok(granted.auth_macro, wanted.auth_macro) &&
+           ok(granted.tls_macro, wanted.tls_macro);
 }
 
 // Everything the adapter keeps for one MTA connection, across several messages. Made at
@@ -62,8 +68,9 @@ struct Connection {
           conversation([this] { return policy_in_force(); }, *g_settings.store, options) {}
 
     // The policy for the connection and then for each new transaction: the latest one,
-    // unless it needs a callback or an action this connection did not negotiate (a reload
-    // cannot renegotiate: its rules would see no headers, say, or fail to quarantine).
+    // unless it needs a callback, an action or a macro this connection did not negotiate
+    // (a reload cannot renegotiate: its rules would see no headers, say, fail to
+    // quarantine, or take every authenticated client for one that is not).
     // Then the connection keeps the policy it has, whole, until it ends.
     std::shared_ptr<const Policy> policy_in_force() {
         std::shared_ptr<const Policy> latest = g_settings.policy();
@@ -73,7 +80,7 @@ struct Connection {
         } else {
             spdlog::debug(
                 "an open connection keeps its rules: the reloaded ones need "
-                "callbacks or actions it did not negotiate");
+                "callbacks, actions or macros it did not negotiate");
             refused = std::move(latest);
         }
         return policy;
@@ -240,9 +247,13 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
     return guarded(ctx, ReplyPhase::None, "negotiate", [&] {
         std::shared_ptr<const Policy> policy = g_settings.policy();
         Needs n = needs_of(*policy);
+        // Without SMFIF_SETSYMLIST the MTA sends the macros of its own configuration,
+        // whatever the policy: a reloaded policy gets the same ones as this policy would.
+        Needs granted = n;
+        if (!(offered_actions & SMFIF_SETSYMLIST)) granted.auth_macro = granted.tls_macro = true;
         delete connection_of(ctx);  // none expected; never leak one
         smfi_setpriv(ctx, nullptr);
-        smfi_setpriv(ctx, new Connection(g_settings.options(), policy, n));
+        smfi_setpriv(ctx, new Connection(g_settings.options(), policy, granted));
         unsigned long want = 0;
         if (n.add_header) want |= SMFIF_ADDHDRS;
         if (n.quarantine) want |= SMFIF_QUARANTINE;
@@ -265,8 +276,8 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
 
         if (*actions & SMFIF_SETSYMLIST) {
             std::string mail_macros = "i";
-            if (policy->uses_field(FieldId::AuthUser)) mail_macros += " {auth_authen}";
-            if (policy->uses_field(FieldId::Tls)) mail_macros += " {tls_version}";
+            if (n.auth_macro) mail_macros += " {auth_authen}";
+            if (n.tls_macro) mail_macros += " {tls_version}";
             char connect_macros[] = "{client_name}";
             char queue_id[] = "i";
             smfi_setsymlist(ctx, SMFIM_CONNECT, connect_macros);
