@@ -125,6 +125,7 @@ ConfigFile read_config_file(std::istream& in, const std::string& file_name,
             result.diagnostics.error(at(value_start), problem);
             continue;
         }
+        result.locations.emplace(key, at(value_start));
         result.options.options.push_back(std::move(setting));
     }
     return result;

@@ -6,6 +6,7 @@
 #include <boost/program_options.hpp>
 #include <functional>
 #include <istream>
+#include <map>
 #include <string>
 
 #include "policy/diagnostics.h"
@@ -20,6 +21,8 @@ struct ConfigFile {
     // The good lines, for po::store. Points at the options_description it was read
     // against, which must outlive it.
     boost::program_options::parsed_options options{nullptr};
+    // Where each good setting's value starts, for diagnostics found later (start-up checks).
+    std::map<std::string, SourceLocation> locations;
     // One error per bad line: unknown key, no '=', no value, a value Boost or `check`
     // refuses, a key given twice.
     Diagnostics diagnostics;

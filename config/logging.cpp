@@ -54,7 +54,44 @@ std::optional<spdlog::level::level_enum> parse_level(const std::string& name) {
     return std::nullopt;
 }
 
+struct Facility {
+    const char* name;
+    int code;
+};
+// Every facility Postfix's syslog_facility takes, by the names of syslog.conf(5).
+constexpr Facility kFacilities[] = {
+    {"auth", LOG_AUTH},     {"authpriv", LOG_AUTHPRIV}, {"cron", LOG_CRON},
+    {"daemon", LOG_DAEMON}, {"ftp", LOG_FTP},           {"kern", LOG_KERN},
+    {"lpr", LOG_LPR},       {"mail", LOG_MAIL},         {"news", LOG_NEWS},
+    {"syslog", LOG_SYSLOG}, {"user", LOG_USER},         {"uucp", LOG_UUCP},
+    {"local0", LOG_LOCAL0}, {"local1", LOG_LOCAL1},     {"local2", LOG_LOCAL2},
+    {"local3", LOG_LOCAL3}, {"local4", LOG_LOCAL4},     {"local5", LOG_LOCAL5},
+    {"local6", LOG_LOCAL6}, {"local7", LOG_LOCAL7},
+};
+
 }  // namespace
+
+std::optional<int> syslog_facility_code(const std::string& facility) {
+    for (const auto& f : kFacilities)
+        if (facility == f.name) return f.code;
+    return std::nullopt;
+}
+
+std::optional<std::string> syslog_facility_problem(const std::string& facility) {
+    if (syslog_facility_code(facility)) return std::nullopt;
+    return "syslog-facility '" + facility +
+           "' is not a syslog facility (mail, daemon, local0 to "
+           "local7, ...)";
+}
+
+std::optional<std::string> syslog_name_problem(const std::string& name) {
+    // syslog(3) ends the ident at a blank or a colon in the line it sends.
+    if (!name.empty() && name.size() <= 64 && name.find_first_of(" \t:[]%") == std::string::npos &&
+        std::all_of(name.begin(), name.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; }))
+        return std::nullopt;
+    return "syslog-name '" + name +
+           "' is not 1 to 64 printable ASCII characters without blanks, ':', '[', ']' or '%'";
+}
 
 std::optional<std::string> log_destination_problem(const std::string& destination) {
     if (destination == "syslog" || destination == "stderr") return std::nullopt;
@@ -66,27 +103,40 @@ std::optional<std::string> log_level_problem(const std::string& level) {
     return "unknown log level \"" + level + "\" (debug, info, warning, error)";
 }
 
-std::optional<std::string> setup_logging(const std::string& destination, const std::string& level) {
+std::optional<std::string> setup_logging(const std::string& destination, const std::string& level,
+                                         const std::string& syslog_name,
+                                         const std::string& syslog_facility) {
     if (auto problem = log_level_problem(level)) return problem;
     if (auto problem = log_destination_problem(destination)) return problem;
+    if (auto problem = syslog_facility_problem(syslog_facility)) return problem;
+    if (auto problem = syslog_name_problem(syslog_name)) return problem;
     auto lvl = parse_level(level);
     std::shared_ptr<spdlog::logger> logger;
     if (destination == "syslog") {
         // syslog adds time, host and ident itself; the line is only the (escaped) message,
         // formatted by the sink (enable_formatting) so that the escaping applies.
-        auto sink = std::make_shared<spdlog::sinks::syslog_sink_mt>("policy-milter", LOG_PID,
-                                                                    LOG_MAIL, true);
+        auto sink = std::make_shared<spdlog::sinks::syslog_sink_mt>(
+            syslog_name, LOG_PID, *syslog_facility_code(syslog_facility), true);
         logger = std::make_shared<spdlog::logger>("policy-milter", sink);
         logger->set_formatter(escaping_formatter("%*", ""));
     } else {  // stderr
         logger = std::make_shared<spdlog::logger>(
             "policy-milter", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-        logger->set_formatter(escaping_formatter("%Y-%m-%d %H:%M:%S.%e policy-milter[%P]: %l: %*",
-                                                 spdlog::details::os::default_eol));
+        // syslog-name has no '%' (syslog_name_problem), so it is plain text in the pattern.
+        logger->set_formatter(
+            escaping_formatter("%Y-%m-%d %H:%M:%S.%e " + syslog_name + "[%P]: %l: %*",
+                               spdlog::details::os::default_eol));
     }
     logger->set_level(*lvl);
     logger->flush_on(spdlog::level::debug);  // a milter's log is read while it runs
     spdlog::set_default_logger(logger);
+    return std::nullopt;
+}
+
+std::optional<std::string> set_log_level(const std::string& level) {
+    auto lvl = parse_level(level);
+    if (!lvl) return log_level_problem(level);
+    spdlog::default_logger()->set_level(*lvl);
     return std::nullopt;
 }
 

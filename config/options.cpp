@@ -2,8 +2,12 @@
 
 #include <boost/program_options.hpp>
 
+#include <iomanip>
+#include <sstream>
+
 #include "config/config_file.h"
 #include "config/logging.h"
+#include "config/socket_spec.h"
 
 namespace po = boost::program_options;
 
@@ -22,9 +26,15 @@ po::options_description daemon_options() {
          "milter socket: unix:/path, inet:PORT@HOST or inet6:PORT@HOST")
         ("foreground", po::value<bool>()->implicit_value(true)->value_name("yes|no"),
          "stay in the foreground")
+        ("pid-file", po::value<std::string>()->value_name("FILE"),
+         "write the daemon's process ID to FILE (default: none)")
         ("log", po::value<std::string>()->value_name("syslog|stderr"), "where to log")
         ("log-level", po::value<std::string>()->value_name("LEVEL"),
          "debug, info, warning or error (default info)")
+        ("syslog-facility", po::value<std::string>()->value_name("FACILITY"),
+         "syslog facility, as Postfix's syslog_facility (default mail)")
+        ("syslog-name", po::value<std::string>()->value_name("NAME"),
+         "syslog ident, as Postfix's syslog_name (default policy-milter)")
         ("observe", po::value<bool>()->implicit_value(true)->value_name("yes|no"),
          "every rule only logs what it would do")
         ("soft-bounce", po::value<bool>()->implicit_value(true)->value_name("yes|no"),
@@ -58,8 +68,10 @@ po::options_description command_options() {
         ("version,V", "show the version and exit")
         ("config,c", po::value<std::string>()->value_name("FILE"),
          "config file (default /etc/policy-milter/policy-milter.conf)")
-        ("check", "check the config file, the rules file and its lists, print every "
-                  "diagnostic, exit 0, 1 (rules) or 2 (config file)")
+        ("check", "check the config file, what the start needs (user, group, socket, "
+                  "files), the rules file and its lists; print every diagnostic, exit 0, "
+                  "1 (rules) or 2 (config file or start-up)")
+        ("dump-config", "print every effective daemon setting as a config file and exit")
         ("test", "run one transaction (the options below) through the rules and print the "
                  "decision of each stage");
     // clang-format on
@@ -121,8 +133,11 @@ void apply_daemon_options(const po::variables_map& vm, Options& o) {
     str("rules", o.rules_file);
     str("socket", o.socket);
     flag("foreground", o.foreground);
+    str("pid-file", o.pid_file);
     str("log", o.log);
     str("log-level", o.log_level);
+    str("syslog-facility", o.syslog_facility);
+    str("syslog-name", o.syslog_name);
     flag("observe", o.observe);
     flag("soft-bounce", o.soft_bounce);
     str("user", o.user);
@@ -143,6 +158,12 @@ void apply_daemon_options(const po::variables_map& vm, Options& o) {
 std::string value_problem(const std::string& key, const std::string& value) {
     if (key == "log") return log_destination_problem(value).value_or("");
     if (key == "log-level") return log_level_problem(value).value_or("");
+    if (key == "syslog-facility") return syslog_facility_problem(value).value_or("");
+    if (key == "syslog-name") return syslog_name_problem(value).value_or("");
+    if (key == "socket") {
+        std::string why;
+        if (!parse_socket_spec(value, why)) return why;
+    }
     if (key == "socket-mode" && !parse_socket_mode(value))
         return "socket-mode '" + value + "' is not an octal mode from 0 to 0777";
     if (key == "store" && value != "memory") {
@@ -164,8 +185,8 @@ std::string value_problem(const std::string& key, const std::string& value) {
 
 // Checks the values value_problem() knows; an error message, or empty.
 std::string check_values(const po::variables_map& vm, Options& o) {
-    for (const char* key :
-         {"log", "log-level", "socket-mode", "store", "store-on-error", "redis-timeout"}) {
+    for (const char* key : {"socket", "log", "log-level", "syslog-facility", "syslog-name",
+                            "socket-mode", "store", "store-on-error", "redis-timeout"}) {
         if (!vm.count(key)) continue;
         if (std::string why = value_problem(key, vm[key].as<std::string>()); !why.empty())
             return why;
@@ -249,6 +270,56 @@ std::optional<RedisAddress> parse_redis_url(const std::string& url, std::string&
     return a;
 }
 
+bool dump_config(const Options& o, std::ostream& out, std::ostream& err) {
+    auto yes_no = [](bool b) { return std::string(b ? "yes" : "no"); };
+    std::ostringstream mode;
+    mode << '0' << std::oct << std::setw(3) << std::setfill('0') << o.socket_mode;
+    const std::map<std::string, std::string> values = {
+        {"rules", o.rules_file},
+        {"socket", o.socket},
+        {"foreground", yes_no(o.foreground)},
+        {"pid-file", o.pid_file},
+        {"log", o.log},
+        {"log-level", o.log_level},
+        {"syslog-facility", o.syslog_facility},
+        {"syslog-name", o.syslog_name},
+        {"observe", yes_no(o.observe)},
+        {"soft-bounce", yes_no(o.soft_bounce)},
+        {"user", o.user},
+        {"socket-mode", mode.str()},
+        {"socket-group", o.socket_group},
+        {"store", o.store},
+        {"redis-password-file", o.redis_password_file},
+        {"redis-prefix", o.redis_prefix},
+        {"redis-timeout", std::to_string(o.redis_timeout_ms)},
+        {"store-on-error", o.store_on_error == StoreErrorMode::Pass ? "pass" : "tempfail"},
+    };
+    bool ok = true;
+    const po::options_description keys = daemon_options();
+    for (const auto& option : keys.options()) {
+        const std::string& key = option->long_name();
+        auto it = values.find(key);
+        if (it == values.end()) {  // a key added without its line here; a unit test catches it
+            err << "policy-milter: --dump-config: no value for '" << key << "'\n";
+            ok = false;
+            continue;
+        }
+        const std::string& value = it->second;
+        if (value.empty()) {
+            out << "# " << key << " =\n";  // unset: a config file cannot say "empty"
+        } else if (value.find('#') != std::string::npos || value.find_first_of(" \t") == 0 ||
+                   value.find_last_of(" \t") == value.size() - 1) {
+            err << "policy-milter: --dump-config: the " << key << " value '" << value
+                << "' cannot be written in a config file ('#' or blanks at its ends)\n";
+            out << "# " << key << " = (cannot be written)\n";
+            ok = false;
+        } else {
+            out << key << " = " << value << '\n';
+        }
+    }
+    return ok;
+}
+
 ConversationOptions Options::conversation() const {
     ConversationOptions c;
     c.observe_all = observe;
@@ -291,13 +362,15 @@ std::optional<int> parse_options(int argc, const char* const argv[], Options& o,
     po::options_description keys = daemon_options();
     ConfigFile file = read_config_file(o.config_file, named_config, keys, value_problem);
     if (std::size_t errors = file.diagnostics.error_count()) {
-        // Every error of the file. --check counts them and goes on to the rules (exit 2).
+        // Every error of the file. --check counts them (main() prints the count, with the
+        // start-up checks' errors) and goes on to the rules (exit 2).
         bool checking = cli.count("check") > 0;
         for (const auto& d : file.diagnostics.all()) (checking ? out : err) << d << '\n';
         if (!checking) return 2;
-        out << o.config_file << ": " << errors << (errors == 1 ? " error" : " errors") << '\n';
         o.config_errors = errors;
     }
+    for (const auto& [key, where] : file.locations)
+        if (!cli.count(key)) o.origins[key] = where.to_string();
     try {
         po::store(file.options, merged);  // the command line wins: Boost keeps a stored value
         po::notify(merged);
@@ -311,12 +384,13 @@ std::optional<int> parse_options(int argc, const char* const argv[], Options& o,
         return 2;
     }
 
+    if (cli.count("check") + cli.count("test") + cli.count("dump-config") > 1) {
+        err << "policy-milter: --check, --test and --dump-config cannot be combined\n";
+        return 2;
+    }
     if (cli.count("check")) o.mode = Mode::Check;
+    if (cli.count("dump-config")) o.mode = Mode::DumpConfig;
     if (cli.count("test")) {
-        if (o.mode == Mode::Check) {
-            err << "policy-milter: --check and --test cannot be combined\n";
-            return 2;
-        }
         o.mode = Mode::Test;
         TestTransaction& t = o.test;
         if (!cli.count("client")) {

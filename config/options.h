@@ -1,6 +1,7 @@
 // The command line and the daemon's config file (spec §8), through Boost.Program_options.
 #pragma once
 
+#include <map>
 #include <optional>
 #include <ostream>
 #include <string>
@@ -15,7 +16,7 @@ inline constexpr const char* kDefaultConfigFile = "/etc/policy-milter/policy-mil
 inline constexpr const char* kDefaultRulesFile = "/etc/policy-milter/rules.conf";
 inline constexpr const char* kDefaultSocket = "unix:/run/policy-milter/policy-milter.sock";
 
-enum class Mode { Run, Check, Test, Help, Version };
+enum class Mode { Run, Check, Test, DumpConfig, Help, Version };
 
 struct Options {
     Mode mode = Mode::Run;
@@ -35,8 +36,14 @@ struct Options {
     std::string redis_prefix = "pm:";
     unsigned redis_timeout_ms = 50;
     StoreErrorMode store_on_error = StoreErrorMode::Tempfail;
+    std::string pid_file;                       // empty: none
+    std::string syslog_facility = "mail";       // as Postfix's syslog_facility
+    std::string syslog_name = "policy-milter";  // as Postfix's syslog_name: the ident
     TestTransaction test;
     std::size_t config_errors = 0;  // --check: errors of the config file, already printed
+    // Where a setting from the config file was written ("FILE:LINE:COL"), by key; a key
+    // that is absent came from the command line or is a default.
+    std::map<std::string, std::string> origins;
 
     ConversationOptions conversation() const;
 };
@@ -50,6 +57,12 @@ struct RedisAddress {
 };
 // The address, or nullopt with the reason in `why`.
 std::optional<RedisAddress> parse_redis_url(const std::string& url, std::string& why);
+
+// The effective value of every daemon option, one `key = value` line each in the order
+// of --help, so that the output is itself a config file (--dump-config). A key without a
+// value (user unset) is written as a comment, `# user =`. Returns false, after writing
+// the rest, if a value cannot be written in the file's syntax (a '#', blanks at its ends).
+bool dump_config(const Options& options, std::ostream& out, std::ostream& err);
 
 // Parses argv, then the config file (the command line wins). Returns the exit code to
 // stop with (usage error: 2) or nullopt to go on. Help and --version print to `out`.

@@ -31,6 +31,7 @@
 
 #include "config/logging.h"
 #include "milter/adapter.h"
+#include "milter/startup.h"
 #include "policy/policy.h"
 #ifdef PM_WITH_REDIS
 #include "store/redis_counter_store.h"
@@ -86,8 +87,9 @@ std::string store_settings(const Options& o) {
 }
 
 // The store of `store`, created once for all connections; null with the reason in `why`.
-// A Redis password file is read here, before privileges are dropped.
-std::unique_ptr<CounterStore> make_store(const Options& o, std::string& why) {
+// The Redis password was read by the start-up checks, before privileges were dropped.
+std::unique_ptr<CounterStore> make_store(const Options& o, const std::string& redis_password,
+                                         std::string& why) {
     if (o.store == "memory") return std::make_unique<MemoryCounterStore>();
 #ifdef PM_WITH_REDIS
     auto address = parse_redis_url(o.store, why);
@@ -98,22 +100,10 @@ std::unique_ptr<CounterStore> make_store(const Options& o, std::string& why) {
     settings.db = address->db;
     settings.prefix = o.redis_prefix;
     settings.timeout = std::chrono::milliseconds(o.redis_timeout_ms);
-    if (!o.redis_password_file.empty()) {
-        std::ifstream in(o.redis_password_file);
-        if (!in || !std::getline(in, settings.password)) {
-            why = "cannot read redis-password-file " + o.redis_password_file;
-            return nullptr;
-        }
-        while (!settings.password.empty() &&
-               std::isspace(static_cast<unsigned char>(settings.password.back())))
-            settings.password.pop_back();
-        if (settings.password.empty()) {
-            why = "redis-password-file " + o.redis_password_file + " has an empty first line";
-            return nullptr;
-        }
-    }
+    settings.password = redis_password;
     return std::make_unique<RedisCounterStore>(std::move(settings));
 #else
+    (void)redis_password;
     why = "store " + o.store + ": this build has no Redis support";
     return nullptr;
 #endif
@@ -140,28 +130,6 @@ void check_store(CounterStore& store) {
 
 // --- socket and privileges -----------------------------------------------------------
 
-// The file path of a unix: or local: socket spec, empty for inet sockets.
-std::string unix_socket_path(const std::string& spec) {
-    for (const char* prefix : {"unix:", "local:"})
-        if (spec.rfind(prefix, 0) == 0) return spec.substr(std::strlen(prefix));
-    return {};
-}
-
-// smfi_opensocket(true) removes a leftover socket file; first make sure no running
-// instance still listens on it, or we would steal its socket.
-bool socket_in_use(const std::string& path) {
-    struct stat st;
-    if (path.empty() || stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return false;
-    sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    bool listening = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-    close(fd);
-    return listening;
-}
-
 // libmilter writes each reply with a write of its own; at end of message that is a
 // modification (an added header), then the verdict. Over TCP, Nagle's algorithm holds the
 // verdict back until the MTA acknowledges the header, and the MTA, only reading, delays
@@ -184,15 +152,6 @@ void set_nodelay_on_listening_sockets() {
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0)
             spdlog::warn("cannot set TCP_NODELAY on the milter socket: {}", std::strerror(errno));
     }
-}
-
-// The group named by socket-group: a name, or a number.
-std::optional<gid_t> group_id(const std::string& name) {
-    if (group* gr = getgrnam(name.c_str())) return gr->gr_gid;
-    if (!name.empty() && name.size() <= 9 &&
-        name.find_first_not_of("0123456789") == std::string::npos)
-        return static_cast<gid_t>(std::stoul(name));
-    return std::nullopt;
 }
 
 // socket-mode and socket-group: the MTA connects as its own user (Postfix: postfix), so
@@ -285,14 +244,18 @@ std::shared_ptr<const Policy> reload(int argc, const char* const argv[],
     g_running.store(next);
     if (fresh.socket != started_with.socket || fresh.user != started_with.user ||
         fresh.socket_mode != started_with.socket_mode ||
-        fresh.socket_group != started_with.socket_group || fresh.log != started_with.log)
-        spdlog::warn("socket, user and log changes take effect only at the next start");
+        fresh.socket_group != started_with.socket_group || fresh.log != started_with.log ||
+        fresh.pid_file != started_with.pid_file ||
+        fresh.syslog_facility != started_with.syslog_facility ||
+        fresh.syslog_name != started_with.syslog_name)
+        spdlog::warn(
+            "socket, user, pid-file, log and syslog changes take effect only at the next start");
     if (store_settings(fresh) != store_settings(started_with))
         spdlog::warn(
             "store settings changed ({}): they take effect only at the next start; "
             "counters stay in {}",
             store_settings(fresh), store_settings(started_with));
-    if (fresh.log_level != started_with.log_level) setup_logging(started_with.log, fresh.log_level);
+    if (fresh.log_level != started_with.log_level) set_log_level(fresh.log_level);
     spdlog::info("reloaded: {}; {}", describe(*policy), switches(next->options));
     return old->policy;
 }
@@ -329,9 +292,17 @@ void lower_main_thread_priority() {
 }  // namespace
 
 int run_daemon(const Options& options, int argc, const char* const argv[]) {
-    if (auto problem = setup_logging(options.log, options.log_level)) {
-        std::cerr << "policy-milter: " << *problem << '\n';
-        return 2;
+    // Every failure before the fork ends here: one line on stderr (the journal under
+    // systemd) besides the log, and an exit code that says whether a restart can help.
+    auto fail = [&](const std::string& why, int code) {
+        spdlog::error("not started: {}", why);
+        if (options.log != "stderr") std::cerr << "policy-milter: not started: " << why << '\n';
+        return code;
+    };
+    if (auto problem = setup_logging(options.log, options.log_level, options.syslog_name,
+                                     options.syslog_facility)) {
+        std::cerr << "policy-milter: not started: " << *problem << '\n';
+        return kExitConfig;
     }
     // Broken rules stop the start with every diagnostic, on the terminal as well as in
     // the log (the log may be syslog).
@@ -343,63 +314,70 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
         else
             spdlog::warn("{}", d.to_string());
     }
-    if (!loaded.policy) {
-        spdlog::error("not started: {} has errors", options.rules_file);
-        if (options.log != "stderr")
-            std::cerr << "policy-milter: not started: " << options.rules_file << " has errors\n";
-        return 1;
-    }
+    if (!loaded.policy) return fail(options.rules_file + " has errors", kExitConfig);
     g_running.store(std::make_shared<Running>(Running{loaded.policy, options.conversation()}));
 
-    auto fail = [&](const std::string& why) {
-        spdlog::error("not started: {}", why);
-        if (options.log != "stderr") std::cerr << "policy-milter: not started: " << why << '\n';
-        return 1;
-    };
+    // What --check checks, checked the same way: user, group, socket, pid file, Redis.
+    StartupPlan plan = check_startup(options, StartupPurpose::Start, loaded.policy.get());
+    const StartupProblem* first_error = plan.first_error();
+    for (const auto& p : plan.problems) {
+        if (&p == first_error && p.where.empty()) continue;  // the "not started" line says it
+        if (options.log != "stderr") std::cerr << p.to_string() << '\n';
+        std::string line = p.where.empty() ? p.message : p.to_string();
+        if (p.severity == Severity::Error)
+            spdlog::error("{}", line);
+        else
+            spdlog::warn("{}", line);
+    }
+    if (first_error) return fail(first_error->message, plan.exit_code());
+
     // One store for all connections; it survives reloads.
     std::string store_problem;
-    std::unique_ptr<CounterStore> store = make_store(options, store_problem);
-    if (!store) return fail(store_problem);
+    std::unique_ptr<CounterStore> store = make_store(options, plan.redis_password, store_problem);
+    if (!store) return fail(store_problem, kExitConfig);
     set_adapter_settings({[] { return g_running.load()->policy; },
                           [] { return g_running.load()->options; }, store.get()});
-    std::string socket_spec = options.socket;
-    std::string socket_path = unix_socket_path(socket_spec);
-    if (socket_in_use(socket_path)) return fail("another process is listening on " + socket_path);
+    std::string socket_spec = plan.socket->to_libmilter();
+    std::string socket_path = plan.socket->path;  // empty for inet sockets
     std::optional<gid_t> socket_gid;
-    if (!options.socket_group.empty()) {
-        socket_gid = group_id(options.socket_group);
-        if (!socket_gid) return fail("unknown group \"" + options.socket_group + "\"");
-        if (socket_path.empty())
-            spdlog::warn("socket-group applies to unix sockets only, not to {}", socket_spec);
-    }
+    if (!socket_path.empty() && plan.socket_gid) socket_gid = *plan.socket_gid;
     if (smfi_setconn(socket_spec.data()) != MI_SUCCESS)
-        return fail("bad socket specification \"" + socket_spec + "\"");
+        return fail("bad socket specification \"" + socket_spec + "\"", kExitConfig);
     smfiDesc description = adapter_description();
-    if (smfi_register(description) != MI_SUCCESS) return fail("smfi_register failed");
+    if (smfi_register(description) != MI_SUCCESS) return fail("smfi_register failed", 1);
     // Open the socket while still root (a privileged port or a root-owned directory),
     // then drop privileges. smfi_opensocket(true) first removes a stale socket file (the
-    // check above made sure nobody listens on it). The umask gives a unix socket its mode
-    // from the start; chmod then sets it exactly.
+    // checks made sure nobody listens on it). The umask gives a unix socket its mode
+    // from the start; chmod then sets it exactly. libmilter says why it fails only
+    // through syslog: that goes to stderr too.
     auto socket_mode = static_cast<mode_t>(options.socket_mode & 0777);
     mode_t old_umask = umask(~socket_mode & 0777);
-    bool opened = smfi_opensocket(true) == MI_SUCCESS;
+    bool opened = with_libmilter_errors_on_stderr(
+        options, [] { return smfi_opensocket(true) == MI_SUCCESS; });
     umask(old_umask);
-    if (!opened) return fail("cannot open socket " + socket_spec);
+    if (!opened) return fail("cannot open socket " + options.socket, 1);
     set_nodelay_on_listening_sockets();
     if (!socket_path.empty())
         if (auto problem = set_socket_access(socket_path, socket_mode, socket_gid))
-            return fail(*problem);
+            return fail(*problem, kExitConfig);
+    PidFile pid_file;  // created while still root, written after the fork
+    if (auto problem = pid_file.open(options.pid_file))
+        return fail(problem->message, problem->transient ? kExitTempFail : kExitConfig);
     if (!options.user.empty())
         if (auto problem = drop_privileges(options.user, socket_path, socket_gid.has_value()))
-            return fail(*problem);
+            return fail(*problem, kExitConfig);
 
     // Before any thread exists: fork into the background (threads do not survive a fork).
     // The working directory is kept so relative rules and config paths still resolve at
     // reload.
-    if (!options.foreground && daemon(1, 0) != 0)
-        return fail(std::string("cannot go to the background: ") + std::strerror(errno));
+    if (!options.foreground) {
+        if (daemon(1, 0) != 0)
+            return fail(std::string("cannot go to the background: ") + std::strerror(errno), 1);
+        claim_listening_sockets();
+    }
+    pid_file.write_pid();
 
-    if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) return fail("pipe2 failed");
+    if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) return fail("pipe2 failed", 1);
     sigset_t signals = daemon_signals();
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by the milter threads
     std::atomic<int> milter_result{MI_SUCCESS};
@@ -411,7 +389,10 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     install_signal_handlers();
     pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);  // in the main thread only
 
-    spdlog::info("started: {}; socket {}; {}", describe(*loaded.policy), socket_spec,
+    unsigned mi_major = 0, mi_minor = 0, mi_patch = 0;
+    smfi_version(&mi_major, &mi_minor, &mi_patch);
+    spdlog::info("started: policy-milter {} (libmilter {}.{}.{}); {}; socket {}; {}", PM_VERSION,
+                 mi_major, mi_minor, mi_patch, describe(*loaded.policy), options.socket,
                  switches(options.conversation()));
     check_store(*store);
     lower_main_thread_priority();
@@ -453,6 +434,7 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     milter_thread.join();
     spdlog::info("stopped: {}", describe(*g_running.load()->policy));
     if (!socket_path.empty()) unlink(socket_path.c_str());
+    pid_file.remove();
     return milter_result == MI_SUCCESS ? 0 : 1;
 }
 
