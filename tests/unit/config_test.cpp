@@ -314,3 +314,108 @@ TEST(ConfigFile, ReaderWithOwnKeysAndCheck) {
 
 }  // namespace
 }  // namespace pm
+
+namespace pm {
+namespace {
+
+TEST(ConfigFile, PidFileAndSyslogKeys) {
+    std::string path = write_config(
+        "pid-file = /run/policy-milter/policy-milter.pid\n"
+        "syslog-facility = local3\n"
+        "syslog-name = policy-milter-out\n");
+    Parsed p = parse({"--config", path});
+    ASSERT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_EQ(p.options.pid_file, "/run/policy-milter/policy-milter.pid");
+    EXPECT_EQ(p.options.syslog_facility, "local3");
+    EXPECT_EQ(p.options.syslog_name, "policy-milter-out");
+    Parsed defaults = parse({"--config", "/dev/null"});
+    EXPECT_EQ(defaults.options.pid_file, "");
+    EXPECT_EQ(defaults.options.syslog_facility, "mail");
+    EXPECT_EQ(defaults.options.syslog_name, "policy-milter");
+}
+
+TEST(ConfigFile, BadSyslogAndSocketValues) {
+    EXPECT_EQ(errors_of("syslog-facility = mial\n"
+                        "syslog-name = policy milter\n"
+                        "socket = inet:127.0.0.1:8895\n"),
+              "F:1:19: error: syslog-facility 'mial' is not a syslog facility (mail, daemon, "
+              "local0 to local7, ...)\n"
+              "F:2:15: error: syslog-name 'policy milter' is not 1 to 64 printable ASCII "
+              "characters without blanks, ':', '[', ']' or '%'\n"
+              "F:3:10: error: socket 'inet:127.0.0.1:8895': libmilter reads inet:PORT@HOST and "
+              "would listen on port 127 on every interface; did you mean "
+              "'inet:8895@127.0.0.1'?\n");
+    std::string empty = write_config("");
+    EXPECT_EQ(parse({"--config", empty, "--socket", "inet:8895@127.1"}).err,
+              "policy-milter: socket 'inet:8895@127.1': host '127.1' is not a dotted-quad IPv4 "
+              "address (libmilter would read it as 127.0.0.1)\n");
+}
+
+// Start-up checks name the line of the setting they are about; a command-line value wins
+// and has no line.
+TEST(ConfigFile, OriginsOfSettings) {
+    std::string path = write_config("rules = r.conf\n  user = nobody\nsocket-group = postfix\n");
+    Parsed p = parse({"--config", path, "--socket-group", "mail"});
+    ASSERT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_EQ(p.options.origins.at("user"), path + ":2:10");
+    EXPECT_EQ(p.options.origins.count("socket-group"), 0u);
+    EXPECT_EQ(p.options.origins.count("socket"), 0u);
+}
+
+// --dump-config writes every daemon option, and what it writes reads back as the same
+// settings.
+TEST(ConfigFile, DumpConfigIsAConfigFile) {
+    std::string path = write_config(
+        "socket = inet:8895@127.0.0.1\nobserve = yes\nsocket-mode = 600\n"
+        "store-on-error = pass\nsyslog-facility = local3\nredis-timeout = 75\n");
+    Parsed p = parse({"--config", path, "--dump-config"});
+    ASSERT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_EQ(p.options.mode, Mode::DumpConfig);
+    std::ostringstream out, err;
+    ASSERT_TRUE(dump_config(p.options, out, err)) << err.str();
+    EXPECT_EQ(out.str(),
+              "rules = /etc/policy-milter/rules.conf\n"
+              "socket = inet:8895@127.0.0.1\n"
+              "foreground = no\n"
+              "# pid-file =\n"
+              "log = syslog\n"
+              "log-level = info\n"
+              "syslog-facility = local3\n"
+              "syslog-name = policy-milter\n"
+              "observe = yes\n"
+              "soft-bounce = no\n"
+              "# user =\n"
+              "socket-mode = 0600\n"
+              "# socket-group =\n"
+              "store = memory\n"
+              "# redis-password-file =\n"
+              "redis-prefix = pm:\n"
+              "redis-timeout = 75\n"
+              "store-on-error = pass\n");
+    std::string again = write_config(out.str());
+    Parsed q = parse({"--config", again, "--dump-config"});
+    ASSERT_EQ(q.exit_code, std::nullopt) << q.err;
+    std::ostringstream out2, err2;
+    ASSERT_TRUE(dump_config(q.options, out2, err2));
+    EXPECT_EQ(out2.str(), out.str());
+}
+
+TEST(ConfigFile, DumpConfigRefusesWhatAFileCannotHold) {
+    Parsed p = parse({"--config", "/dev/null", "--rules", "a#b.rules"});
+    ASSERT_EQ(p.exit_code, std::nullopt) << p.err;
+    std::ostringstream out, err;
+    EXPECT_FALSE(dump_config(p.options, out, err));
+    EXPECT_NE(out.str().find("# rules = (cannot be written)\n"), std::string::npos) << out.str();
+    EXPECT_EQ(err.str(),
+              "policy-milter: --dump-config: the rules value 'a#b.rules' cannot be written in a "
+              "config file ('#' or blanks at its ends)\n");
+}
+
+TEST(ConfigFile, DumpConfigIsNotCombinedWithCheck) {
+    Parsed p = parse({"--config", "/dev/null", "--dump-config", "--check"});
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_EQ(p.err, "policy-milter: --check, --test and --dump-config cannot be combined\n");
+}
+
+}  // namespace
+}  // namespace pm
