@@ -202,7 +202,7 @@ postsuper -c "$PF_CONF" -d ALL hold >/dev/null 2>&1 || true  # the queue is chec
 
 # A broken rules file: the running policy stays, the log has the loader's diagnostic.
 printf 'rule "broken" at rcpt\n    reject 554 5.7.1 "not a code for rcpt"\n' >> "$WORK/rules.conf"
-diagnostic=$("$MILTER_BIN" --config "$WORK/empty.conf" --check --rules "$WORK/rules.conf" | grep ': error: ' || true)
+diagnostic=$("$MILTER_BIN" --config "$WORK/empty.conf" --check --rules "$WORK/rules.conf" | grep "^$WORK/rules.conf:.*: error: " || true)
 kill -HUP "$MILTER_PID"
 if wait_for 10 milter_log_has 'reload of .* failed, keeping the running policy'; then
 	pass "broken reload: $(grep -o 'reload of .* failed, keeping the running policy.*' "$MILTER_LOG")"

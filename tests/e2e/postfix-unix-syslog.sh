@@ -89,7 +89,7 @@ else fail "could not make a stale socket file"; fi
 milter_start "$MILTER_BIN" "$WORK/rules.conf" "unix:$SOCKET" --user nobody --socket-group postfix \
 	|| { fail "policy-milter did not listen on unix:$SOCKET"; exit 1; }
 expect_syslog "started, facility mail (<22> = mail.info)" 22 \
-	"started: 5 rules from $WORK/rules.conf; socket unix:$SOCKET; observe=no soft-bounce=no"
+	"started: policy-milter $("$MILTER_BIN" --version | sed -n 's/^policy-milter //p') (libmilter $("$MILTER_BIN" --version | sed -n 's/^libmilter //p')); 5 rules from $WORK/rules.conf; socket unix:$SOCKET; observe=no soft-bounce=no"
 if socket_answers; then pass "the stale socket file was replaced by a listening one"
 else fail "nobody listens on $SOCKET"; fi
 if [ "$(socket_owner)" = "srw-rw---- nobody:postfix" ]; then pass "socket: $(socket_owner)"
@@ -105,8 +105,8 @@ fi
 
 second=$("$MILTER_BIN" --config "$WORK/empty.conf" --rules "$WORK/rules.conf" --foreground \
 	--log stderr --socket "unix:$SOCKET" 2>&1) && rc=0 || rc=$?
-if [ "$rc" = 1 ] && grep -qF "not started: another process is listening on $SOCKET" <<<"$second"; then
-	pass "a second instance on the socket: refused, exit 1"
+if [ "$rc" = 75 ] && grep -qF "not started: another process (pid $MILTER_PID, policy-milter) is listening on $SOCKET" <<<"$second"; then
+	pass "a second instance on the socket: refused, exit 75"
 else
 	fail "a second instance on the socket: exit $rc: $second"
 fi
@@ -147,7 +147,7 @@ fi
 # A broken reload is logged at err (<19> = mail.err), the loader's diagnostic first.
 cp "$WORK/rules.conf" "$WORK/rules.good"
 printf 'rule "broken" at connect\n    reject 550 "not a connect code"\n' >> "$WORK/rules.conf"
-diagnostic=$("$MILTER_BIN" --config "$WORK/empty.conf" --check --rules "$WORK/rules.conf" | grep ': error: ' || true)
+diagnostic=$("$MILTER_BIN" --config "$WORK/empty.conf" --check --rules "$WORK/rules.conf" | grep "^$WORK/rules.conf:.*: error: " || true)
 kill -HUP "$MILTER_PID"
 expect_syslog "syslog: reload requested" 22 "reloading on SIGHUP"
 expect_syslog "syslog: broken reload, the error (<19> = mail.err)" 19 "$diagnostic"
@@ -171,7 +171,7 @@ else fail "after the stop: no stale socket file left to test the restart with"; 
 milter_start "$MILTER_BIN" "$WORK/rules.conf" "unix:$SOCKET" --user nobody --socket-mode 0600 \
 	|| { fail "policy-milter did not restart on unix:$SOCKET"; exit 1; }
 expect_syslog "restarted over the old socket file" 22 \
-	"started: 5 rules from $WORK/rules.conf; socket unix:$SOCKET; observe=no soft-bounce=no"
+	"started: policy-milter $("$MILTER_BIN" --version | sed -n 's/^policy-milter //p') (libmilter $("$MILTER_BIN" --version | sed -n 's/^libmilter //p')); 5 rules from $WORK/rules.conf; socket unix:$SOCKET; observe=no soft-bounce=no"
 if [ "$(socket_owner)" = "srw------- nobody:nogroup" ]; then pass "socket-mode 0600: $(socket_owner)"
 else fail "socket-mode 0600: $(socket_owner), not srw------- nobody:nogroup"; fi
 expect_line "socket-mode 0600: Postfix cannot connect, answers 451" \
