@@ -1238,9 +1238,11 @@ TEST_F(Malformed, BadConnectPackets) {
             EXPECT_TRUE(daemon().wait_for_syslog(k.syslog, mark)) << daemon().syslog_text();
         }
     }
-    // libmilter's lines: "<11>Nov 28 21:26:10 policy-milter: policy-milter: connect[0]: ...".
+    // libmilter's lines carry the daemon's syslog-name, PID and facility (mail.err, <19>):
+    // "<19>Nov 28 21:26:10 policy-milter[1234]: policy-milter: connect[0]: ...".
     if (daemon().syslog_captured()) {
-        EXPECT_TRUE(syslog_has("policy-milter: policy-milter: connect[")) << daemon().syslog_text();
+        EXPECT_TRUE(syslog_has("<19>")) << daemon().syslog_text();
+        EXPECT_TRUE(syslog_has("]: policy-milter: connect[")) << daemon().syslog_text();
     }
 }
 
