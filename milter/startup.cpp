@@ -345,6 +345,10 @@ void check_pid_file(Checker& c) {
         c.error("pid-file", "pid-file directory " + dir + " does not exist");
         return;
     }
+    if (lstat(path.c_str(), &st) == 0 && (!S_ISREG(st.st_mode) || st.st_nlink != 1)) {
+        c.error("pid-file", "pid-file " + path + " is not a regular file with a single link");
+        return;
+    }
     int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) return;  // created at start
     bool locked = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
@@ -452,6 +456,13 @@ std::optional<StartupProblem> PidFile::open(const std::string& path) {
     if (fd < 0)
         return StartupProblem{Severity::Error, "",
                               "cannot open pid-file " + path + ": " + std::strerror(errno)};
+    // Nor truncate a file someone linked there: the daemon may still be root.
+    struct stat st;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        ::close(fd);
+        return StartupProblem{Severity::Error, "",
+                              "pid-file " + path + " is not a regular file with a single link"};
+    }
     if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
         char text[32] = {};
         ssize_t n = pread(fd, text, sizeof text - 1, 0);

@@ -225,6 +225,20 @@ else
 	fail "policy-milter did not listen on inet:$PORT@127.0.0.1: $(cat "$MILTER_LOG")"
 fi
 
+# --- a pid file someone else put there: never followed, never truncated --------------------------
+
+echo "precious" > "$W/precious"
+ln -s "$W/precious" "$W/run/link.pid"
+run --config empty.conf --rules rules.conf --socket "unix:$W/run/m.sock" --user nobody --pid-file "$W/run/link.pid"
+expect "pid-file that is a symbolic link" 78 \
+	"policy-milter: not started: pid-file $W/run/link.pid is not a regular file with a single link"
+ln "$W/precious" "$W/run/hard.pid"
+run --config empty.conf --rules rules.conf --socket "unix:$W/run/m.sock" --user nobody --pid-file "$W/run/hard.pid"
+expect "pid-file that is a hard link" 78 \
+	"policy-milter: not started: pid-file $W/run/hard.pid is not a regular file with a single link"
+if [ "$(cat "$W/precious")" = precious ]; then pass "the linked file is untouched"
+else fail "the linked file was changed: $(cat "$W/precious")"; fi
+
 # --- files that reloads, as `user`, could not read ---------------------------------------------------
 
 chmod 600 "$W/bad-nets.txt"
