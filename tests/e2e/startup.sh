@@ -2,7 +2,9 @@
 # End-to-end: the daemon's start-up, as an admin meets it (no MTA needed).
 #   - a start that cannot succeed prints its reason on stderr and exits 78 (EX_CONFIG:
 #     missing socket directory, unknown socket-group, bad socket spec, unresolvable Redis
-#     host) or 75 (EX_TEMPFAIL: socket held by another process, daemon already running);
+#     host) or 75 (EX_TEMPFAIL: socket held by another process, daemon already running),
+#     with libmilter's own reason (which it writes to syslog only) copied to stderr;
+#   - a pid file that is a symbolic or hard link is refused, and what it points to kept;
 #   - --check finds the same, and passes beside the running daemon, whose own socket is in
 #     use (the check systemd runs before a reload), on a unix and on an inet socket;
 #   - a daemon forked into the background writes --pid-file, reloads on
@@ -131,6 +133,24 @@ if [[ $RC == 78 || $RC == 75 ]] &&
 	pass "start: Redis host that does not resolve: exit $RC"
 else
 	fail "start: Redis host that does not resolve: exit $RC: $OUT"
+fi
+
+# libmilter's own reason, which it writes to syslog only, goes to stderr too. The checks
+# cannot foresee this one: a stale socket of root's in a sticky directory, which the
+# daemon, started as nobody, may not remove.
+if command -v setpriv >/dev/null; then
+	mkdir -m 1777 "$W/sticky"
+	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$W/sticky/stale.sock"
+	RC=0
+	OUT=$(cd "$W" && setpriv --reuid nobody --regid "$(id -g nobody)" --clear-groups \
+		"$MILTER_BIN" --config empty.conf --rules rules.conf --socket "unix:$W/sticky/stale.sock" 2>&1) || RC=$?
+	explained="^policy-milter\[[0-9]+\]: policy-milter: Unable to remove $(ere_quote "$W/sticky/stale.sock"): Operation not permitted$"
+	if [ "$RC" = 1 ] && grep -qE "$explained" <<<"$OUT" &&
+		[ "$(tail -n 1 <<<"$OUT")" = "policy-milter: not started: cannot open socket unix:$W/sticky/stale.sock" ]; then
+		pass "libmilter's reason on stderr: $(head -n 1 <<<"$OUT")"
+	else
+		fail "libmilter's reason on stderr: exit $RC: $OUT"
+	fi
 fi
 
 # --- a socket held by another process --------------------------------------------------------------
