@@ -31,6 +31,7 @@
 
 #include "config/logging.h"
 #include "milter/adapter.h"
+#include "milter/systemd_notify.h"
 #include "policy/policy.h"
 #ifdef PM_WITH_REDIS
 #include "store/redis_counter_store.h"
@@ -386,6 +387,8 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     umask(old_umask);
     if (!opened) return fail("cannot open socket " + socket_spec);
     set_nodelay_on_listening_sockets();
+    // Found now: after a switch of user /proc/self/fd may be closed to us.
+    std::optional<ProbeAddress> probe_address = listening_milter_address();
     if (!socket_path.empty())
         if (auto problem = set_socket_access(socket_path, socket_mode, socket_gid))
             return fail(*problem);
@@ -413,6 +416,10 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
 
     spdlog::info("started: {}; socket {}; {}", describe(*loaded.policy), socket_spec,
                  switches(options.conversation()));
+    // Under systemd (Type=notify): started only now, with the socket listening and the
+    // policy loaded; the watchdog keeps pinging only while the socket answers.
+    std::unique_ptr<Watchdog> watchdog =
+        systemd_ready("serving " + describe(*loaded.policy), probe_address);
     check_store(*store);
     lower_main_thread_priority();
     RetiredPolicies retired;
@@ -438,16 +445,20 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
             } else if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
                 stopping = true;
                 spdlog::info("stopping on {}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                notify_systemd("STOPPING=1");
+                watchdog.reset();  // its probes would fail from here on
                 smfi_stop();
             }
         }
         if (reload_on && !stopping && !ended) {
             spdlog::info("reloading on {}", reload_on == SIGHUP ? "SIGHUP" : "SIGUSR1");
             try {
+                notify_systemd("RELOADING=1");
                 retired.add(reload(argc, argv, options));
             } catch (const std::exception& e) {
                 spdlog::error("reload failed, keeping the running policy: {}", e.what());
             }
+            notify_systemd("READY=1");
         }
     }
     milter_thread.join();
