@@ -346,6 +346,7 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     }
     if (!loaded.policy) {
         spdlog::error("not started: {} has errors", options.rules_file);
+        notify_systemd("STATUS=not started: " + options.rules_file + " has errors");
         if (options.log != "stderr")
             std::cerr << "policy-milter: not started: " << options.rules_file << " has errors\n";
         return 1;
@@ -354,6 +355,7 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
 
     auto fail = [&](const std::string& why) {
         spdlog::error("not started: {}", why);
+        notify_systemd("STATUS=not started: " + why);  // kept by systemctl status
         if (options.log != "stderr") std::cerr << "policy-milter: not started: " << why << '\n';
         return 1;
     };

@@ -249,3 +249,21 @@ TEST_F(SystemdNotify, ProbeFailsOnASilentListener) {
 }
 
 }  // namespace
+
+namespace {
+
+// A start that fails says why in STATUS=, which systemctl status shows even after the
+// unit's start limit ended the retries.
+TEST_F(SystemdNotify, FailedStartSaysWhyInStatus) {
+    socket_ = dir_ / "missing" / "milter.sock";
+    start(std::nullopt);
+    auto m = notify_->next_state(20s);
+    ASSERT_TRUE(m) << log();
+    EXPECT_EQ(m->rfind("STATUS=not started: ", 0), 0u) << *m;
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) != 0) << log();
+}
+
+}  // namespace
