@@ -448,8 +448,8 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
                 stopping = true;
                 spdlog::info("stopping on {}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
                 notify_systemd("STOPPING=1");
-                watchdog.reset();  // its probes would fail from here on
-                smfi_stop();
+                watchdog.reset();            // its probes would fail from here on
+                stop_milter(probe_address);  // smfi_stop(), without its 5 s wait
             }
         }
         if (reload_on && !stopping && !ended) {

@@ -7,9 +7,11 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <libmilter/mfapi.h>
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -155,6 +157,27 @@ std::optional<std::string> probe_milter(const ProbeAddress& to, std::chrono::mil
     std::string quit = packet('Q', "");
     [[maybe_unused]] ssize_t n = send(fd.fd, quit.data(), quit.size(), MSG_NOSIGNAL);
     return std::nullopt;
+}
+
+void stop_milter(const std::optional<ProbeAddress>& listener) {
+    if (!listener) {
+        smfi_stop();
+        return;
+    }
+    std::atomic<bool> stopped{false};
+    std::thread waker([&] {
+        const std::string quit = packet('Q', "");
+        for (int i = 0; i < 250 && !stopped.load(); ++i) {  // 5 s at most
+            Fd fd(socket(listener->address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+            if (fd.fd >= 0 && connect(fd.fd, reinterpret_cast<const sockaddr*>(&listener->address),
+                                      listener->length) == 0) [[maybe_unused]]
+                ssize_t n = send(fd.fd, quit.data(), quit.size(), MSG_NOSIGNAL);
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+    });
+    smfi_stop();
+    stopped = true;
+    waker.join();
 }
 
 std::optional<std::chrono::microseconds> watchdog_interval() {

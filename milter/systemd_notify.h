@@ -39,6 +39,13 @@ std::optional<ProbeAddress> listening_milter_address();
 // why not, or nothing when it answered within `timeout`.
 std::optional<std::string> probe_milter(const ProbeAddress& to, std::chrono::milliseconds timeout);
 
+// smfi_stop(), without its wait of up to 5 s: smfi_stop() takes libmilter's listener
+// mutex, which the listener holds through each 5-second poll of its socket, so a stop
+// (and a restart, with mail tempfailed meanwhile) took that much longer. While it waits,
+// sessions opened and quit at once on `listener` wake the poll; the listener drops the
+// mutex while it starts a thread for each.
+void stop_milter(const std::optional<ProbeAddress>& listener);
+
 // The watchdog interval systemd asks for ($WATCHDOG_USEC, for this process if
 // $WATCHDOG_PID says so), or nothing.
 std::optional<std::chrono::microseconds> watchdog_interval();

@@ -165,7 +165,14 @@ TEST_F(SystemdNotify, ReadyOnlyOnceTheSocketAnswers) {
     // At the moment READY=1 arrived the socket was already there and answering.
     EXPECT_TRUE(fs::is_socket(socket_));
     EXPECT_EQ(probe(), std::nullopt);
+    // SIGTERM ends the daemon at once, not after libmilter's 5-second listener poll.
+    auto stopping = std::chrono::steady_clock::now();
     EXPECT_EQ(stop(), 0) << log();
+    auto took = std::chrono::steady_clock::now() - stopping;
+    EXPECT_LT(took, 1500ms) << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+                            << " ms\n"
+                            << log();
+    EXPECT_FALSE(fs::exists(socket_));
 }
 
 TEST_F(SystemdNotify, ReloadIsBracketedByReloadingAndReady) {
