@@ -98,6 +98,10 @@ class SystemdNotify : public ::testing::Test {
         notify_ = std::make_unique<NotifySocket>(dir_ / "notify");
         ASSERT_TRUE(notify_->bound());
         socket_ = dir_ / "milter.sock";
+        // Under TSan the daemon gets the suppressions of tests/protocol/protocol_fixture.h:
+        // libmilter's own stop path (mi_stop_milters, mi_closener) only.
+        std::ofstream(dir_ / "tsan.supp") << "race:mi_closener\nmutex:mi_closener\n"
+                                             "race:mi_stop_milters\nmutex:mi_stop_milters\n";
     }
     void TearDown() override {
         if (pid_ > 0) {
@@ -119,6 +123,12 @@ class SystemdNotify : public ::testing::Test {
                 setenv("WATCHDOG_USEC", std::to_string(*watchdog_usec).c_str(), 1);
                 setenv("WATCHDOG_PID", std::to_string(getpid()).c_str(), 1);
             }
+#if defined(__SANITIZE_THREAD__)
+            const char* tsan = std::getenv("TSAN_OPTIONS");
+            std::string options = "suppressions=" + (dir_ / "tsan.supp").string();
+            if (tsan && *tsan) options += std::string(" ") + tsan;
+            setenv("TSAN_OPTIONS", options.c_str(), 1);
+#endif
             std::string rules = (dir_ / "rules.conf").string();
             std::string spec = "unix:" + socket_.string();
             std::string log = (dir_ / "daemon.log").string();
