@@ -32,6 +32,7 @@
 #include "config/logging.h"
 #include "milter/adapter.h"
 #include "milter/startup.h"
+#include "milter/systemd_notify.h"
 #include "policy/policy.h"
 #ifdef PM_WITH_REDIS
 #include "store/redis_counter_store.h"
@@ -296,6 +297,7 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     // systemd) besides the log, and an exit code that says whether a restart can help.
     auto fail = [&](const std::string& why, int code) {
         spdlog::error("not started: {}", why);
+        notify_systemd("STATUS=not started: " + why);  // kept by systemctl status
         if (options.log != "stderr") std::cerr << "policy-milter: not started: " << why << '\n';
         return code;
     };
@@ -357,6 +359,8 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     umask(old_umask);
     if (!opened) return fail("cannot open socket " + options.socket, 1);
     set_nodelay_on_listening_sockets();
+    // Found now: after a switch of user /proc/self/fd may be closed to us.
+    std::optional<ProbeAddress> probe_address = listening_milter_address();
     if (!socket_path.empty())
         if (auto problem = set_socket_access(socket_path, socket_mode, socket_gid))
             return fail(*problem, kExitConfig);
@@ -394,6 +398,10 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     spdlog::info("started: policy-milter {} (libmilter {}.{}.{}); {}; socket {}; {}", PM_VERSION,
                  mi_major, mi_minor, mi_patch, describe(*loaded.policy), options.socket,
                  switches(options.conversation()));
+    // Under systemd (Type=notify): started only now, with the socket listening and the
+    // policy loaded; the watchdog keeps pinging only while the socket answers.
+    std::unique_ptr<Watchdog> watchdog =
+        systemd_ready("serving " + describe(*loaded.policy), probe_address);
     check_store(*store);
     lower_main_thread_priority();
     RetiredPolicies retired;
@@ -419,16 +427,20 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
             } else if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
                 stopping = true;
                 spdlog::info("stopping on {}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
-                smfi_stop();
+                notify_systemd("STOPPING=1");
+                watchdog.reset();            // its probes would fail from here on
+                stop_milter(probe_address);  // smfi_stop(), without its 5 s wait
             }
         }
         if (reload_on && !stopping && !ended) {
             spdlog::info("reloading on {}", reload_on == SIGHUP ? "SIGHUP" : "SIGUSR1");
             try {
+                notify_systemd("RELOADING=1");
                 retired.add(reload(argc, argv, options));
             } catch (const std::exception& e) {
                 spdlog::error("reload failed, keeping the running policy: {}", e.what());
             }
+            notify_systemd("READY=1");
         }
     }
     milter_thread.join();
