@@ -242,7 +242,8 @@ TEST(ConfigFile, NamedFileMustExist) {
 TEST(ConfigFile, DirectoryIsNotAConfigFile) {
     Parsed p = parse({"--config", ::testing::TempDir()});
     EXPECT_EQ(p.exit_code, 2);
-    EXPECT_EQ(p.err, ::testing::TempDir() + ": error: cannot read config file: Is a directory\n");
+    EXPECT_EQ(p.err, ::testing::TempDir() +
+                         ": error: cannot read config file: not a regular file (a directory)\n");
 }
 
 TEST(ConfigFile, DevNullIsAnEmptyConfigFile) {
