@@ -120,10 +120,6 @@ std::string code_point_name(long cp) {
         case 0x2060: name = "word joiner"; break;
         case 0x3000: name = "ideographic space"; break;
         case 0xFEFF: name = "byte-order mark"; break;
-        case 0x2018:
-        case 0x2019: name = "typographic single quote; write '"; break;
-        case 0x201C:
-        case 0x201D: name = "typographic double quote; write \""; break;
         default: break;
     }
     if (name) out += std::string(" (") + name + ")";
@@ -149,7 +145,17 @@ std::string visible_text(std::string_view text) {
     return out;
 }
 
-std::string closest_match(std::string_view word, const std::vector<std::string_view>& candidates) {
+std::string closest_match(std::string_view word_as_written,
+                          const std::vector<std::string_view>& candidates) {
+    // An invisible character (a no-break space, a byte-order mark) is the mistake itself:
+    // without it the word may be exactly right.
+    std::string seen;
+    for (std::size_t i = 0; i < word_as_written.size();) {
+        auto [cp, n] = decode_utf8(word_as_written.substr(i));
+        if (cp < 0 || !is_invisible(cp)) seen.append(word_as_written.substr(i, n));
+        i += n;
+    }
+    std::string_view word = seen;
     // Same but for case, or for '_', '-' and '.' among themselves (client_ip,
     // soft_bounce): surely meant.
     auto fold = [](std::string_view s) {

@@ -212,7 +212,11 @@ void ListMatcher::reserve(std::size_t entries) {
 bool ListMatcher::add_item(std::string_view item, const SourceLocation& where,
                            std::string_view field_name, Diagnostics& diags) {
     auto bad = [&](std::string why) {
-        diags.error(where, "list item '" + std::string(item) + "' " + why);
+        // A feed gone wrong can have lines of any length: quote enough to find it.
+        constexpr std::size_t kQuoted = 100;
+        std::string shown(item.substr(0, kQuoted));
+        if (item.size() > kQuoted) shown += "...";
+        diags.error(where, "list item '" + shown + "' " + why);
         return false;
     };
     // Lower case and the IP check only for the kinds that use them: a million-line IP

@@ -233,6 +233,8 @@ class PolicyBuilder {
         if (cp < 0) return "unexpected byte " + visible_text(t.text) + " (not UTF-8)";
         std::string named = code_point_name(cp);
         if (visible_text(t.text) == t.text) named = quote(t.text) + " (" + named + ")";
+        if (cp == 0x201C || cp == 0x201D || cp == 0x2018 || cp == 0x2019 || cp == 0x201E)
+            named += "; strings are written in straight double quotes: \"...\"";
         return "unexpected character " + named;
     }
 
@@ -740,6 +742,8 @@ class PolicyBuilder {
         } else {
             std::vector<std::string_view> names(std::begin(kActionNames), std::end(kActionNames));
             std::string hint = did_you_mean(t.text, names, kActionAliases);
+            if (hint.empty() && kKeywords.count(ascii_lower(t.text)))
+                hint = "; keywords are lower case: " + quote(ascii_lower(t.text));
             fail(t, "unknown action " + quote(t.text) +
                         (hint.empty() ? "; actions are pass, accept, reject, tempfail, discard, "
                                         "quarantine, add-header"
@@ -870,12 +874,11 @@ class PolicyBuilder {
         std::string sent =
             std::to_string(a.code) + " " + a.enhanced.to_string() + " " + std::string(s);
         std::string verb = a.kind == ActionKind::Reject ? "reject" : "tempfail";
-        std::string fix = verb;
-        if (!code.empty())
-            fix += " " + std::string(code);
+        std::string fix = verb + " " + (code.empty() ? std::to_string(a.code) : std::string(code));
+        if (!enhanced.empty())
+            fix += " " + std::string(enhanced);
         else if (code_given)
-            fix += " " + std::to_string(a.code);
-        if (!enhanced.empty()) fix += " " + std::string(enhanced);
+            fix += " " + a.enhanced.to_string();
         fix += " \"" + std::string(s.substr(rest)) + "\"";
         diags_.warning(loc(text), "the text starts with a " +
                                       std::string(code.empty() ? "status code" : "reply code") +
@@ -895,7 +898,8 @@ class PolicyBuilder {
                                     ? quote(s.substr(i, n)) + " (" + code_point_name(cp) + ")"
                                     : code_point_name(cp);
             diags_.warning(loc_in_string(t, i), "non-ASCII character " + shown + " in the " +
-                                                    std::string(what) + " is sent as '?'");
+                                                    std::string(what) + " is sent as '" +
+                                                    std::string(cp < 0 ? 1 : n, '?') + "'");
             break;
         }
         for (std::size_t i = 0; i < s.size(); ++i) {

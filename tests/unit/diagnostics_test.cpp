@@ -2,6 +2,7 @@
 // checked for the complete list of diagnostics it produces, in order, with the exact
 // FILE:LINE:COL, severity and text. A policy is returned exactly when there is no error.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "policy/policy.h"
+#include "policy/text_file.h"
 
 namespace {
 
@@ -752,6 +754,158 @@ TEST_F(DiagnosticsFiles, RulesFileListsAreRelativeToTheRulesFile) {
                                        ":2:1: warning: list item 'nope' is not an IP address or "
                                        "CIDR prefix, but client.ip is an IP address (line "
                                        "skipped)"});
+}
+
+// ---- what is read: regular files, bounded, without a byte-order mark -------------------
+
+TEST_F(DiagnosticsFiles, RulesFileMustBeARegularFile) {
+    fs::create_directories(dir_ / "dir.rules");
+    ASSERT_EQ(::mkfifo(path("fifo.rules").c_str(), 0600), 0);
+    auto only = [](const pm::LoadResult& r) {
+        EXPECT_EQ(r.policy, nullptr);
+        return diagnostic_lines(r);
+    };
+    // A directory used to load as an empty policy, accepting all mail.
+    EXPECT_EQ(only(pm::load_policy_file(path("dir.rules"))),
+              std::vector<std::string>{path("dir.rules") +
+                                       ": error: cannot read rules file: not a regular file (a "
+                                       "directory)"});
+    // A FIFO used to hang --check, and a reload in the thread that handles SIGTERM.
+    EXPECT_EQ(only(pm::load_policy_file(path("fifo.rules"))),
+              std::vector<std::string>{path("fifo.rules") +
+                                       ": error: cannot read rules file: not a regular file (a "
+                                       "FIFO)"});
+    // /dev/zero used to abort with bad_alloc.
+    EXPECT_EQ(only(pm::load_policy_file("/dev/zero")),
+              std::vector<std::string>{"/dev/zero: error: cannot read rules file: not a regular "
+                                       "file (a character device)"});
+}
+
+TEST_F(DiagnosticsFiles, SymlinkToARegularRulesFileWorks) {
+    write("real.rules", "rule \"a\" at connect when client.ip == 192.0.2.1 reject\n");
+    fs::create_symlink(path("real.rules"), path("link.rules"));
+    pm::LoadResult result = pm::load_policy_file(path("link.rules"));
+    EXPECT_NE(result.policy, nullptr);
+    EXPECT_TRUE(diagnostic_lines(result).empty());
+}
+
+TEST_F(DiagnosticsFiles, RulesFileSizeIsBounded) {
+    write("big.rules", "");
+    fs::resize_file(path("big.rules"), pm::kMaxRulesFileBytes + 1);  // sparse: no disk used
+    pm::LoadResult result = pm::load_policy_file(path("big.rules"));
+    EXPECT_EQ(result.policy, nullptr);
+    EXPECT_EQ(diagnostic_lines(result),
+              std::vector<std::string>{path("big.rules") +
+                                       ": error: cannot read rules file: larger than the limit "
+                                       "of 16 MiB"});
+}
+
+TEST_F(DiagnosticsFiles, ListFileMustBeARegularFile) {
+    ASSERT_EQ(::mkfifo(path("fifo.txt").c_str(), 0600), 0);
+    expect_diagnostics(
+        "list f = file \"fifo.txt\"\n"
+        "list z = file \"/dev/zero\"\n"
+        "rule \"a\" at connect when client.ip in f or client.ip in z reject\n",
+        {"t.rules:1:15: error: cannot read list file \"" + path("fifo.txt") +
+             "\": not a regular file (a FIFO)",
+         "t.rules:2:15: error: cannot read list file \"/dev/zero\": not a regular file (a "
+         "character device)"},
+        base());
+}
+
+// A byte-order mark used to become part of the first item, which then never matched.
+TEST_F(DiagnosticsFiles, ByteOrderMarkIsDroppedFromRulesAndListFiles) {
+    write("r.rules",
+          "\xEF\xBB\xBFlist helos = file \"helos.txt\"\n"
+          "rule \"a\" at helo when helo in helos reject\n");
+    write("helos.txt",
+          "\xEF\xBB\xBF"
+          "bad.example\r\nworse.example");
+    pm::LoadResult result = pm::load_policy_file(path("r.rules"));
+    ASSERT_NE(result.policy, nullptr);
+    EXPECT_TRUE(diagnostic_lines(result).empty());
+    const pm::Condition& c = *result.policy->statements()[0].when;
+    EXPECT_TRUE(c.list->contains_host("bad.example"));
+    EXPECT_TRUE(c.list->contains_host("worse.example"));  // the last line has no newline
+    EXPECT_EQ(c.list->size(), 2u);
+}
+
+TEST_F(DiagnosticsFiles, TextFileReadsLinesAndDropsOnlyALeadingBom) {
+    write("t.txt",
+          "\xEF\xBB\xBF"
+          "a\n\xEF\xBB\xBF"
+          "b\r\n\nc");
+    pm::TextFile f(path("t.txt"), 100);
+    ASSERT_TRUE(f.ok()) << f.error();
+    std::vector<std::string> lines;
+    for (std::string line; f.next_line(line);) lines.push_back(line);
+    EXPECT_TRUE(f.ok());
+    EXPECT_EQ(lines, (std::vector<std::string>{"a",
+                                               "\xEF\xBB\xBF"
+                                               "b\r",
+                                               "", "c"}));
+    pm::TextFile small(path("t.txt"), 5);
+    EXPECT_FALSE(small.ok());
+    EXPECT_EQ(small.error(), "larger than the limit of 5 bytes");
+    pm::TextFile null("/dev/null", 5);  // the customary "nothing", as an empty file
+    std::string all = "x";
+    EXPECT_TRUE(null.read_all(all));
+    EXPECT_EQ(all, "");
+}
+
+// A machine-generated feed gone wrong must neither flood the log nor stop the load.
+TEST_F(DiagnosticsFiles, BadLinesOfAListFileAreCountedAfterTwenty) {
+    std::string feed;
+    for (int i = 0; i < 30; ++i) feed += "junk-" + std::to_string(i) + "\n";
+    feed += std::string(5000, 'x') + "\n192.0.2.1\n";
+    write("feed.txt", feed);
+    pm::LoadResult result = pm::load_policy_text(
+        "list f = file \"feed.txt\"\nrule \"a\" at connect when client.ip in f reject\n", "t.rules",
+        base());
+    ASSERT_NE(result.policy, nullptr);
+    auto lines = diagnostic_lines(result);
+    ASSERT_EQ(lines.size(), 21u);
+    EXPECT_EQ(lines[0], path("feed.txt") +
+                            ":1:1: warning: list item 'junk-0' is not an IP address or CIDR "
+                            "prefix, but client.ip is an IP address (line skipped)");
+    EXPECT_EQ(lines[20], path("feed.txt") +
+                             ":31:1: warning: 11 more bad lines skipped in list file \"" +
+                             path("feed.txt") + "\" (31 in all)");
+    EXPECT_TRUE(result.policy->statements()[0].when->list->contains_ip(*pm::parse_ip("192.0.2.1")));
+}
+
+TEST_F(DiagnosticsFiles, LongBadListLineIsQuotedInPart) {
+    write("l.txt", std::string(300, 'y') + "\n");
+    expect_diagnostics(
+        "list l = file \"l.txt\"\nrule \"a\" at connect when client.ip in l reject\n",
+        {path("l.txt") + ":1:1: warning: list item '" + std::string(100, 'y') +
+         "...' is not an IP address or CIDR prefix, but client.ip is an IP "
+         "address (line skipped)"},
+        base());
+}
+
+TEST(Diagnostics, EmptyRulesFileWarns) {
+    expect_diagnostics("", {"t.rules: warning: no rules: every message is accepted"});
+    expect_diagnostics("# nothing yet\nlist a = [ 192.0.2.1 ]\n",
+                       {"t.rules:2:6: warning: list 'a' is never used",
+                        "t.rules: warning: no rules: every message is accepted"});
+}
+
+TEST(Diagnostics, InvisibleCharactersAreNamedByCodePoint) {
+    EXPECT_EQ(pm::visible_text("a\xC2\xA0"
+                               "b\xEF\xBB\xBF"
+                               "c\n\xFF\xC3\xA9"),
+              "a<U+00A0>b<U+FEFF>c<U+000A><0xFF>\xC3\xA9");
+    expect_diagnostics("rule \"a\" at\xC2\xA0helo reject\n",
+                       {"t.rules:1:12: error: unexpected character U+00A0 (no-break space)"});
+}
+
+TEST(Diagnostics, ClosestMatch) {
+    std::vector<std::string_view> names = {"sender", "client.ip", "connect"};
+    EXPECT_EQ(pm::closest_match("sendr", names), "sender");
+    EXPECT_EQ(pm::closest_match("client_ip", names), "client.ip");
+    EXPECT_EQ(pm::closest_match("CONNECT", names), "connect");
+    EXPECT_EQ(pm::closest_match("xyz", names), "");
 }
 
 // ---- many errors in one run -------------------------------------------------------------
