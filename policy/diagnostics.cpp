@@ -130,6 +130,12 @@ std::string visible_text(std::string_view text) {
     std::string out;
     out.reserve(text.size());
     for (std::size_t i = 0; i < text.size();) {
+        auto c = static_cast<unsigned char>(text[i]);
+        if (c >= 0x20 && c < 0x7F) {  // the common case, at the cost of one compare
+            out += static_cast<char>(c);
+            ++i;
+            continue;
+        }
         auto [cp, n] = decode_utf8(text.substr(i));
         if (cp < 0) {
             char buf[8];
@@ -173,6 +179,9 @@ std::string closest_match(std::string_view word_as_written,
     if (word.size() <= 3) best_distance = 2;
     std::string lower = ascii_lower_copy(word);
     for (auto c : candidates) {
+        // More than two letters longer or shorter is more than two edits: skip the
+        // table, whose size would grow with a hostile word's length.
+        if (lower.size() > c.size() + 2 || c.size() > lower.size() + 2) continue;
         std::size_t distance = edit_distance(lower, c);
         if (distance < best_distance) {
             best = std::string(c);

@@ -25,6 +25,8 @@ const std::set<std::string, std::less<>> kKeywords = {
 constexpr int kMaxNesting = 64;
 // Bad lines of one list file reported one by one; the rest are counted in one warning.
 constexpr std::size_t kMaxListWarnings = 20;
+// No item is this long; a longer line is a bad line, and is not kept whole in memory.
+constexpr std::size_t kMaxListLineBytes = 64 << 10;
 
 bool is_identifier(std::string_view s) {
     if (s.empty()) return false;
@@ -1027,6 +1029,7 @@ class PolicyBuilder {
             policy_->source_files_.push_back(path);
         // A rough guess of the entry count from the size keeps the table from rehashing.
         matcher.reserve(static_cast<std::size_t>(in.size() / 24));
+        in.set_max_line(kMaxListLineBytes);
         auto file_name = std::make_shared<const std::string>(path);
         std::string line;
         std::uint32_t line_no = 0;
@@ -1047,7 +1050,11 @@ class PolicyBuilder {
             if (item.empty()) continue;
             SourceLocation where{file_name, line_no, static_cast<std::uint32_t>(lead + 1)};
             if (item == "\"\"") item = {};  // the null sender, written as inline
-            if (matcher.add_item(item, where, field_name, item_diags)) continue;
+            if (in.truncated())
+                item_diags.error(where,
+                                 "line is longer than " + format_byte_limit(kMaxListLineBytes));
+            else if (matcher.add_item(item, where, field_name, item_diags))
+                continue;
             // A feed that went wrong (an HTML error page) must not flood the log: the
             // first few lines are named, the rest counted.
             if (++bad <= kMaxListWarnings)

@@ -5,6 +5,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -81,6 +82,7 @@ bool TextFile::fill() {
     if (eof_ || !ok()) return false;
     if (start_ > 0) {
         buffer_.erase(0, start_);
+        scanned_ -= std::min(scanned_, start_);
         start_ = 0;
     }
     std::size_t old = buffer_.size();
@@ -114,16 +116,36 @@ bool TextFile::fill() {
 
 bool TextFile::next_line(std::string& line) {
     for (;;) {
-        auto nl = buffer_.find('\n', start_);
+        auto nl = buffer_.find('\n', std::max(start_, scanned_));
         if (nl != std::string::npos) {
-            line.assign(buffer_, start_, nl - start_);
-            start_ = nl + 1;
+            if (skipping_) {  // the end of a line too long to keep
+                line = std::move(long_line_start_);
+                skipping_ = false;
+            } else {
+                truncated_ = nl - start_ > max_line_;
+                line.assign(buffer_, start_, std::min(nl - start_, max_line_));
+            }
+            start_ = scanned_ = nl + 1;
             return true;
         }
+        // No end of line yet: a line past max_line is cut there, and the rest of it is
+        // read past rather than kept.
+        if (!skipping_ && buffer_.size() - start_ > max_line_) {
+            long_line_start_.assign(buffer_, start_, max_line_);
+            skipping_ = truncated_ = true;
+        }
+        if (skipping_) start_ = buffer_.size();
+        scanned_ = buffer_.size();
         if (!fill()) break;
     }
     if (!ok()) return false;
+    if (skipping_) {
+        line = std::move(long_line_start_);
+        skipping_ = false;
+        return true;
+    }
     if (start_ >= buffer_.size()) return false;
+    truncated_ = false;
     line.assign(buffer_, start_, std::string::npos);  // the last line, without '\n'
     start_ = buffer_.size();
     return true;

@@ -6,6 +6,7 @@
 // A UTF-8 byte-order mark at the start is dropped, as editors on other systems add one.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -37,8 +38,12 @@ class TextFile {
     std::uint64_t size() const { return size_; }
 
     // The next line without its '\n' (a trailing '\r' is kept), or false at the end or
-    // on an error (then ok() is false).
+    // on an error (then ok() is false). A line longer than set_max_line's bound comes
+    // back cut to it, with truncated() true: one line of a file of 1 GiB cannot hold
+    // that much memory (twice over) for nothing.
     bool next_line(std::string& line);
+    void set_max_line(std::size_t bytes) { max_line_ = bytes; }
+    bool truncated() const { return truncated_; }
     // Everything not yet read.
     bool read_all(std::string& out);
 
@@ -53,9 +58,15 @@ class TextFile {
     std::uint64_t size_ = 0;
     std::uint64_t read_ = 0;  // bytes read so far
     std::string buffer_;
-    std::size_t start_ = 0;  // first unconsumed byte of buffer_
+    std::size_t start_ = 0;    // first unconsumed byte of buffer_
+    std::size_t scanned_ = 0;  // buffer_ from start_ to here holds no '\n'; a long
+                               // line is searched once, not once per chunk
     bool eof_ = false;
     bool bom_checked_ = false;
+    std::size_t max_line_ = SIZE_MAX;
+    bool truncated_ = false;
+    bool skipping_ = false;  // reading past the rest of a line too long to keep
+    std::string long_line_start_;
 };
 
 // "16 MiB", "1 GiB", "512 bytes": a limit as the docs write it.

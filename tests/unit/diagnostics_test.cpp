@@ -874,6 +874,29 @@ TEST_F(DiagnosticsFiles, BadLinesOfAListFileAreCountedAfterTwenty) {
     EXPECT_TRUE(result.policy->statements()[0].when->list->contains_ip(*pm::parse_ip("192.0.2.1")));
 }
 
+TEST_F(DiagnosticsFiles, TextFileCutsLongLinesWithoutKeepingThem) {
+    std::string huge(200 << 10, 'z');  // spans several reads
+    write("t.txt", "abc\nabcdefgh\nxy\n" + huge + "\nend\n" + huge);
+    pm::TextFile f(path("t.txt"), 1 << 20);
+    f.set_max_line(4);
+    std::vector<std::pair<std::string, bool>> lines;
+    for (std::string line; f.next_line(line);) lines.emplace_back(line, f.truncated());
+    EXPECT_TRUE(f.ok());
+    EXPECT_EQ(lines, (std::vector<std::pair<std::string, bool>>{{"abc", false},
+                                                                {"abcd", true},
+                                                                {"xy", false},
+                                                                {"zzzz", true},
+                                                                {"end", false},
+                                                                {"zzzz", true}}));
+}
+
+TEST_F(DiagnosticsFiles, OverlongListLineIsSkipped) {
+    write("l.txt", std::string(100 << 10, '1') + "\n192.0.2.1\n");
+    expect_diagnostics(
+        "list l = file \"l.txt\"\nrule \"a\" at connect when client.ip in l reject\n",
+        {path("l.txt") + ":1:1: warning: line is longer than 64 KiB (line skipped)"}, base());
+}
+
 TEST_F(DiagnosticsFiles, LongBadListLineIsQuotedInPart) {
     write("l.txt", std::string(300, 'y') + "\n");
     expect_diagnostics(
