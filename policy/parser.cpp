@@ -881,7 +881,7 @@ class PolicyBuilder {
             fix += " " + std::string(enhanced);
         else if (code_given)
             fix += " " + a.enhanced.to_string();
-        fix += " \"" + std::string(s.substr(rest)) + "\"";
+        if (rest < s.size()) fix += " \"" + std::string(s.substr(rest)) + "\"";
         diags_.warning(loc(text), "the text starts with a " +
                                       std::string(code.empty() ? "status code" : "reply code") +
                                       ", so the reply would be '" + sent + "'; write " + fix);
