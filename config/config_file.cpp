@@ -4,12 +4,12 @@
 #include <cerrno>
 #include <cstdint>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <map>
+#include <sstream>
 #include <string_view>
-#include <system_error>
 #include <vector>
+
+#include "policy/text_file.h"
 
 namespace po = boost::program_options;
 
@@ -25,34 +25,11 @@ std::string trim(std::string_view s) {
     return std::string(s.substr(first, s.find_last_not_of(kBlanks) - first + 1));
 }
 
-// Edit distance counting a swap of two neighbours as one edit (optimal string alignment).
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
-    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-    for (std::size_t i = 1; i <= a.size(); ++i) {
-        for (std::size_t j = 1; j <= b.size(); ++j) {
-            std::size_t change = a[i - 1] == b[j - 1] ? 0 : 1;
-            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + change});
-            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
-                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-        }
-    }
-    return d[a.size()][b.size()];
-}
-
-// The key nearest to `word` within two edits (the first of equally near ones), or empty.
+// The key nearest to `word` (see closest_match), or empty.
 std::string closest_key(const std::string& word, const po::options_description& keys) {
-    std::string best;
-    std::size_t best_distance = 3;
-    for (const auto& option : keys.options()) {
-        std::size_t distance = edit_distance(word, option->long_name());
-        if (distance < best_distance) {
-            best = option->long_name();
-            best_distance = distance;
-        }
-    }
-    return best;
+    std::vector<std::string_view> names;
+    for (const auto& option : keys.options()) names.push_back(option->long_name());
+    return closest_match(word, names);
 }
 
 // What Boost (conversion to the option's type) or `check` says against one setting: a
@@ -133,32 +110,16 @@ ConfigFile read_config_file(std::istream& in, const std::string& file_name,
 
 ConfigFile read_config_file(const std::string& path, bool must_exist,
                             const po::options_description& keys, const ConfigValueCheck& check) {
-    namespace fs = std::filesystem;
     ConfigFile unread;
     unread.options = po::parsed_options(&keys);
-    std::error_code ec;
-    fs::file_status status = fs::status(path, ec);
-    if (status.type() == fs::file_type::not_found) {
-        if (must_exist)
-            unread.diagnostics.file_error(
-                path, std::string("cannot read config file: ") + std::strerror(ENOENT));
+    TextFile file(path, kMaxConfigFileBytes);
+    std::string text;
+    if (!file.read_all(text)) {
+        if (file.error_code() != ENOENT || must_exist)
+            unread.diagnostics.file_error(path, "cannot read config file: " + file.error());
         return unread;
     }
-    if (ec) {
-        unread.diagnostics.file_error(path, "cannot read config file: " + ec.message());
-        return unread;
-    }
-    if (fs::is_directory(status)) {  // an ifstream would open it and read nothing
-        unread.diagnostics.file_error(
-            path, std::string("cannot read config file: ") + std::strerror(EISDIR));
-        return unread;
-    }
-    std::ifstream in(path);
-    if (!in) {
-        unread.diagnostics.file_error(
-            path, std::string("cannot read config file: ") + std::strerror(errno));
-        return unread;
-    }
+    std::istringstream in(std::move(text));
     return read_config_file(in, path, keys, check);
 }
 

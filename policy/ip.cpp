@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <charconv>
 #include <cstring>
+#include <vector>
 
 namespace pm {
 
@@ -131,6 +132,61 @@ std::optional<IpPrefix> parse_ip_prefix(std::string_view text) {
         p.length -= 96;
     }
     return p;
+}
+
+std::string ip_prefix_problem(std::string_view text) {
+    auto slash = text.find('/');
+    std::string_view addr = text.substr(0, slash);
+    bool v4_like = !addr.empty() && addr.find_first_not_of("0123456789.") == std::string_view::npos;
+    bool v6_like = addr.find(':') != std::string_view::npos &&
+                   addr.find_first_not_of("0123456789abcdefABCDEF:.%") == std::string_view::npos &&
+                   addr.find_first_not_of(":") != std::string_view::npos;
+    if (!v4_like && !v6_like && addr.find('%') == std::string_view::npos) return {};
+    std::uint32_t v4;
+    Ipv6Bits v6;
+    if (v4_like && !parse_v4(addr, v4)) {
+        // Split into parts and say what is wrong with the first bad one.
+        std::vector<std::string_view> parts;
+        for (std::size_t from = 0;;) {
+            auto dot = addr.find('.', from);
+            parts.push_back(addr.substr(from, dot - from));
+            if (dot == std::string_view::npos) break;
+            from = dot + 1;
+        }
+        if (parts.size() != 4)
+            return "an IPv4 address has four parts, not " + std::to_string(parts.size());
+        std::string fixed;
+        bool leading_zero = false;
+        for (auto part : parts) {
+            if (part.empty()) return "an IPv4 address has no empty parts";
+            std::size_t nz = part.find_first_not_of('0');
+            std::string_view digits = nz == std::string_view::npos ? "0" : part.substr(nz);
+            if (digits.size() > 3 || (digits.size() == 3 && digits > "255"))
+                return "part '" + std::string(part) + "' is more than 255";
+            if (part.size() > 1 && part[0] == '0') leading_zero = true;
+            if (!fixed.empty()) fixed += '.';
+            fixed += digits;
+        }
+        if (leading_zero)
+            return "leading zeros are not allowed (some software reads 010 as octal 8): write " +
+                   fixed + (slash == std::string_view::npos ? "" : std::string(text.substr(slash)));
+        return {};
+    }
+    if (addr.find('%') != std::string_view::npos)
+        return "zone indexes ('%' and what follows) are not allowed";
+    if (!v4_like && !parse_v6(addr, v6)) return {};
+    if (slash == std::string_view::npos) return {};
+    std::string_view len = text.substr(slash + 1);
+    unsigned max_len = v4_like ? 32 : 128;
+    if (len.empty()) return "no prefix length after '/'";
+    if (len.find_first_not_of("0123456789") != std::string_view::npos)
+        return "prefix length '" + std::string(len) + "' is not a number";
+    if (len.size() > 1 && len[0] == '0')
+        return "prefix length '" + std::string(len) + "' has a leading zero";
+    if (len.size() > 3 || std::stoul(std::string(len)) > max_len)
+        return std::string("an ") + (v4_like ? "IPv4" : "IPv6") + " prefix length is at most " +
+               std::to_string(max_len) + ", not " + std::string(len);
+    return {};
 }
 
 void IpSet::add(const IpPrefix& prefix) {

@@ -35,11 +35,15 @@ std::optional<IpAddress> parse_ip(std::string_view text);
 struct IpPrefix {
     IpAddress address;
     unsigned length = 0;         // 0..32 or 0..128
-    bool host_bits_set = false;  // "10.1.2.3/8": masked, and the parser warns
+    bool host_bits_set = false;  // "10.1.2.3/8": masked; the rules file calls it an error
 };
 
 // Parses an address or "address/length".
 std::optional<IpPrefix> parse_ip_prefix(std::string_view text);
+
+// Why `text`, which parse_ip_prefix refused, is not an address or prefix, when it looks
+// meant as one ("leading zeros ...", "an IPv4 prefix length is at most 32"); else empty.
+std::string ip_prefix_problem(std::string_view text);
 
 // The address with all but the first `length` bits cleared (for grouping keys).
 IpAddress mask_ip(const IpAddress& ip, unsigned length);

@@ -72,6 +72,9 @@ class Lexer {
             case '<': return two('=') ? pair(t, TokenKind::LessEq) : single(t, TokenKind::Less);
             case '>':
                 return two('=') ? pair(t, TokenKind::GreaterEq) : single(t, TokenKind::Greater);
+            // Not operators of the language; kept whole so the parser can say 'and'/'or'.
+            case '&': return two('&') ? pair(t, TokenKind::Invalid) : single(t, TokenKind::Invalid);
+            case '|': return two('|') ? pair(t, TokenKind::Invalid) : single(t, TokenKind::Invalid);
             case '"': return string(t);
             case '/': return regex(t);
             default: break;

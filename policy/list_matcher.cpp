@@ -3,6 +3,7 @@
 #include <re2/re2.h>
 #include <re2/set.h>
 
+#include <cctype>
 #include <charconv>
 
 namespace pm {
@@ -163,6 +164,44 @@ bool parse_duration(std::string_view text, std::uint64_t& seconds) {
     return true;
 }
 
+namespace {
+bool starts_with_digit(std::string_view t) {
+    return !t.empty() && t[0] >= '0' && t[0] <= '9';
+}
+std::string with_case(std::string_view text, bool upper) {
+    std::string out(text);
+    for (char& c : out)
+        c = upper ? static_cast<char>(std::toupper(static_cast<unsigned char>(c)))
+                  : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return out;
+}
+}  // namespace
+
+std::string size_problem(std::string_view text) {
+    std::uint64_t n = 0;
+    if (!starts_with_digit(text)) return {};
+    if (std::string upper = with_case(text, true); parse_size(upper, n))
+        return "units are upper case: " + upper;
+    if (text.find_first_of(".,") != std::string_view::npos)
+        return "sizes are whole numbers: write 1536K, not 1.5M";
+    auto unit_at = text.find_first_not_of("0123456789");
+    if (unit_at != std::string_view::npos)
+        return "unit '" + std::string(text.substr(unit_at)) +
+               "' is not one of K, KB, M, MB, G, GB (powers of 1024)";
+    return "the number is too large";
+}
+
+std::string duration_problem(std::string_view text) {
+    std::uint64_t n = 0;
+    if (!starts_with_digit(text)) return {};
+    if (std::string lower = with_case(text, false); lower != text && parse_duration(lower, n))
+        return "units are lower case: " + lower;
+    auto unit_at = text.find_first_not_of("0123456789");
+    if (unit_at == std::string_view::npos) return "a duration needs a unit: s, m, h or d";
+    if (text.find_first_not_of('0') == unit_at) return "a duration is more than zero";
+    return "unit '" + std::string(text.substr(unit_at)) + "' is not s, m, h or d";
+}
+
 void ListMatcher::reserve(std::size_t entries) {
     // Only the kinds that keep their items in exact_ use it: an IP or number list that
     // reserved it would hold an empty table of 16 bytes per expected entry.
@@ -173,7 +212,11 @@ void ListMatcher::reserve(std::size_t entries) {
 bool ListMatcher::add_item(std::string_view item, const SourceLocation& where,
                            std::string_view field_name, Diagnostics& diags) {
     auto bad = [&](std::string why) {
-        diags.error(where, "list item '" + std::string(item) + "' " + why);
+        // A feed gone wrong can have lines of any length: quote enough to find it.
+        constexpr std::size_t kQuoted = 100;
+        std::string shown(item.substr(0, kQuoted));
+        if (item.size() > kQuoted) shown += "...";
+        diags.error(where, "list item '" + shown + "' " + why);
         return false;
     };
     // Lower case and the IP check only for the kinds that use them: a million-line IP
@@ -184,13 +227,17 @@ bool ListMatcher::add_item(std::string_view item, const SourceLocation& where,
     switch (type_) {
         case ValueType::Ip: {
             auto prefix = parse_ip_prefix(item);
-            if (!prefix)
+            if (!prefix) {
+                if (std::string why = ip_prefix_problem(item); !why.empty())
+                    return bad("is not an IP address or CIDR prefix: " + why);
                 return bad("is not an IP address or CIDR prefix, but " + std::string(field_name) +
                            " is an IP address");
+            }
+            // Postfix skips such a cidr table entry and refuses it in mynetworks: a typo
+            // in the address or the length is likelier than a wish for the wider net.
             if (prefix->host_bits_set)
-                diags.warning(
-                    where, "list item '" + std::string(item) + "' has host bits set; it matches " +
-                               prefix->address.to_string() + "/" + std::to_string(prefix->length));
+                return bad("has host bits set; did you mean '" + prefix->address.to_string() + "/" +
+                           std::to_string(prefix->length) + "'?");
             ips_.add(*prefix);
             break;
         }
@@ -235,8 +282,11 @@ bool ListMatcher::add_item(std::string_view item, const SourceLocation& where,
             break;
         case ValueType::Number: {
             std::uint64_t n = 0;
-            if (!parse_size(item, n))
+            if (!parse_size(item, n)) {
+                if (std::string why = size_problem(item); !why.empty())
+                    return bad("is not a number: " + why);
                 return bad("is not a number, but " + std::string(field_name) + " is a number");
+            }
             numbers_.insert(n);
             break;
         }

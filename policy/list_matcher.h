@@ -81,5 +81,9 @@ class ListMatcher {
 bool parse_size(std::string_view text, std::uint64_t& out);
 // Parses a duration: a number with s, m, h or d. Returns seconds.
 bool parse_duration(std::string_view text, std::uint64_t& seconds);
+// Why parse_size or parse_duration refused `text`, as a hint such as "units are upper
+// case: 20MB"; empty when there is nothing more to say than that it is not one.
+std::string size_problem(std::string_view text);
+std::string duration_problem(std::string_view text);
 
 }  // namespace pm

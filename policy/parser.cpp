@@ -4,17 +4,14 @@
 #include <re2/re2.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <charconv>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "policy/lexer.h"
 #include "policy/policy.h"
+#include "policy/text_file.h"
 
 namespace pm {
 
@@ -26,6 +23,10 @@ const std::set<std::string, std::less<>> kKeywords = {
     "accept", "reject", "tempfail", "discard", "quarantine", "add-header"};
 
 constexpr int kMaxNesting = 64;
+// Bad lines of one list file reported one by one; the rest are counted in one warning.
+constexpr std::size_t kMaxListWarnings = 20;
+// No item is this long; a longer line is a bad line, and is not kept whole in memory.
+constexpr std::size_t kMaxListLineBytes = 64 << 10;
 
 bool is_identifier(std::string_view s) {
     if (s.empty()) return false;
@@ -51,6 +52,71 @@ bool is_reply_code_word(std::string_view s) {
 
 std::string quote(std::string_view s) {
     return "'" + std::string(s) + "'";
+}
+
+// Names people reach for from other tools (Postfix, milter macros, Sieve), mapped to the
+// field, stage or action this language calls it. closest_match catches the typos.
+const std::map<std::string, std::string, std::less<>> kFieldAliases = {
+    {"from", "sender"},
+    {"mail.from", "sender"},
+    {"envelope.from", "sender"},
+    {"to", "recipient"},
+    {"rcpt", "recipient"},
+    {"rcpt.to", "recipient"},
+    {"envelope.to", "recipient"},
+    {"ip", "client.ip"},
+    {"client", "client.ip"},
+    {"client.address", "client.ip"},
+    {"hostname", "client.name"},
+    {"ehlo", "helo"},
+    {"size", "message.size"},
+    {"subject", "header[\"Subject\"]"},
+    {"sasl.username", "auth.user"},
+    {"sasl_username", "auth.user"},
+    {"user", "auth.user"},
+};
+const std::map<std::string, std::string, std::less<>> kStageAliases = {
+    {"ehlo", "helo"},      {"from", "mail"},       {"mail.from", "mail"}, {"envfrom", "mail"},
+    {"to", "rcpt"},        {"rcpt.to", "rcpt"},    {"envrcpt", "rcpt"},   {"recipient", "rcpt"},
+    {"header", "message"}, {"headers", "message"}, {"body", "message"},   {"eoh", "message"},
+    {"eom", "message"},    {"end", "message"},
+};
+const std::map<std::string, std::string, std::less<>> kActionAliases = {
+    {"deny", "reject"},
+    {"block", "reject"},
+    {"refuse", "reject"},
+    {"defer", "tempfail"},
+    {"defer_if_permit", "tempfail"},
+    {"drop", "discard"},
+    {"hold", "quarantine"},
+    {"ok", "accept"},
+    {"allow", "accept"},
+    {"permit", "accept"},
+    {"dunno", "pass"},
+    {"continue", "pass"},
+    {"prepend", "add-header"},
+};
+constexpr std::string_view kActionNames[] = {"pass",    "accept",     "reject",    "tempfail",
+                                             "discard", "quarantine", "add-header"};
+
+// "; did you mean 'X'?" for `word` among `names`, or from `aliases`; else empty.
+std::string did_you_mean(std::string_view word, const std::vector<std::string_view>& names,
+                         const std::map<std::string, std::string, std::less<>>& aliases) {
+    std::string lower(word);
+    for (char& c : lower)
+        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    std::string near;
+    if (auto it = aliases.find(lower); it != aliases.end())
+        near = it->second;
+    else
+        near = closest_match(word, names);
+    return near.empty() ? std::string() : "; did you mean " + quote(near) + "?";
+}
+
+std::vector<std::string_view> field_names() {
+    std::vector<std::string_view> out;
+    for (const auto& f : detail::kFields) out.push_back(f.name);
+    return out;
 }
 
 struct SyntaxError {};
@@ -97,6 +163,8 @@ class PolicyBuilder {
         resolve_lists();
         warn_unused_lists();
         index_stages();
+        if (!diags_.has_errors() && policy_->statements_.empty())
+            diags_.file_warning(*file_, "no rules: every message is accepted");
         if (diags_.has_errors()) return nullptr;
         return policy_;
     }
@@ -140,7 +208,36 @@ class PolicyBuilder {
     }
 
     [[noreturn]] void expected(const std::string& what) {
-        fail(peek(), "expected " + what + ", found " + describe(peek()));
+        const Token& t = peek();
+        if (t.kind == TokenKind::Invalid && !is_plain_ascii_char(t)) fail(t, invalid_message(t));
+        std::string message = "expected " + what + ", found " + describe(t);
+        // WHEN, Reject: the keywords are lower case, and saying so beats "expected ...".
+        if (t.kind == TokenKind::Word) {
+            std::string lower = ascii_lower(t.text);
+            if (lower != t.text && kKeywords.count(lower))
+                message += "; keywords are lower case: " + quote(lower);
+        }
+        fail(t, message);
+    }
+
+    static bool is_plain_ascii_char(const Token& t) {
+        return t.text.size() == 1 && t.text[0] > 0x20 && t.text[0] < 0x7F && t.text[0] != '!' &&
+               t.text[0] != '&' && t.text[0] != '|';
+    }
+
+    // A character the language does not use, named so an invisible one can be found.
+    static std::string invalid_message(const Token& t) {
+        if (t.text == "&&") return "'&&' is written 'and'";
+        if (t.text == "||") return "'||' is written 'or'";
+        if (t.text == "!") return "'!' alone is not an operator: write 'not', or '!=' to compare";
+        auto [cp, n] = decode_utf8(t.text);
+        if (cp >= 0x21 && cp < 0x7F) return "unexpected character " + quote(t.text);
+        if (cp < 0) return "unexpected byte " + visible_text(t.text) + " (not UTF-8)";
+        std::string named = code_point_name(cp);
+        if (visible_text(t.text) == t.text) named = quote(t.text) + " (" + named + ")";
+        if (cp == 0x201C || cp == 0x201D || cp == 0x2018 || cp == 0x2019 || cp == 0x201E)
+            named += "; strings are written in straight double quotes: \"...\"";
+        return "unexpected character " + named;
     }
 
     const Token& expect_word(std::string_view w) {
@@ -174,8 +271,8 @@ class PolicyBuilder {
         if (is_word(t, "list")) return list_statement();
         if (is_word(t, "rule")) return rule_statement(false);
         if (is_word(t, "limit")) return rule_statement(true);
-        if (t.kind == TokenKind::Invalid) fail(t, "unexpected character " + quote(t.text));
-        fail(t, "expected 'list', 'rule' or 'limit', found " + describe(t));
+        if (t.kind == TokenKind::Invalid) fail(t, invalid_message(t));
+        expected("'list', 'rule' or 'limit'");
     }
 
     void list_statement() {
@@ -255,9 +352,15 @@ class PolicyBuilder {
         expect_word("at");
         const Token& stage_tok = expect(TokenKind::Word, "a stage");
         auto stage = stage_from_name(stage_tok.text);
-        if (!stage)
-            fail(stage_tok, "unknown stage " + quote(stage_tok.text) +
-                                "; stages are connect, helo, mail, rcpt, data, message");
+        if (!stage) {
+            std::vector<std::string_view> names;
+            for (Stage s : kAllStages) names.push_back(stage_name(s));
+            std::string hint = did_you_mean(stage_tok.text, names, kStageAliases);
+            fail(stage_tok,
+                 "unknown stage " + quote(stage_tok.text) +
+                     (hint.empty() ? "; stages are connect, helo, mail, rcpt, data, message"
+                                   : hint));
+        }
         st.stage = *stage;
         current_stage_ = *stage;
 
@@ -323,8 +426,11 @@ class PolicyBuilder {
         std::uint64_t max = 0;
         bool has_size_unit = !n.text.empty() && (n.text.back() == 'K' || n.text.back() == 'M' ||
                                                  n.text.back() == 'G' || n.text.back() == 'B');
-        if (!parse_size(n.text, max))
-            fail(n, "expected a number after 'max', found " + quote(n.text));
+        if (!parse_size(n.text, max)) {
+            std::string why = size_problem(n.text);
+            fail(n, "expected a number after 'max', found " + quote(n.text) +
+                        (why.empty() ? "" : ": " + why));
+        }
         Limit& lim = *st.limit;
         lim.max = max;
         lim.unit = has_size_unit ? LimitUnit::Bytes : LimitUnit::Messages;
@@ -357,8 +463,11 @@ class PolicyBuilder {
                              std::string(stage_name(st.stage)));
         expect_word("per");
         const Token& d = expect(TokenKind::Word, "a duration such as 1h after 'per'");
-        if (!parse_duration(d.text, lim.window_seconds))
-            fail(d, "expected a duration such as 30s, 10m, 1h or 1d, found " + quote(d.text));
+        if (!parse_duration(d.text, lim.window_seconds)) {
+            std::string why = duration_problem(d.text);
+            fail(d, "expected a duration such as 30s, 10m, 1h or 1d, found " + quote(d.text) +
+                        (why.empty() ? "" : ": " + why));
+        }
     }
 
     // ---- conditions ------------------------------------------------------------------
@@ -457,7 +566,7 @@ class PolicyBuilder {
 
     FieldRef field_ref(const Token& t, const std::string& name, Stage stage) {
         const FieldInfo* info = find_field(name);
-        if (!info) fail(t, "unknown field " + quote(name));
+        if (!info) fail(t, "unknown field " + quote(name) + field_hint(name));
         FieldRef ref;
         ref.id = info->id;
         if (stage_index(info->since) > stage_index(stage))
@@ -466,6 +575,10 @@ class PolicyBuilder {
                                      std::string(stage_name(info->since)) + " on)");
         policy_->used_fields_[static_cast<std::size_t>(info->id)] = true;
         return ref;
+    }
+
+    static std::string field_hint(std::string_view name) {
+        return did_you_mean(name, field_names(), kFieldAliases);
     }
 
     // The ["Name"] after `header`, in a condition or a limit key.
@@ -493,19 +606,33 @@ class PolicyBuilder {
                          " is " + std::string(value_type_name(info.type)));
         switch (info.type) {
             case ValueType::Number: {
-                if (v.kind != TokenKind::Word || !parse_size(v.text, c.number))
+                if (v.kind != TokenKind::Word || !parse_size(v.text, c.number)) {
+                    std::string why = v.kind == TokenKind::Word ? size_problem(v.text) : "";
+                    if (!why.empty())
+                        fail(v, "expected a number after " + quote(op.text) + ", found " +
+                                    quote(v.text) + ": " + why);
                     expected("a number after " + quote(op.text));
+                }
                 next();
                 return;
             }
             case ValueType::Ip: {
                 std::optional<IpPrefix> p;
                 if (v.kind == TokenKind::Word) p = parse_ip_prefix(v.text);
-                if (!p) expected("an IP address or prefix after " + quote(op.text));
+                if (!p) {
+                    std::string why = v.kind == TokenKind::Word ? ip_prefix_problem(v.text) : "";
+                    if (!why.empty())
+                        fail(v, "expected an IP address or prefix after " + quote(op.text) +
+                                    ", found " + quote(v.text) + ": " + why);
+                    expected("an IP address or prefix after " + quote(op.text));
+                }
+                // An error, not a silent widening: a typo in the address or the length is
+                // likelier than a wish for the wider network (Postfix refuses it too).
                 if (p->host_bits_set)
-                    diags_.warning(loc(v),
-                                   "prefix " + quote(v.text) + " has host bits set; it matches " +
-                                       p->address.to_string() + "/" + std::to_string(p->length));
+                    diags_.error(loc(v), "prefix " + quote(v.text) +
+                                             " has host bits set; did you mean '" +
+                                             p->address.to_string() + "/" +
+                                             std::to_string(p->length) + "'?");
                 c.prefix = p;
                 next();
                 return;
@@ -605,7 +732,7 @@ class PolicyBuilder {
             a.kind = ActionKind::Quarantine;
             message_only(t, stage);
             const Token& reason = expect_string("a quoted reason after 'quarantine'");
-            a.text = parse_template(reason, stage);
+            a.text = parse_template(reason, stage, "quarantine reason");
         } else if (t.text == "add-header") {
             a.kind = ActionKind::AddHeader;
             message_only(t, stage);
@@ -613,11 +740,16 @@ class PolicyBuilder {
             check_header_name(name);
             a.header_name = name.text;
             const Token& value = expect_string("a quoted header value");
-            a.text = parse_template(value, stage);
+            a.text = parse_template(value, stage, "header value");
         } else {
+            std::vector<std::string_view> names(std::begin(kActionNames), std::end(kActionNames));
+            std::string hint = did_you_mean(t.text, names, kActionAliases);
+            if (hint.empty() && kKeywords.count(ascii_lower(t.text)))
+                hint = "; keywords are lower case: " + quote(ascii_lower(t.text));
             fail(t, "unknown action " + quote(t.text) +
-                        "; actions are pass, accept, reject, tempfail, discard, quarantine, "
-                        "add-header");
+                        (hint.empty() ? "; actions are pass, accept, reject, tempfail, discard, "
+                                        "quarantine, add-header"
+                                      : hint));
         }
         (void)is_limit;
         return a;
@@ -706,14 +838,72 @@ class PolicyBuilder {
         if (peek().kind == TokenKind::String) {
             const Token& text = next();
             if (text.unterminated) fail(text, "unterminated string");
-            a.text = parse_template(text, stage);
+            warn_code_in_text(a, text, code_given);
+            a.text = parse_template(text, stage, "reply text");
         }
     }
 
-    Template parse_template(const Token& t, Stage stage) {
+    // reject "550 5.7.1 no" replies "550 5.7.1 550 5.7.1 no": the code and the enhanced
+    // code come before the text, unquoted.
+    void warn_code_in_text(const Action& a, const Token& text, bool code_given) {
+        std::string_view s = text.text;
+        std::size_t i = 0;
+        while (i < s.size() && s[i] == ' ') ++i;
+        auto word_end = [&](std::size_t from) {
+            std::size_t e = s.find(' ', from);
+            return e == std::string_view::npos ? s.size() : e;
+        };
+        std::size_t e1 = word_end(i);
+        std::string_view first = s.substr(i, e1 - i);
+        std::string_view code, enhanced;
+        std::size_t rest = i;
+        if (is_reply_code_word(first) && first[0] >= '2' && first[0] <= '5') {
+            code = first;
+            rest = e1;
+            while (rest < s.size() && s[rest] == ' ') ++rest;
+            std::size_t e2 = word_end(rest);
+            if (parse_enhanced_code(s.substr(rest, e2 - rest))) {
+                enhanced = s.substr(rest, e2 - rest);
+                rest = e2;
+            }
+        } else if (parse_enhanced_code(first)) {
+            enhanced = first;
+            rest = e1;
+        } else {
+            return;
+        }
+        while (rest < s.size() && s[rest] == ' ') ++rest;
+        std::string sent =
+            std::to_string(a.code) + " " + a.enhanced.to_string() + " " + std::string(s);
+        std::string verb = a.kind == ActionKind::Reject ? "reject" : "tempfail";
+        std::string fix = verb + " " + (code.empty() ? std::to_string(a.code) : std::string(code));
+        if (!enhanced.empty())
+            fix += " " + std::string(enhanced);
+        else if (code_given)
+            fix += " " + a.enhanced.to_string();
+        if (rest < s.size()) fix += " \"" + std::string(s.substr(rest)) + "\"";
+        diags_.warning(loc(text), "the text starts with a " +
+                                      std::string(code.empty() ? "status code" : "reply code") +
+                                      ", so the reply would be '" + sent + "'; write " + fix);
+    }
+
+    Template parse_template(const Token& t, Stage stage, std::string_view what) {
         Template out;
         const std::string& s = t.text;
         std::string literal;
+        // The MTA gets ASCII: every other byte goes out as '?'. Said once, at the first.
+        for (std::size_t i = 0; i < s.size(); ++i) {
+            if (static_cast<unsigned char>(s[i]) < 0x80) continue;
+            auto [cp, n] = decode_utf8(std::string_view(s).substr(i));
+            std::string shown = cp < 0 ? visible_text(s.substr(i, 1))
+                                : visible_text(s.substr(i, n)) == s.substr(i, n)
+                                    ? quote(s.substr(i, n)) + " (" + code_point_name(cp) + ")"
+                                    : code_point_name(cp);
+            diags_.warning(loc_in_string(t, i), "non-ASCII character " + shown + " in the " +
+                                                    std::string(what) + " is sent as '" +
+                                                    std::string(cp < 0 ? 1 : n, '?') + "'");
+            break;
+        }
         for (std::size_t i = 0; i < s.size(); ++i) {
             if (s[i] == '{' && i + 1 < s.size() && s[i + 1] == '{') {
                 literal += '{';
@@ -741,7 +931,8 @@ class PolicyBuilder {
             const FieldInfo* info = find_field(name);
             if (!info || (info->id == FieldId::Header && header.empty())) {
                 diags_.error(loc_in_string(t, i + 1),
-                             "unknown field " + quote(s.substr(i + 1, close - i - 1)) + " in text");
+                             "unknown field " + quote(s.substr(i + 1, close - i - 1)) + " in text" +
+                                 (info ? std::string() : field_hint(name)));
             } else if (stage_index(info->since) > stage_index(stage)) {
                 diags_.error(loc_in_string(t, i + 1),
                              "field " + quote(name) + " is not available at the " +
@@ -823,34 +1014,29 @@ class PolicyBuilder {
         return matcher;
     }
 
+    // A list file is often a machine-generated feed: as Postfix does with a cidr table,
+    // a bad line is a warning and is skipped, and the rest of the list is loaded. Only a
+    // file that cannot be read at all is an error.
     void read_list_file(ListSource& src, ListMatcher& matcher, const std::string& field_name) {
         const std::string& path = *src.file;
-        // A FIFO or device (/dev/zero) would hang or exhaust memory: lists are plain files.
-        std::error_code kind_ec;
-        auto status = std::filesystem::status(path, kind_ec);
-        if (!kind_ec && std::filesystem::exists(status) &&
-            !std::filesystem::is_regular_file(status)) {
-            diags_.error(src.file_where, "list file \"" + path + "\" is not a regular file");
-            return;
-        }
-        std::ifstream in(path, std::ios::binary);
-        if (!in) {
-            diags_.error(src.file_where,
-                         "cannot read list file \"" + path + "\": " + std::strerror(errno));
+        TextFile in(path, kMaxListFileBytes);
+        if (!in.ok()) {
+            diags_.error(src.file_where, "cannot read list file \"" + path + "\": " + in.error());
             return;
         }
         if (std::find(policy_->source_files_.begin(), policy_->source_files_.end(), path) ==
             policy_->source_files_.end())
             policy_->source_files_.push_back(path);
         // A rough guess of the entry count from the size keeps the table from rehashing.
-        std::error_code ec;
-        auto bytes = std::filesystem::file_size(path, ec);
-        if (!ec) matcher.reserve(static_cast<std::size_t>(bytes / 24));
+        matcher.reserve(static_cast<std::size_t>(in.size() / 24));
+        in.set_max_line(kMaxListLineBytes);
         auto file_name = std::make_shared<const std::string>(path);
         std::string line;
         std::uint32_t line_no = 0;
         std::size_t bad = 0;
-        while (std::getline(in, line)) {
+        SourceLocation last_bad;
+        Diagnostics item_diags;
+        while (in.next_line(line)) {
             ++line_no;
             std::string_view item(line);
             if (auto hash = item.find('#'); hash != std::string_view::npos)
@@ -864,16 +1050,27 @@ class PolicyBuilder {
             if (item.empty()) continue;
             SourceLocation where{file_name, line_no, static_cast<std::uint32_t>(lead + 1)};
             if (item == "\"\"") item = {};  // the null sender, written as inline
-            if (!matcher.add_item(item, where, field_name, diags_) && ++bad >= 20) {
-                diags_.error(where, "too many bad items in list file \"" + path + "\"; stopping");
-                return;
-            }
+            if (in.truncated())
+                item_diags.error(where,
+                                 "line is longer than " + format_byte_limit(kMaxListLineBytes));
+            else if (matcher.add_item(item, where, field_name, item_diags))
+                continue;
+            // A feed that went wrong (an HTML error page) must not flood the log: the
+            // first few lines are named, the rest counted.
+            if (++bad <= kMaxListWarnings)
+                for (const auto& d : item_diags.all())
+                    diags_.warning(d.where, d.message + " (line skipped)");
+            item_diags = Diagnostics();
+            last_bad = where;
         }
-        // A directory opens like a file but cannot be read; say so instead of
-        // silently compiling an empty list.
-        if (in.bad())
-            diags_.error(src.file_where,
-                         "cannot read list file \"" + path + "\": " + std::strerror(errno));
+        if (!in.ok()) {
+            diags_.error(src.file_where, "cannot read list file \"" + path + "\": " + in.error());
+            return;
+        }
+        if (bad > kMaxListWarnings)
+            diags_.warning(last_bad, std::to_string(bad - kMaxListWarnings) +
+                                         " more bad lines skipped in list file \"" + path + "\" (" +
+                                         std::to_string(bad) + " in all)");
     }
 
     void warn_unused_lists() {
@@ -954,17 +1151,15 @@ LoadResult load_policy_text(std::string_view text, const std::string& display_na
 }
 
 LoadResult load_policy_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
+    TextFile file(path, kMaxRulesFileBytes);
+    std::string text;
+    if (!file.read_all(text)) {
         LoadResult result;
-        result.diagnostics.file_error(
-            path, std::string("cannot read rules file: ") + std::strerror(errno));
+        result.diagnostics.file_error(path, "cannot read rules file: " + file.error());
         return result;
     }
-    std::stringstream buffer;
-    buffer << in.rdbuf();
     std::string base = std::filesystem::path(path).parent_path().string();
-    return load_policy_text(buffer.str(), path, base.empty() ? "." : base);
+    return load_policy_text(text, path, base.empty() ? "." : base);
 }
 
 }  // namespace pm

@@ -1,6 +1,8 @@
 // The daemon's config file (spec §8): `key = value` lines, every error as
 // FILE:LINE:COL: error: message in one run, the command line winning over the file.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <fstream>
 #include <sstream>
@@ -242,7 +244,8 @@ TEST(ConfigFile, NamedFileMustExist) {
 TEST(ConfigFile, DirectoryIsNotAConfigFile) {
     Parsed p = parse({"--config", ::testing::TempDir()});
     EXPECT_EQ(p.exit_code, 2);
-    EXPECT_EQ(p.err, ::testing::TempDir() + ": error: cannot read config file: Is a directory\n");
+    EXPECT_EQ(p.err, ::testing::TempDir() +
+                         ": error: cannot read config file: not a regular file (a directory)\n");
 }
 
 TEST(ConfigFile, DevNullIsAnEmptyConfigFile) {
@@ -257,6 +260,70 @@ TEST(ConfigFile, MissingDefaultFileIsFine) {
     ConfigFile f = read_config_file(::testing::TempDir() + "pm-absent.conf", false, keys);
     EXPECT_FALSE(f.diagnostics.has_errors());
     EXPECT_TRUE(f.options.options.empty());
+}
+
+// Habits from Postfix's main.cf that do not hold here (policy-milter.conf(5)): a line
+// that starts with white space is a line of its own, not a continuation of the one
+// before, and a key given twice is an error, not "the last one wins".
+TEST(ConfigFile, IndentedLineIsNotAContinuation) {
+    EXPECT_EQ(errors_of("rules = /etc/policy-milter/rules.conf\n"
+                        "    /etc/policy-milter/more.conf\n"
+                        "observe = yes\n"
+                        "  observe = no\n"),
+              "F:2:5: error: expected 'key = value', got '/etc/policy-milter/more.conf'\n"
+              "F:4:3: error: 'observe' is already set on line 3\n");
+    // Indented `key = value` is a key like any other.
+    std::string path = write_config("observe = yes\n    foreground = yes\n");
+    Parsed p = parse({"--config", path});
+    EXPECT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_TRUE(p.options.foreground);
+}
+
+TEST(ConfigFile, ByteOrderMarkIsDropped) {
+    std::string path = write_config("\xEF\xBB\xBFobserve = yes\n");
+    Parsed p = parse({"--config", path});
+    EXPECT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_TRUE(p.options.conversation().observe_all);
+}
+
+// Anywhere else, an invisible character is named by its code point.
+TEST(ConfigFile, InvisibleCharactersAreNamed) {
+    EXPECT_EQ(
+        errors_of("observe\xC2\xA0= yes\nsocket = inet:8895@127.0.0.1\n\xEF\xBB\xBFuser = x\n"),
+        "F:1:1: error: unknown key 'observe<U+00A0>'; did you mean 'observe'?\n"
+        "F:3:1: error: unknown key '<U+FEFF>user'; did you mean 'user'?\n");
+}
+
+TEST(ConfigFile, OnlyARegularFileIsAConfigFile) {
+    std::string fifo = ::testing::TempDir() + "pm-config-fifo";
+    ::unlink(fifo.c_str());
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    Parsed p = parse({"--config", fifo});  // would block for ever if it were opened blocking
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_EQ(p.err, fifo + ": error: cannot read config file: not a regular file (a FIFO)\n");
+    ::unlink(fifo.c_str());
+    p = parse({"--config", "/dev/zero"});
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_EQ(p.err,
+              "/dev/zero: error: cannot read config file: not a regular file (a character "
+              "device)\n");
+    // A symlink to a regular file is fine: admins use them.
+    std::string target = write_config("observe = yes\n");
+    std::string link = ::testing::TempDir() + "pm-config-link.conf";
+    ::unlink(link.c_str());
+    ASSERT_EQ(::symlink(target.c_str(), link.c_str()), 0);
+    p = parse({"--config", link});
+    EXPECT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_TRUE(p.options.conversation().observe_all);
+    ::unlink(link.c_str());
+}
+
+TEST(ConfigFile, SizeIsBounded) {
+    std::string path = write_config("");
+    ASSERT_EQ(::truncate(path.c_str(), (1 << 20) + 1), 0);
+    Parsed p = parse({"--config", path});
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_EQ(p.err, path + ": error: cannot read config file: larger than the limit of 1 MiB\n");
 }
 
 // --check goes on to the rules after the config file's errors, printed on stdout.

@@ -2,6 +2,7 @@
 // checked for the complete list of diagnostics it produces, in order, with the exact
 // FILE:LINE:COL, severity and text. A policy is returned exactly when there is no error.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <vector>
 
 #include "policy/policy.h"
+#include "policy/text_file.h"
 
 namespace {
 
@@ -107,9 +109,9 @@ TEST(Diagnostics, UnknownField) {
         "rule \"a\" at mail when sendr == \"x@y\" reject\n"
         "rule \"b\" at mail when client.address == 1.2.3.4 reject\n"
         "rule \"c\" at mail reject 550 5.7.1 \"from {sendr} {header}\"\n",
-        {"t.rules:1:23: error: unknown field 'sendr'",
-         "t.rules:2:23: error: unknown field 'client.address'",
-         "t.rules:3:42: error: unknown field 'sendr' in text",
+        {"t.rules:1:23: error: unknown field 'sendr'; did you mean 'sender'?",
+         "t.rules:2:23: error: unknown field 'client.address'; did you mean 'client.ip'?",
+         "t.rules:3:42: error: unknown field 'sendr' in text; did you mean 'sender'?",
          "t.rules:3:50: error: unknown field 'header' in text"});
 }
 
@@ -190,10 +192,14 @@ TEST(Diagnostics, UnknownAction) {
     expect_diagnostics(
         "rule \"a\" at mail when sender == \"x@y\" deny\n"
         "rule \"b\" at mail when sender == \"x@z\" REJECT 550\n",
-        {"t.rules:1:39: error: unknown action 'deny'; actions are pass, accept, reject, "
-         "tempfail, discard, quarantine, add-header",
-         "t.rules:2:39: error: unknown action 'REJECT'; actions are pass, accept, reject, "
-         "tempfail, discard, quarantine, add-header"});
+        {"t.rules:1:39: error: unknown action 'deny'; did you mean 'reject'?",
+         "t.rules:2:39: error: unknown action 'REJECT'; did you mean 'reject'?"});
+}
+
+TEST(Diagnostics, UnknownActionWithNothingNearListsTheActions) {
+    expect_diagnostics("rule \"a\" at mail when sender == \"x@y\" frobnicate\n",
+                       {"t.rules:1:39: error: unknown action 'frobnicate'; actions are pass, "
+                        "accept, reject, tempfail, discard, quarantine, add-header"});
 }
 
 TEST(Diagnostics, MissingActionIsReportedAndTheNextStatementStillChecked) {
@@ -511,8 +517,8 @@ TEST(Diagnostics, UnexpectedCharacter) {
         "rule \"c\" at mail when sender == \"c@x\" ! reject\n",
         {"t.rules:2:1: error: expected 'observe' or the next 'list', 'rule' or 'limit', "
          "found ';'",
-         "t.rules:3:39: error: expected an action (pass, accept, reject, tempfail, discard, "
-         "quarantine, add-header), found '!'"});
+         "t.rules:3:39: error: '!' alone is not an operator: write 'not', or '!=' to "
+         "compare"});
 }
 
 // ---- conditions -------------------------------------------------------------------------
@@ -550,8 +556,8 @@ TEST(Diagnostics, ConditionSyntax) {
          "t.rules:2:30: error: expected '==', '!=', '<', '<=', '>', '>=', 'in' or 'matches' "
          "after 'sender', found 'reject'",
          "t.rules:3:23: error: expected a field, 'not' or '(', found 'and'",
-         "t.rules:4:39: warning: prefix '10.0.0.1/8' has host bits set; it matches "
-         "10.0.0.0/8"});
+         "t.rules:4:39: error: prefix '10.0.0.1/8' has host bits set; did you mean "
+         "'10.0.0.0/8'?"});
 }
 
 // ---- limits -----------------------------------------------------------------------------
@@ -568,8 +574,10 @@ TEST(Diagnostics, BadLimitSyntax) {
         "limit \"h\" at mail key sender max 5 tempfail\n"
         "limit \"i\" at mail max 5 per 1h tempfail\n"
         "limit \"j\" at connect key client.ip/129 max 5 per 1h tempfail\n",
-        {"t.rules:1:40: error: expected a duration such as 30s, 10m, 1h or 1d, found '1y'",
-         "t.rules:2:40: error: expected a duration such as 30s, 10m, 1h or 1d, found '0h'",
+        {"t.rules:1:40: error: expected a duration such as 30s, 10m, 1h or 1d, found '1y': "
+         "unit 'y' is not s, m, h or d",
+         "t.rules:2:40: error: expected a duration such as 30s, 10m, 1h or 1d, found '0h': a "
+         "duration is more than zero",
          "t.rules:3:36: error: a limit on recipients counts at rcpt, data or message, not at "
          "mail",
          "t.rules:4:37: error: a limit on bytes counts at mail (mail.size) or message "
@@ -592,12 +600,9 @@ TEST(Diagnostics, UnknownStage) {
         "rule \"c\" at eom reject\n"
         "rule \"d\" at\n"
         "rule \"e\" at data when rcpt.count > 9 reject\n",
-        {"t.rules:1:13: error: unknown stage 'connnect'; stages are connect, helo, mail, "
-         "rcpt, data, message",
-         "t.rules:2:13: error: unknown stage 'MAIL'; stages are connect, helo, mail, rcpt, "
-         "data, message",
-         "t.rules:3:13: error: unknown stage 'eom'; stages are connect, helo, mail, rcpt, "
-         "data, message",
+        {"t.rules:1:13: error: unknown stage 'connnect'; did you mean 'connect'?",
+         "t.rules:2:13: error: unknown stage 'MAIL'; did you mean 'mail'?",
+         "t.rules:3:13: error: unknown stage 'eom'; did you mean 'message'?",
          "t.rules:5:1: error: expected a stage, found 'rule'"});
 }
 
@@ -660,7 +665,8 @@ TEST_F(DiagnosticsFiles, ListFileThatIsNotAPlainFileIsAnError) {
     expect_diagnostics(
         "list d = file \"a-directory\"\n"
         "rule \"a\" at connect when client.ip in d reject\n",
-        {"t.rules:1:15: error: list file \"" + path("a-directory") + "\" is not a regular file"},
+        {"t.rules:1:15: error: cannot read list file \"" + path("a-directory") +
+         "\": not a regular file (a directory)"},
         base());
 }
 
@@ -698,19 +704,20 @@ TEST_F(DiagnosticsFiles, MalformedEntriesInAListFileUseTheListFilesOwnPosition) 
         "list senders = file \"senders.txt\"\n"
         "rule \"a\" at connect when client.ip in nets reject\n"
         "rule \"b\" at mail when sender in senders reject\n",
-        {path("nets.txt") + ":4:4: error: list item 'bogus-entry' is not an IP address or "
-                            "CIDR prefix, but client.ip is an IP address",
-         path("nets.txt") + ":6:1: error: list item 'user@example.com' is not an IP address "
-                            "or CIDR prefix, but client.ip is an IP address",
-         path("nets.txt") + ":7:1: error: list item '2001:db8::/129' is not an IP address "
-                            "or CIDR prefix, but client.ip is an IP address",
-         path("nets.txt") + ":8:1: warning: list item '192.0.2.1/24' has host bits set; it "
-                            "matches 192.0.2.0/24",
-         path("senders.txt") + ":2:3: error: list item '192.0.2.7' is an IP address, but "
-                               "sender is a mail address",
-         path("senders.txt") + ":3:1: error: list item 'example.org' is not a mail address; "
+        {path("nets.txt") + ":4:4: warning: list item 'bogus-entry' is not an IP address or "
+                            "CIDR prefix, but client.ip is an IP address (line skipped)",
+         path("nets.txt") + ":6:1: warning: list item 'user@example.com' is not an IP address "
+                            "or CIDR prefix, but client.ip is an IP address (line skipped)",
+         path("nets.txt") + ":7:1: warning: list item '2001:db8::/129' is not an IP address "
+                            "or CIDR prefix: an IPv6 prefix length is at most 128, not 129 "
+                            "(line skipped)",
+         path("nets.txt") + ":8:1: warning: list item '192.0.2.1/24' has host bits set; did "
+                            "you mean '192.0.2.0/24'? (line skipped)",
+         path("senders.txt") + ":2:3: warning: list item '192.0.2.7' is an IP address, but "
+                               "sender is a mail address (line skipped)",
+         path("senders.txt") + ":3:1: warning: list item 'example.org' is not a mail address; "
                                "write '@example.org' for the domain or '.example.org' for its "
-                               "subdomains"},
+                               "subdomains (line skipped)"},
         base());
 }
 
@@ -719,9 +726,9 @@ TEST_F(DiagnosticsFiles, AbsoluteListPathIsUsedAsIs) {
     expect_diagnostics("list nets = file \"" + path("nets.txt") +
                            "\"\n"
                            "rule \"a\" at connect when client.ip in nets reject\n",
-                       {path("nets.txt") + ":1:1: error: list item 'not-an-ip' is not an IP "
+                       {path("nets.txt") + ":1:1: warning: list item 'not-an-ip' is not an IP "
                                            "address or CIDR prefix, but client.ip is an IP "
-                                           "address"},
+                                           "address (line skipped)"},
                        "/nonexistent-base");
 }
 
@@ -741,11 +748,187 @@ TEST_F(DiagnosticsFiles, RulesFileListsAreRelativeToTheRulesFile) {
           "rule \"a\" at connect when client.ip in nets reject\n");
     write("etc/nets.txt", "10.0.0.0/8\nnope\n");
     pm::LoadResult result = pm::load_policy_file(path("etc/r.rules"));
-    EXPECT_EQ(result.policy, nullptr);
+    EXPECT_NE(result.policy, nullptr);
     EXPECT_EQ(diagnostic_lines(result),
               std::vector<std::string>{path("etc/nets.txt") +
-                                       ":2:1: error: list item 'nope' is not an IP address or "
-                                       "CIDR prefix, but client.ip is an IP address"});
+                                       ":2:1: warning: list item 'nope' is not an IP address or "
+                                       "CIDR prefix, but client.ip is an IP address (line "
+                                       "skipped)"});
+}
+
+// ---- what is read: regular files, bounded, without a byte-order mark -------------------
+
+TEST_F(DiagnosticsFiles, RulesFileMustBeARegularFile) {
+    fs::create_directories(dir_ / "dir.rules");
+    ASSERT_EQ(::mkfifo(path("fifo.rules").c_str(), 0600), 0);
+    auto only = [](const pm::LoadResult& r) {
+        EXPECT_EQ(r.policy, nullptr);
+        return diagnostic_lines(r);
+    };
+    // A directory used to load as an empty policy, accepting all mail.
+    EXPECT_EQ(only(pm::load_policy_file(path("dir.rules"))),
+              std::vector<std::string>{path("dir.rules") +
+                                       ": error: cannot read rules file: not a regular file (a "
+                                       "directory)"});
+    // A FIFO used to hang --check, and a reload in the thread that handles SIGTERM.
+    EXPECT_EQ(only(pm::load_policy_file(path("fifo.rules"))),
+              std::vector<std::string>{path("fifo.rules") +
+                                       ": error: cannot read rules file: not a regular file (a "
+                                       "FIFO)"});
+    // /dev/zero used to abort with bad_alloc.
+    EXPECT_EQ(only(pm::load_policy_file("/dev/zero")),
+              std::vector<std::string>{"/dev/zero: error: cannot read rules file: not a regular "
+                                       "file (a character device)"});
+}
+
+TEST_F(DiagnosticsFiles, SymlinkToARegularRulesFileWorks) {
+    write("real.rules", "rule \"a\" at connect when client.ip == 192.0.2.1 reject\n");
+    fs::create_symlink(path("real.rules"), path("link.rules"));
+    pm::LoadResult result = pm::load_policy_file(path("link.rules"));
+    EXPECT_NE(result.policy, nullptr);
+    EXPECT_TRUE(diagnostic_lines(result).empty());
+}
+
+TEST_F(DiagnosticsFiles, RulesFileSizeIsBounded) {
+    write("big.rules", "");
+    fs::resize_file(path("big.rules"), pm::kMaxRulesFileBytes + 1);  // sparse: no disk used
+    pm::LoadResult result = pm::load_policy_file(path("big.rules"));
+    EXPECT_EQ(result.policy, nullptr);
+    EXPECT_EQ(diagnostic_lines(result),
+              std::vector<std::string>{path("big.rules") +
+                                       ": error: cannot read rules file: larger than the limit "
+                                       "of 16 MiB"});
+}
+
+TEST_F(DiagnosticsFiles, ListFileMustBeARegularFile) {
+    ASSERT_EQ(::mkfifo(path("fifo.txt").c_str(), 0600), 0);
+    expect_diagnostics(
+        "list f = file \"fifo.txt\"\n"
+        "list z = file \"/dev/zero\"\n"
+        "rule \"a\" at connect when client.ip in f or client.ip in z reject\n",
+        {"t.rules:1:15: error: cannot read list file \"" + path("fifo.txt") +
+             "\": not a regular file (a FIFO)",
+         "t.rules:2:15: error: cannot read list file \"/dev/zero\": not a regular file (a "
+         "character device)"},
+        base());
+}
+
+// A byte-order mark used to become part of the first item, which then never matched.
+TEST_F(DiagnosticsFiles, ByteOrderMarkIsDroppedFromRulesAndListFiles) {
+    write("r.rules",
+          "\xEF\xBB\xBFlist helos = file \"helos.txt\"\n"
+          "rule \"a\" at helo when helo in helos reject\n");
+    write("helos.txt",
+          "\xEF\xBB\xBF"
+          "bad.example\r\nworse.example");
+    pm::LoadResult result = pm::load_policy_file(path("r.rules"));
+    ASSERT_NE(result.policy, nullptr);
+    EXPECT_TRUE(diagnostic_lines(result).empty());
+    const pm::Condition& c = *result.policy->statements()[0].when;
+    EXPECT_TRUE(c.list->contains_host("bad.example"));
+    EXPECT_TRUE(c.list->contains_host("worse.example"));  // the last line has no newline
+    EXPECT_EQ(c.list->size(), 2u);
+}
+
+TEST_F(DiagnosticsFiles, TextFileReadsLinesAndDropsOnlyALeadingBom) {
+    write("t.txt",
+          "\xEF\xBB\xBF"
+          "a\n\xEF\xBB\xBF"
+          "b\r\n\nc");
+    pm::TextFile f(path("t.txt"), 100);
+    ASSERT_TRUE(f.ok()) << f.error();
+    std::vector<std::string> lines;
+    for (std::string line; f.next_line(line);) lines.push_back(line);
+    EXPECT_TRUE(f.ok());
+    EXPECT_EQ(lines, (std::vector<std::string>{"a",
+                                               "\xEF\xBB\xBF"
+                                               "b\r",
+                                               "", "c"}));
+    pm::TextFile small(path("t.txt"), 5);
+    EXPECT_FALSE(small.ok());
+    EXPECT_EQ(small.error(), "larger than the limit of 5 bytes");
+    pm::TextFile null("/dev/null", 5);  // the customary "nothing", as an empty file
+    std::string all = "x";
+    EXPECT_TRUE(null.read_all(all));
+    EXPECT_EQ(all, "");
+}
+
+// A machine-generated feed gone wrong must neither flood the log nor stop the load.
+TEST_F(DiagnosticsFiles, BadLinesOfAListFileAreCountedAfterTwenty) {
+    std::string feed;
+    for (int i = 0; i < 30; ++i) feed += "junk-" + std::to_string(i) + "\n";
+    feed += std::string(5000, 'x') + "\n192.0.2.1\n";
+    write("feed.txt", feed);
+    pm::LoadResult result = pm::load_policy_text(
+        "list f = file \"feed.txt\"\nrule \"a\" at connect when client.ip in f reject\n", "t.rules",
+        base());
+    ASSERT_NE(result.policy, nullptr);
+    auto lines = diagnostic_lines(result);
+    ASSERT_EQ(lines.size(), 21u);
+    EXPECT_EQ(lines[0], path("feed.txt") +
+                            ":1:1: warning: list item 'junk-0' is not an IP address or CIDR "
+                            "prefix, but client.ip is an IP address (line skipped)");
+    EXPECT_EQ(lines[20], path("feed.txt") +
+                             ":31:1: warning: 11 more bad lines skipped in list file \"" +
+                             path("feed.txt") + "\" (31 in all)");
+    EXPECT_TRUE(result.policy->statements()[0].when->list->contains_ip(*pm::parse_ip("192.0.2.1")));
+}
+
+TEST_F(DiagnosticsFiles, TextFileCutsLongLinesWithoutKeepingThem) {
+    std::string huge(200 << 10, 'z');  // spans several reads
+    write("t.txt", "abc\nabcdefgh\nxy\n" + huge + "\nend\n" + huge);
+    pm::TextFile f(path("t.txt"), 1 << 20);
+    f.set_max_line(4);
+    std::vector<std::pair<std::string, bool>> lines;
+    for (std::string line; f.next_line(line);) lines.emplace_back(line, f.truncated());
+    EXPECT_TRUE(f.ok());
+    EXPECT_EQ(lines, (std::vector<std::pair<std::string, bool>>{{"abc", false},
+                                                                {"abcd", true},
+                                                                {"xy", false},
+                                                                {"zzzz", true},
+                                                                {"end", false},
+                                                                {"zzzz", true}}));
+}
+
+TEST_F(DiagnosticsFiles, OverlongListLineIsSkipped) {
+    write("l.txt", std::string(100 << 10, '1') + "\n192.0.2.1\n");
+    expect_diagnostics(
+        "list l = file \"l.txt\"\nrule \"a\" at connect when client.ip in l reject\n",
+        {path("l.txt") + ":1:1: warning: line is longer than 64 KiB (line skipped)"}, base());
+}
+
+TEST_F(DiagnosticsFiles, LongBadListLineIsQuotedInPart) {
+    write("l.txt", std::string(300, 'y') + "\n");
+    expect_diagnostics(
+        "list l = file \"l.txt\"\nrule \"a\" at connect when client.ip in l reject\n",
+        {path("l.txt") + ":1:1: warning: list item '" + std::string(100, 'y') +
+         "...' is not an IP address or CIDR prefix, but client.ip is an IP "
+         "address (line skipped)"},
+        base());
+}
+
+TEST(Diagnostics, EmptyRulesFileWarns) {
+    expect_diagnostics("", {"t.rules: warning: no rules: every message is accepted"});
+    expect_diagnostics("# nothing yet\nlist a = [ 192.0.2.1 ]\n",
+                       {"t.rules:2:6: warning: list 'a' is never used",
+                        "t.rules: warning: no rules: every message is accepted"});
+}
+
+TEST(Diagnostics, InvisibleCharactersAreNamedByCodePoint) {
+    EXPECT_EQ(pm::visible_text("a\xC2\xA0"
+                               "b\xEF\xBB\xBF"
+                               "c\n\xFF\xC3\xA9"),
+              "a<U+00A0>b<U+FEFF>c<U+000A><0xFF>\xC3\xA9");
+    expect_diagnostics("rule \"a\" at\xC2\xA0helo reject\n",
+                       {"t.rules:1:12: error: unexpected character U+00A0 (no-break space)"});
+}
+
+TEST(Diagnostics, ClosestMatch) {
+    std::vector<std::string_view> names = {"sender", "client.ip", "connect"};
+    EXPECT_EQ(pm::closest_match("sendr", names), "sender");
+    EXPECT_EQ(pm::closest_match("client_ip", names), "client.ip");
+    EXPECT_EQ(pm::closest_match("CONNECT", names), "connect");
+    EXPECT_EQ(pm::closest_match("xyz", names), "");
 }
 
 // ---- many errors in one run -------------------------------------------------------------

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <thread>
 
 #include "test_util.h"
@@ -176,6 +177,30 @@ TEST(Limits, ObservedLimitStillCounts) {
                           "a@x",
                           3600),
               2u);
+}
+
+// The example policy shipped in packaging/examples: its quota must not put every bounce
+// (null sender) in one bucket, and, as packaging/README.md and README.Debian say, it is
+// observed like every rule of the example that is not certain.
+TEST(Limits, ExamplePolicySenderQuotaSkipsBouncesAndIsObserved) {
+    // PM_TEST_DATA_DIR is tests/data, which need not exist: resolve the path as text.
+    std::filesystem::path example =
+        std::filesystem::path(PM_TEST_DATA_DIR) / "../../packaging/examples/rules.conf";
+    LoadResult loaded = load_policy_file(example.lexically_normal().string());
+    ASSERT_NE(loaded.policy, nullptr);
+    for (const auto& d : loaded.diagnostics.all()) ADD_FAILURE() << d.to_string();
+    FakeClock clock;
+    MemoryCounterStore store(clock.fn());
+    for (int i = 0; i < 500; ++i) {
+        ASSERT_TRUE(send(loaded.policy, store, "<>").observed.empty());
+        ASSERT_TRUE(send(loaded.policy, store, "<a@example.org>").observed.empty());
+    }
+    Decision bounce = send(loaded.policy, store, "<>");
+    EXPECT_EQ(bounce.verdict, Verdict::Continue);
+    EXPECT_TRUE(bounce.observed.empty());
+    Decision over = send(loaded.policy, store, "<a@example.org>");
+    EXPECT_EQ(over.verdict, Verdict::Continue);
+    ASSERT_EQ(over.observed.size(), 1u);
 }
 
 class FailingStore : public CounterStore {
