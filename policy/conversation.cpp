@@ -292,13 +292,14 @@ Decision Conversation::evaluate(Stage stage) {
             std::uint64_t already = 0;
             if (auto p = pending_.find(key); p != pending_.end()) already = p->second.amount;
             auto& staged = event_pending_[key];
-            staged.amount += amount;
+            staged.amount = saturating_add(staged.amount, amount);
             staged.window_seconds = st.limit->window_seconds;
             staged.statement = &st;
             staged.enforce =
                 !st.observe && !options_.observe_all &&
                 (st.action.kind == ActionKind::Reject || st.action.kind == ActionKind::Tempfail);
-            if (committed + already + amount <= st.limit->max) continue;
+            if (saturating_add(saturating_add(committed, already), amount) <= st.limit->max)
+                continue;
         }
 
         ActionKind kind = st.action.kind;
@@ -348,7 +349,7 @@ Decision Conversation::evaluate(Stage stage) {
     if (!d.refused())
         for (auto& [key, p] : event_pending_) {
             auto& total = pending_[key];
-            total.amount += p.amount;
+            total.amount = saturating_add(total.amount, p.amount);
             total.window_seconds = p.window_seconds;
             total.statement = p.statement;
             total.enforce = p.enforce;

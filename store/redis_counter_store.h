@@ -1,8 +1,9 @@
 // Limit counters in Redis (store = redis://HOST:PORT/DB), shared by every MTA that points
 // at the same Redis, database and key prefix.
 //
-// Layout: one hash per limit key, PREFIX + key (the limit's ID and its key values joined
-// by \x1f), with one field per slot of a tenth of the window (the field is the slot's
+// Layout: one hash per limit key, PREFIX + storage_key(key) (the limit's ID and its key
+// values joined by \x1f, each part over 64 bytes as '#' and 128 bits of its SHA-256 in
+// hex), with one field per slot of a tenth of the window (the field is the slot's
 // number since the epoch, in decimal) and the field "w" holding the slot length in ms.
 // The count of a window is the sum of the current slot and the ten before it, exactly as
 // in the in-memory store: it never lets more than the limit through in any window, and
