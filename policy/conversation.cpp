@@ -114,7 +114,7 @@ bool Conversation::atom_holds(const Condition& c, const Address* rcpt) const {
         case Condition::Kind::Matches: {
             if (!c.regex) return false;
             std::string scratch;
-            std::string_view value = raw_value(c.field, facts_, rcpt, scratch);
+            std::string_view value = match_window(raw_value(c.field, facts_, rcpt, scratch));
             // RE2::Match itself: PartialMatch with no captures comes to the same call, through
             // an argument-unpacking layer that costs about a sixth of a short match.
             return c.regex->Match(re2::StringPiece(value.data(), value.size()), 0, value.size(),
