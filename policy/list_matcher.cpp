@@ -60,7 +60,7 @@ struct Glob {
 // Up to this many globs are tried one by one on a short value: rejecting a value costs a
 // length check and a memcmp or two per glob, less than a pass of the automaton below.
 constexpr std::size_t kDirectGlobLimit = 64;
-constexpr std::size_t kDirectValueLimit = 1024;
+constexpr std::size_t kDirectValueLimit = 256;
 
 // Per-thread scratch of a lookup through the automaton. Each lookup takes a new stamp,
 // so nothing needs clearing between lookups (an entry of an older stamp is empty). It
@@ -140,8 +140,12 @@ struct GlobSet::Impl {
 
     std::uint32_t child(std::uint32_t n, unsigned char c) const {
         const Node& node = nodes[n];
-        for (std::uint32_t i = node.first_child, e = i + node.children; i < e; ++i)
-            if (child_byte[i] == c) return child_node[i];
+        const unsigned char* first = child_byte.data() + node.first_child;
+        const unsigned char* last = first + node.children;
+        // Binary search: a node of a word list can have dozens of children.
+        const unsigned char* it = node.children > 8 ? std::lower_bound(first, last, c) : first;
+        for (; it != last && *it <= c; ++it)
+            if (*it == c) return child_node[static_cast<std::size_t>(it - child_byte.data())];
         return 0;
     }
     std::uint32_t step(std::uint32_t n, unsigned char c) const {
