@@ -10,7 +10,8 @@
 // then prints the RSS growth per key and the time per add. Then it adds KEYS more new
 // keys, so that every one of them evicts one (the bound is full), and prints the time
 // per add again: eviction must stay O(1).
-#include <chrono>
+#include <time.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -30,8 +31,14 @@ int main(int argc, char** argv) {
 
     std::uint64_t before = pm::bench::proc_status_bytes("VmRSS");
     pm::MemoryCounterStore store(pm::system_clock_ms(), keys);
+    // CPU time of this process: the machine is shared, and wall time measures the others.
+    auto cpu_ns = [] {
+        timespec t{};
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+        return static_cast<double>(t.tv_sec) * 1e9 + static_cast<double>(t.tv_nsec);
+    };
     auto fill = [&](std::size_t from) {
-        auto start = std::chrono::steady_clock::now();
+        double start = cpu_ns();
         for (std::size_t i = from; i < from + keys; ++i) {
             // Vary the first bytes after the ID, as distinct senders would.
             std::string digits = std::to_string(i);
@@ -39,9 +46,7 @@ int main(int argc, char** argv) {
             pm::CounterAdd add{key, 1, 3600, 1'000'000};
             if (store.check_and_add({&add, 1})) return -1.0;
         }
-        return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - start)
-                   .count() /
-               static_cast<double>(keys);
+        return (cpu_ns() - start) / static_cast<double>(keys);
     };
     double ns_fill = fill(0);
     std::uint64_t after = pm::bench::proc_status_bytes("VmRSS");
@@ -49,7 +54,7 @@ int main(int argc, char** argv) {
     double ns_evict = fill(keys);
     std::printf(
         "keys %zu, key bytes %zu: %zu held, RSS +%.1f MB = %.0f bytes per key; "
-        "%.0f ns per add filling, %.0f ns per add evicting (%zu held)\n",
+        "%.0f ns CPU per add filling, %.0f ns CPU per add evicting (%zu held)\n",
         keys, key.size(), held, static_cast<double>(after - before) / 1e6,
         static_cast<double>(after - before) / static_cast<double>(keys), ns_fill, ns_evict,
         store.key_count());
