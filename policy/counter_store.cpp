@@ -38,19 +38,26 @@ std::array<unsigned char, 32> sha256(std::initializer_list<std::string_view> pie
     return out;
 }
 
-void append_key_part(std::string& out, std::string_view part) {
-    if (part.size() <= kMaxRawKeyPart && (part.empty() || part.front() != '#')) {
-        out.append(part);
-        return;
-    }
+void append_hash(std::string& out, std::string_view text) {
     static constexpr char kHex[] = "0123456789abcdef";
-    auto h = sha256({part});
+    auto h = sha256({text});
     out += '#';
     for (std::size_t i = 0; i < 16; ++i) {
         out += kHex[h[i] >> 4];
         out += kHex[h[i] & 15];
     }
 }
+
+void append_key_part(std::string& out, std::string_view part) {
+    if (part.size() <= kMaxRawKeyPart && (part.empty() || part.front() != '#'))
+        out.append(part);
+    else
+        append_hash(out, part);
+}
+
+// A key whose parts are each short can still be long: a header value can hold \x1f
+// and split itself into thousands of short parts. Past this, the values go as one hash.
+constexpr std::size_t kMaxStorageKey = 512;
 
 }  // namespace
 
@@ -72,13 +79,22 @@ std::uint64_t slot_length_ms(std::uint64_t window_seconds) {
 std::string storage_key(std::string_view key) {
     std::string out;
     out.reserve(std::min<std::size_t>(key.size(), 256));
-    for (;;) {
-        auto sep = key.find('\x1f');
-        append_key_part(out, key.substr(0, sep));
-        if (sep == std::string_view::npos) return out;
+    for (std::string_view rest = key;;) {
+        auto sep = rest.find('\x1f');
+        append_key_part(out, rest.substr(0, sep));
+        if (sep == std::string_view::npos) break;
         out += '\x1f';
-        key.remove_prefix(sep + 1);
+        rest.remove_prefix(sep + 1);
     }
+    if (out.size() <= kMaxStorageKey) return out;
+    // The ID, then every value as one hash: it holds a \x1f, so no single part (hashed
+    // on its own above) can have the same hash input.
+    auto sep = key.find('\x1f');
+    out.clear();
+    append_key_part(out, key.substr(0, sep));
+    out += '\x1f';
+    append_hash(out, key.substr(sep + 1));
+    return out;
 }
 
 // --- MemoryCounterStore -----------------------------------------------------------------

@@ -72,7 +72,9 @@ inline constexpr std::size_t kMaxRawKeyPart = 64;
 // The key as a store keeps it: every part (the limit's ID and each key value, separated
 // by \x1f) longer than kMaxRawKeyPart bytes, or starting with '#', becomes '#' and the
 // first 128 bits of its SHA-256 in hex. So a sender-chosen header value costs 33 bytes
-// of key, not 100 KB, and a raw part can never be mistaken for a hashed one.
+// of key, not 100 KB, and a raw part can never be mistaken for a hashed one. A key
+// still over 512 bytes (a value split by \x1f into many short parts) becomes its ID and
+// one such hash of all its values.
 std::string storage_key(std::string_view key);
 
 // --- in memory --------------------------------------------------------------------------

@@ -94,6 +94,13 @@ inline void expect_long_keys_count_apart(CounterStore& store) {
     std::string hashed_b = storage_key(b).substr(storage_key(b).find('\x1f') + 1);
     EXPECT_EQ(hashed_b.front(), '#');
     EXPECT_EQ(store.count("from-limit\x1f" + hashed_b, 60), 0u);
+    // A value that splits itself into thousands of short parts with \x1f is bounded too.
+    std::string split = "from-limit";
+    for (int i = 0; i < 2000; ++i) split += "\x1f" + std::to_string(i) + std::string(50, 'y');
+    EXPECT_LE(storage_key(split).size(), 512u);
+    store.add(split, 4, 60);
+    EXPECT_EQ(store.count(split, 60), 4u);
+    EXPECT_EQ(store.count(split + "z", 60), 0u);
 }
 
 }  // namespace pm::testing
