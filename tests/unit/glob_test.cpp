@@ -1,4 +1,4 @@
-// Small glob sets are matched piece by piece, large ones by one RE2::Set: both must
+// Small glob sets on short values are matched glob by glob, the rest by one automaton:
 // agree on every input.
 #include <gtest/gtest.h>
 
@@ -22,7 +22,7 @@ TEST(GlobSet, SmallAndLargeSetsAgree) {
         GlobSet small;
         small.add(glob);
         ASSERT_EQ(small.finish(), "");
-        GlobSet large;  // the same glob among enough others to take the RE2::Set path
+        GlobSet large;  // the same glob among enough others to take the automaton
         large.add(glob);
         for (int i = 0; i < 80; ++i) large.add("zz" + std::to_string(i) + "*qq");
         ASSERT_EQ(large.finish(), "");
