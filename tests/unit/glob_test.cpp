@@ -1,5 +1,5 @@
 // Small glob sets on short values are matched glob by glob, the rest by one automaton:
-// agree on every input.
+// both must agree on every input.
 #include <gtest/gtest.h>
 
 #include <chrono>
