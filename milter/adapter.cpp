@@ -12,6 +12,7 @@
 #include <string_view>
 
 #include "config/decision_log.h"
+#include "policy/esmtp.h"
 
 namespace pm {
 
@@ -228,13 +229,14 @@ std::string client_name_of(SMFICTX* ctx) {
     return std::string(name);
 }
 
-// ESMTP SIZE=N among the MAIL FROM parameters; 0 if absent or malformed.
+// ESMTP SIZE=N among the MAIL FROM parameters; 0 if absent or malformed (parse_esmtp_size:
+// digits only, so "-1" cannot wrap a bytes limit's count).
 std::uint64_t declared_size(char** argv) {
     for (char** arg = argv + 1; *arg; ++arg) {
         if (strncasecmp(*arg, "SIZE=", 5) != 0) continue;
-        char* end = nullptr;
-        unsigned long long n = std::strtoull(*arg + 5, &end, 10);
-        return end && *end == '\0' ? n : 0;
+        if (auto n = parse_esmtp_size(*arg + 5)) return *n;
+        spdlog::debug("MAIL FROM: ignoring a malformed SIZE= parameter (not 1-20 digits)");
+        return 0;
     }
     return 0;
 }

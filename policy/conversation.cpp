@@ -114,7 +114,7 @@ bool Conversation::atom_holds(const Condition& c, const Address* rcpt) const {
         case Condition::Kind::Matches: {
             if (!c.regex) return false;
             std::string scratch;
-            std::string_view value = raw_value(c.field, facts_, rcpt, scratch);
+            std::string_view value = match_window(raw_value(c.field, facts_, rcpt, scratch));
             // RE2::Match itself: PartialMatch with no captures comes to the same call, through
             // an argument-unpacking layer that costs about a sixth of a short match.
             return c.regex->Match(re2::StringPiece(value.data(), value.size()), 0, value.size(),
@@ -292,13 +292,14 @@ Decision Conversation::evaluate(Stage stage) {
             std::uint64_t already = 0;
             if (auto p = pending_.find(key); p != pending_.end()) already = p->second.amount;
             auto& staged = event_pending_[key];
-            staged.amount += amount;
+            staged.amount = saturating_add(staged.amount, amount);
             staged.window_seconds = st.limit->window_seconds;
             staged.statement = &st;
             staged.enforce =
                 !st.observe && !options_.observe_all &&
                 (st.action.kind == ActionKind::Reject || st.action.kind == ActionKind::Tempfail);
-            if (committed + already + amount <= st.limit->max) continue;
+            if (saturating_add(saturating_add(committed, already), amount) <= st.limit->max)
+                continue;
         }
 
         ActionKind kind = st.action.kind;
@@ -348,7 +349,7 @@ Decision Conversation::evaluate(Stage stage) {
     if (!d.refused())
         for (auto& [key, p] : event_pending_) {
             auto& total = pending_[key];
-            total.amount += p.amount;
+            total.amount = saturating_add(total.amount, p.amount);
             total.window_seconds = p.window_seconds;
             total.statement = p.statement;
             total.enforce = p.enforce;

@@ -2,18 +2,16 @@
 // connection of the daemon and survives policy reloads.
 #pragma once
 
-#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
 #include <limits>
-#include <mutex>
+#include <memory>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <string>
-#include <unordered_map>
-#include <vector>
+#include <string_view>
 
 namespace pm {
 
@@ -34,6 +32,7 @@ struct CounterAdd {
 };
 
 // Every operation may throw StoreError; none may block longer than the store's timeout.
+// Counts saturate (at 2^64-1 in memory, 2^53-1 in Redis): they never wrap.
 class CounterStore {
   public:
     virtual ~CounterStore() = default;
@@ -54,47 +53,72 @@ class CounterStore {
 using Clock = std::function<std::uint64_t()>;  // milliseconds since an epoch
 Clock system_clock_ms();
 
+// --- shared by both stores --------------------------------------------------------------
+
+// A window is kept as this many slots (plus the one its start falls in).
+inline constexpr std::size_t kSlotsPerWindow = 10;
+// The slot length of a window: a tenth of it, at least 1 ms, at most 10^12 ms (a window
+// of over 300 years is kept as one of about 317).
+std::uint64_t slot_length_ms(std::uint64_t window_seconds);
+
+inline std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) {
+    return a > std::numeric_limits<std::uint64_t>::max() - b
+               ? std::numeric_limits<std::uint64_t>::max()
+               : a + b;
+}
+
+// Key parts longer than this are stored as their hash.
+inline constexpr std::size_t kMaxRawKeyPart = 64;
+// The key as a store keeps it: every part (the limit's ID and each key value, separated
+// by \x1f) longer than kMaxRawKeyPart bytes, or starting with '#', becomes '#' and the
+// first 128 bits of its SHA-256 in hex. So a sender-chosen header value costs 33 bytes
+// of key, not 100 KB, and a raw part can never be mistaken for a hashed one. A key
+// still over 512 bytes (a value split by \x1f into many short parts) becomes its ID and
+// one such hash of all its values.
+std::string storage_key(std::string_view key);
+
+// --- in memory --------------------------------------------------------------------------
+
 // In-process store. Each key keeps a ring of slots, each a tenth of the window; the
 // count is the sum of the slots that overlap the window, so it can only err on the safe
 // side: it never lets more through than the limit in any window, and may refuse early by
 // at most the events of the one slot that straddles the window's start (a tenth of it).
-// The key space is split over shards, each with its own lock, so connections rarely
-// contend; a bound on keys evicts the least recently touched. check_and_add holds the
-// locks of every shard it touches (taken in shard order) for the check and the add.
+//
+// A key is held as the first 128 bits of SHA-256(per-store random seed, key): about 170
+// bytes per key whatever the key's length, and neither its shard (of 64, each with its
+// own lock) nor its place in a shard's table can be chosen by a client. Counters whose
+// window has passed are swept as the shard is used. A bound on keys (max_keys, spread
+// over the shards) evicts, when a new key needs room, the counter whose window ends
+// first; a counter that is at its max (the last add or check would not have fitted a
+// second time) goes only when every other counter of its shard is at its max too, so a
+// flood of new keys cannot reset a refused client. All of this is O(1) amortised.
+// check_and_add holds the locks of every shard it touches (taken in shard order) for
+// the check and the add.
 class MemoryCounterStore : public CounterStore {
   public:
     explicit MemoryCounterStore(Clock clock = system_clock_ms(), std::size_t max_keys = 1'000'000);
+    ~MemoryCounterStore() override;
+    MemoryCounterStore(const MemoryCounterStore&) = delete;
+    MemoryCounterStore& operator=(const MemoryCounterStore&) = delete;
 
     std::uint64_t count(const std::string& key, std::uint64_t window_seconds) override;
     std::optional<std::size_t> check_and_add(std::span<const CounterAdd> adds) override;
     using CounterStore::add;
     std::size_t key_count();
 
-    static constexpr std::size_t kSlotsPerWindow = 10;
-
   private:
-    struct Counter {
-        // One slot more than the window holds: the window's start falls inside it.
-        std::array<std::uint64_t, kSlotsPerWindow + 1> slots{};
-        std::size_t newest = 0;             // index of the slot that holds `now`
-        std::uint64_t newest_start_ms = 0;  // start time of that slot
-        std::uint64_t slot_ms = 0;
-        std::uint64_t touched_ms = 0;
+    struct Shard;
+    struct Digest {
+        std::uint64_t a = 0, b = 0;
+        bool operator==(const Digest&) const = default;
     };
-    struct Shard {
-        std::mutex mutex;
-        std::unordered_map<std::string, Counter> counters;
-    };
-    static constexpr std::size_t kShards = 64;
-
-    Shard& shard_for(const std::string& key);
-    static void advance(Counter& c, std::uint64_t now, std::uint64_t slot_ms);
-    static std::uint64_t total(const Counter& c);
-    void evict_oldest(Shard& shard);
+    Digest digest(std::string_view key) const;
+    Shard& shard_of(const Digest& d);
 
     Clock clock_;
     std::size_t max_keys_per_shard_;
-    std::vector<Shard> shards_;
+    unsigned char seed_[16];
+    std::unique_ptr<Shard[]> shards_;
 };
 
 }  // namespace pm

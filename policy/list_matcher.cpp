@@ -1,10 +1,10 @@
 #include "policy/list_matcher.h"
 
-#include <re2/re2.h>
-#include <re2/set.h>
-
+#include <algorithm>
 #include <cctype>
 #include <charconv>
+#include <map>
+#include <unordered_map>
 
 namespace pm {
 
@@ -56,38 +56,277 @@ struct Glob {
         }
         return true;
     }
+};
 
-    // The same glob as an RE2 pattern, for the combined automaton.
-    std::string pattern() const {
-        if (!has_star) return RE2::QuoteMeta(prefix);
-        std::string out = RE2::QuoteMeta(prefix) + "(?s:.*)";
-        for (const auto& piece : middle) out += RE2::QuoteMeta(piece) + "(?s:.*)";
-        return out + RE2::QuoteMeta(suffix);
+// Up to this many globs are tried one by one on a short value: rejecting a value costs a
+// length check and a memcmp or two per glob, less than a pass of the automaton below.
+constexpr std::size_t kDirectGlobLimit = 64;
+constexpr std::size_t kDirectValueLimit = 256;
+
+// Per-thread scratch of a lookup through the automaton. Each lookup takes a new stamp,
+// so nothing needs clearing between lookups (an entry of an older stamp is empty). It
+// holds 16 bytes per distinct glob piece of the largest list the thread has looked up
+// (32 KB for 2,000 globs), freed when the thread ends.
+struct Scratch {
+    struct Wait {
+        std::uint32_t glob, piece;  // the glob waits for its piece number `piece`
+        std::size_t pos, limit;     // starting at or after pos; every piece ends by limit
+        std::uint32_t next;         // the next waiting on the same literal; 0 = none
+    };
+    std::uint32_t stamp = 0;
+    std::vector<std::uint32_t> fired;       // literal seen once already (stamp)
+    std::vector<std::uint32_t> wait_stamp;  // the head/tail below are this lookup's
+    std::vector<std::uint32_t> head, tail;  // FIFO of waits per literal, in pool
+    std::vector<Wait> pool;                 // index 0 unused
+
+    void begin(std::size_t literals) {
+        if (fired.size() < literals) {
+            fired.resize(literals, 0);
+            wait_stamp.resize(literals, 0);
+            head.resize(literals, 0);
+            tail.resize(literals, 0);
+        }
+        if (++stamp == 0) {  // wrapped: forget every old stamp
+            std::fill(fired.begin(), fired.end(), 0);
+            std::fill(wait_stamp.begin(), wait_stamp.end(), 0);
+            stamp = 1;
+        }
+        pool.resize(1);
     }
 };
 
-// Up to this many globs are tried one by one: rejecting a value costs a length check and
-// a memcmp or two per glob, far less than a pass of the combined automaton (which costs
-// a few thousand instructions for any value). Larger sets use the automaton, whose cost
-// does not grow with the number of globs.
-constexpr std::size_t kDirectGlobLimit = 64;
-
-RE2::Options glob_set_options() {
-    RE2::Options o;
-    o.set_encoding(RE2::Options::EncodingLatin1);  // values are bytes, not always UTF-8
-    o.set_case_sensitive(true);                    // both sides are lower-cased already
-    o.set_max_mem(256 << 20);
-    o.set_log_errors(false);
-    return o;
-}
-
 }  // namespace
 
+// A large set: every glob is a prefix, middle pieces and a suffix. The distinct middle
+// pieces go into one Aho-Corasick automaton, so one pass over the value finds, for every
+// glob at once, its pieces in order, each leftmost (which is how a '*'-only glob is
+// matched). A glob waits in a FIFO on the literal of its next piece; an occurrence moves
+// the waits that started early enough on to their next piece, so each glob costs its
+// number of pieces, and the pass stops at the first glob that completes. Prefixes and
+// suffixes are looked up by value (one hash probe per distinct length) before the pass;
+// a glob whose prefix or suffix does not fit never takes part. The pass costs the
+// value's length times the number of pieces that end at one offset (at most the longest
+// piece's length, a property of the list, not of the value), however many globs match.
 struct GlobSet::Impl {
-    std::vector<Glob> globs;        // until finish(); kept for a direct set
-    std::unique_ptr<RE2::Set> set;  // the combined automaton of a large set
+    std::vector<Glob> globs;
     bool finished = false;
+    bool match_all = false;  // a glob of stars only
+
+    // The automaton: node 0 is the root; children sorted by byte.
+    struct Node {
+        std::uint32_t first_child = 0, fail = 0, out = 0;  // out: next node with a literal
+        std::int32_t literal = -1;
+        std::uint16_t children = 0;
+    };
+    std::vector<Node> nodes;
+    std::vector<unsigned char> child_byte;
+    std::vector<std::uint32_t> child_node;
+    std::uint32_t root_next[256] = {};
+    std::vector<std::uint32_t> literal_size;
+
+    std::vector<std::uint32_t> piece_start;  // per glob: its first entry in `pieces`
+    std::vector<std::uint32_t> pieces;       // literal of each middle piece
+    std::vector<std::vector<std::uint32_t>> unanchored_by_first;  // literal -> globs
+    struct ViewHash {
+        using is_transparent = void;
+        std::size_t operator()(std::string_view v) const noexcept {
+            return std::hash<std::string_view>{}(v);
+        }
+    };
+    std::unordered_map<std::string, std::vector<std::uint32_t>, ViewHash, std::equal_to<>>
+        by_prefix, by_suffix;
+    std::vector<std::size_t> prefix_sizes, suffix_sizes;
+
+    std::uint32_t piece_count(std::uint32_t g) const { return piece_start[g + 1] - piece_start[g]; }
+
+    std::uint32_t child(std::uint32_t n, unsigned char c) const {
+        const Node& node = nodes[n];
+        const unsigned char* first = child_byte.data() + node.first_child;
+        const unsigned char* last = first + node.children;
+        // Binary search: a node of a word list can have dozens of children.
+        const unsigned char* it = node.children > 8 ? std::lower_bound(first, last, c) : first;
+        for (; it != last && *it <= c; ++it)
+            if (*it == c) return child_node[static_cast<std::size_t>(it - child_byte.data())];
+        return 0;
+    }
+    std::uint32_t step(std::uint32_t n, unsigned char c) const {
+        for (;;) {
+            if (n == 0) return root_next[c];
+            if (std::uint32_t next = child(n, c)) return next;
+            n = nodes[n].fail;
+        }
+    }
+
+    void build();
+    bool matches(std::string_view v) const;
 };
+
+void GlobSet::Impl::build() {
+    // The trie of the distinct pieces, built with one map per node, then flattened.
+    std::vector<std::map<unsigned char, std::uint32_t>> trie(1);
+    std::vector<std::int32_t> literal_of(1, -1);
+    std::unordered_map<std::string, std::uint32_t> literal_ids;
+    piece_start.reserve(globs.size() + 1);
+    for (std::uint32_t g = 0; g < globs.size(); ++g) {
+        const Glob& glob = globs[g];
+        piece_start.push_back(static_cast<std::uint32_t>(pieces.size()));
+        if (glob.has_star && glob.prefix.empty() && glob.suffix.empty() && glob.middle.empty())
+            match_all = true;
+        for (const auto& piece : glob.middle) {
+            auto [it, fresh] =
+                literal_ids.try_emplace(piece, static_cast<std::uint32_t>(literal_size.size()));
+            if (fresh) {
+                literal_size.push_back(static_cast<std::uint32_t>(piece.size()));
+                std::uint32_t n = 0;
+                for (unsigned char c : piece) {
+                    auto [child, added] =
+                        trie[n].try_emplace(c, static_cast<std::uint32_t>(trie.size()));
+                    if (added) {
+                        trie.emplace_back();
+                        literal_of.push_back(-1);
+                    }
+                    n = child->second;
+                }
+                literal_of[n] = static_cast<std::int32_t>(it->second);
+            }
+            pieces.push_back(it->second);
+        }
+    }
+    piece_start.push_back(static_cast<std::uint32_t>(pieces.size()));
+
+    nodes.resize(trie.size());
+    for (std::uint32_t n = 0; n < trie.size(); ++n) {
+        nodes[n].first_child = static_cast<std::uint32_t>(child_byte.size());
+        nodes[n].children = static_cast<std::uint16_t>(trie[n].size());
+        nodes[n].literal = literal_of[n];
+        for (auto [c, next] : trie[n]) {
+            child_byte.push_back(c);
+            child_node.push_back(next);
+        }
+    }
+    for (auto [c, next] : trie[0]) root_next[c] = next;
+    // Failure and output links, breadth first.
+    std::vector<std::uint32_t> queue;
+    for (auto [c, next] : trie[0]) queue.push_back(next);
+    for (std::size_t qi = 0; qi < queue.size(); ++qi) {
+        std::uint32_t n = queue[qi];
+        for (auto [c, next] : trie[n]) {
+            std::uint32_t f = step(nodes[n].fail, c);
+            nodes[next].fail = f;
+            nodes[next].out = nodes[f].literal >= 0 ? f : nodes[f].out;
+            queue.push_back(next);
+        }
+    }
+
+    unanchored_by_first.resize(literal_size.size());
+    for (std::uint32_t g = 0; g < globs.size(); ++g) {
+        const Glob& glob = globs[g];
+        if (!glob.has_star) {
+            by_prefix[glob.prefix].push_back(g);  // a plain string: prefix = whole value
+        } else if (!glob.prefix.empty()) {
+            by_prefix[glob.prefix].push_back(g);
+        } else if (!glob.suffix.empty()) {
+            by_suffix[glob.suffix].push_back(g);
+        } else if (piece_count(g) > 0) {
+            unanchored_by_first[pieces[piece_start[g]]].push_back(g);
+        }
+    }
+    for (const auto& [p, gs] : by_prefix) prefix_sizes.push_back(p.size());
+    for (const auto& [s, gs] : by_suffix) suffix_sizes.push_back(s.size());
+    for (auto* sizes : {&prefix_sizes, &suffix_sizes}) {
+        std::sort(sizes->begin(), sizes->end());
+        sizes->erase(std::unique(sizes->begin(), sizes->end()), sizes->end());
+    }
+}
+
+bool GlobSet::Impl::matches(std::string_view v) const {
+    if (match_all) return true;
+    // Globs with a prefix or suffix that fits, each with the offset its pieces start at
+    // and the one they must end by.
+    struct Candidate {
+        std::uint32_t glob;
+        std::size_t pos, limit;
+    };
+    thread_local std::vector<Candidate> candidates;
+    candidates.clear();
+    auto consider = [&](std::uint32_t g) {
+        const Glob& glob = globs[g];
+        if (!glob.has_star) return v.size() == glob.prefix.size();
+        if (v.size() < glob.prefix.size() + glob.suffix.size() || !v.ends_with(glob.suffix))
+            return false;
+        if (piece_count(g) == 0) return true;
+        candidates.push_back({g, glob.prefix.size(), v.size() - glob.suffix.size()});
+        return false;
+    };
+    for (std::size_t n : prefix_sizes) {
+        if (n > v.size()) break;
+        if (auto it = by_prefix.find(v.substr(0, n)); it != by_prefix.end())
+            for (std::uint32_t g : it->second)
+                if (consider(g)) return true;
+    }
+    for (std::size_t n : suffix_sizes) {
+        if (n > v.size()) break;
+        if (auto it = by_suffix.find(v.substr(v.size() - n)); it != by_suffix.end())
+            for (std::uint32_t g : it->second)
+                if (consider(g)) return true;
+    }
+    if (literal_size.empty()) return false;
+    std::sort(candidates.begin(), candidates.end(),
+              [](const Candidate& a, const Candidate& b) { return a.pos < b.pos; });
+
+    thread_local Scratch s;
+    s.begin(literal_size.size());
+    // Glob g waits for its piece k, at or after `pos`, all of its pieces by `limit`.
+    auto wait = [&](std::uint32_t g, std::uint32_t k, std::size_t pos, std::size_t limit) {
+        std::uint32_t lit = pieces[piece_start[g] + k];
+        auto w = static_cast<std::uint32_t>(s.pool.size());
+        s.pool.push_back({g, k, pos, limit, 0});
+        if (s.wait_stamp[lit] != s.stamp || s.head[lit] == 0) {
+            s.wait_stamp[lit] = s.stamp;
+            s.head[lit] = w;
+        } else {
+            s.pool[s.tail[lit]].next = w;
+        }
+        s.tail[lit] = w;
+    };
+    // Glob g found its piece k ending at offset `end`: it matches, or waits for the next.
+    auto found = [&](std::uint32_t g, std::uint32_t k, std::size_t end, std::size_t limit) {
+        if (end + 1 > limit) return false;  // leftmost already ends too late
+        if (k + 1 == piece_count(g)) return true;
+        wait(g, k + 1, end + 1, limit);
+        return false;
+    };
+
+    std::size_t next_candidate = 0;
+    std::uint32_t state = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) {
+        // A candidate joins once the pass reaches its start, so that every FIFO stays in
+        // order of `pos` (a wait added at offset i has pos i or i + 1).
+        for (; next_candidate < candidates.size() && candidates[next_candidate].pos <= i;
+             ++next_candidate) {
+            const Candidate& c = candidates[next_candidate];
+            wait(c.glob, 0, c.pos, c.limit);
+        }
+        state = step(state, static_cast<unsigned char>(v[i]));
+        for (std::uint32_t n = nodes[state].literal >= 0 ? state : nodes[state].out; n != 0;
+             n = nodes[n].out) {
+            auto lit = static_cast<std::uint32_t>(nodes[n].literal);
+            std::size_t start = i + 1 - literal_size[lit];
+            if (s.fired[lit] != s.stamp) {  // the first occurrence serves every unanchored glob
+                s.fired[lit] = s.stamp;
+                for (std::uint32_t g : unanchored_by_first[lit])
+                    if (found(g, 0, i, v.size())) return true;
+            }
+            if (s.wait_stamp[lit] != s.stamp) continue;
+            while (s.head[lit] != 0 && s.pool[s.head[lit]].pos <= start) {
+                Scratch::Wait w = s.pool[s.head[lit]];
+                s.head[lit] = w.next;
+                if (found(w.glob, w.piece, i, w.limit)) return true;
+            }
+        }
+    }
+    return false;
+}
 
 GlobSet::GlobSet() = default;
 GlobSet::~GlobSet() = default;
@@ -103,26 +342,20 @@ void GlobSet::add(std::string_view lower_glob) {
 std::string GlobSet::finish() {
     if (count_ == 0) return {};
     impl_->finished = true;
-    if (impl_->globs.size() <= kDirectGlobLimit) {
-        impl_->globs.shrink_to_fit();
-        return {};
-    }
-    impl_->set = std::make_unique<RE2::Set>(glob_set_options(), RE2::ANCHOR_BOTH);
-    for (const auto& g : impl_->globs) impl_->set->Add(g.pattern(), nullptr);
-    impl_->globs = {};
-    if (!impl_->set->Compile()) {
-        impl_->set.reset();
-        return "cannot compile the globs of this list (out of memory)";
-    }
+    impl_->globs.shrink_to_fit();
+    impl_->build();
     return {};
 }
 
 bool GlobSet::matches(std::string_view lower_value) const {
     if (!impl_ || !impl_->finished) return false;
-    if (impl_->set) return impl_->set->Match(lower_value, nullptr);
-    for (const auto& g : impl_->globs)
-        if (g.matches(lower_value)) return true;
-    return false;
+    std::string_view v = match_window(lower_value);
+    if (impl_->globs.size() <= kDirectGlobLimit && v.size() <= kDirectValueLimit) {
+        for (const auto& g : impl_->globs)
+            if (g.matches(v)) return true;
+        return false;
+    }
+    return impl_->matches(v);
 }
 
 bool parse_size(std::string_view text, std::uint64_t& out) {

@@ -16,15 +16,23 @@
 #include "policy/ip.h"
 #include "policy/string_set.h"
 
-namespace re2 {
-class RE2;
-}
-
 namespace pm {
 
-// Globs where '*' matches any run of characters, over the whole value. A few dozen are
-// tried one by one (a length check and a memcmp reject most); a larger set is compiled
-// into one RE2::Set, so a lookup is one linear pass however many globs there are.
+// Globs and regexes see at most the first kMaxMatchBytes bytes of a value: 102,400, the
+// default header_size_limit of Postfix, which keeps no more of one header itself. This
+// bounds the time one value can cost; a glob's suffix (and a regex's '$') applies to the
+// cut. Exact and list lookups of whole values are not cut.
+inline constexpr std::size_t kMaxMatchBytes = 102'400;
+inline std::string_view match_window(std::string_view value) {
+    return value.substr(0, kMaxMatchBytes);
+}
+
+// Globs where '*' matches any run of characters, over the whole value (cut to
+// kMaxMatchBytes). A few dozen are tried one by one on a short value (a length check and a
+// memcmp reject most); otherwise one pass of an Aho-Corasick automaton over the globs'
+// literal pieces decides, and stops at the first glob that matches: the cost grows with
+// the value's length, not with the number of globs or how many of them match, and the
+// memory is that of the list's own text (no regex automaton that could run out).
 class GlobSet {
   public:
     GlobSet();
@@ -33,7 +41,7 @@ class GlobSet {
     GlobSet& operator=(GlobSet&&) noexcept;
 
     void add(std::string_view lower_glob);
-    // Returns an error message if the combined automaton cannot be built.
+    // Returns an error message if the set cannot be built (none yet).
     std::string finish();
     bool matches(std::string_view lower_value) const;
     bool empty() const { return count_ == 0; }

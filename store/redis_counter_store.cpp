@@ -16,18 +16,41 @@ namespace {
 // the amount to add, ARGV[3i+2] the max (or "" for none).
 // count returns the count of each key; add returns {0} after adding every amount, or
 // {i, count of key i} for the first key whose count plus amount exceeds its max, having
-// added nothing.
-constexpr const char* kScript = R"lua(
+// added nothing. Every argument is checked before the first write (a bad one is an error
+// reply and changes nothing): numbers are 1 to 16 digits and at most LIMIT = 2^53-1, the
+// largest integer a Lua number holds exactly, and counts saturate there. SLOTS is
+// prepended from kSlotsPerWindow.
+constexpr const char* kScriptBody = R"lua(
+local LIMIT = 9007199254740991
+local function num(s)
+  if type(s) ~= 'string' or #s < 1 or #s > 16 or not string.find(s, '^%d+$') then return nil end
+  local n = tonumber(s)
+  if n > LIMIT then return nil end
+  return n
+end
+local function bad(what) return redis.error_reply('policy-milter script: bad ' .. what) end
+if ARGV[1] ~= 'count' and ARGV[1] ~= 'add' then return bad('mode') end
+if #ARGV ~= 2 + 3 * #KEYS then return bad('argument count') end
+local now = num(ARGV[2])
+if ARGV[2] ~= '' and not now then return bad('time') end
+local slots, amounts, maxes = {}, {}, {}
+for i = 1, #KEYS do
+  slots[i], amounts[i] = num(ARGV[3 * i]), num(ARGV[3 * i + 1])
+  if not slots[i] or slots[i] < 1 or slots[i] > 1000000000000 then return bad('slot length') end
+  if not amounts[i] then return bad('amount') end
+  if ARGV[3 * i + 2] ~= '' then
+    maxes[i] = num(ARGV[3 * i + 2])
+    if not maxes[i] then return bad('max') end
+  end
+end
 if redis.replicate_commands then pcall(redis.replicate_commands) end
-local now = tonumber(ARGV[2])
 if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local SLOTS = 10
 local totals, current, fresh = {}, {}, {}
 for i, key in ipairs(KEYS) do
-  local slot = tonumber(ARGV[3 * i])
+  local slot = slots[i]
   local cur = math.floor(now / slot)
   current[i] = cur
   local total = 0
@@ -35,7 +58,7 @@ for i, key in ipairs(KEYS) do
     local fields = {}
     for j = 0, SLOTS do fields[j + 1] = string.format('%d', cur - j) end
     for _, v in ipairs(redis.call('HMGET', key, unpack(fields))) do
-      if v then total = total + tonumber(v) end
+      if v then total = math.min(total + (tonumber(v) or LIMIT), LIMIT) end
     end
   else
     fresh[i] = true
@@ -44,16 +67,17 @@ for i, key in ipairs(KEYS) do
 end
 if ARGV[1] == 'count' then return totals end
 for i = 1, #KEYS do
-  local max = tonumber(ARGV[3 * i + 2])
-  if max and totals[i] + tonumber(ARGV[3 * i + 1]) > max then return {i, totals[i]} end
+  if maxes[i] and totals[i] + amounts[i] > maxes[i] then return {i, totals[i]} end
 end
 for i, key in ipairs(KEYS) do
-  local slot = tonumber(ARGV[3 * i])
+  local slot = slots[i]
   if fresh[i] then
     redis.call('DEL', key)
     redis.call('HSET', key, 'w', ARGV[3 * i])
   end
-  redis.call('HINCRBY', key, string.format('%d', current[i]), ARGV[3 * i + 1])
+  local field = string.format('%d', current[i])
+  local old = tonumber(redis.call('HGET', key, field) or '0') or LIMIT
+  redis.call('HSET', key, field, string.format('%d', math.min(old + amounts[i], LIMIT)))
   if redis.call('HLEN', key) > SLOTS + 2 then
     for _, f in ipairs(redis.call('HKEYS', key)) do
       local n = tonumber(f)
@@ -64,6 +88,16 @@ for i, key in ipairs(KEYS) do
 end
 return {0}
 )lua";
+
+const std::string& script_text() {
+    static const std::string text =
+        "local SLOTS = " + std::to_string(kSlotsPerWindow) + "\n" + kScriptBody;
+    return text;
+}
+
+// The largest count the script keeps exactly (2^53-1): amounts and maxes above it are
+// sent as it, which the counts saturate at.
+constexpr std::uint64_t kRedisLimit = (1ull << 53) - 1;
 
 using Steady = std::chrono::steady_clock;
 using std::chrono::milliseconds;
@@ -119,9 +153,11 @@ std::string reply_error(const redisReply& r) {
 }
 
 std::string slot_ms_text(std::uint64_t window_seconds) {
-    std::uint64_t window_ms = window_seconds * 1000;
-    std::uint64_t slots = MemoryCounterStore::kSlotsPerWindow;
-    return std::to_string(std::max<std::uint64_t>(1, (window_ms + slots - 1) / slots));
+    return std::to_string(slot_length_ms(window_seconds));
+}
+
+std::string count_text(std::uint64_t n) {
+    return std::to_string(std::min(n, kRedisLimit));
 }
 
 }  // namespace
@@ -144,7 +180,7 @@ void RedisCounterStore::ConnectionDeleter::operator()(Connection* c) const {
 }
 
 const char* RedisCounterStore::script() {
-    return kScript;
+    return script_text().c_str();
 }
 
 RedisCounterStore::RedisCounterStore(RedisSettings settings, Clock clock)
@@ -173,7 +209,7 @@ RedisCounterStore::ConnectionPtr RedisCounterStore::connect(SteadyTime deadline)
         append(ctx, {"SELECT", std::to_string(settings_.db)});
         ++expected;
     }
-    append(ctx, {"SCRIPT", "LOAD", kScript});
+    append(ctx, {"SCRIPT", "LOAD", script_text()});
     for (int i = 0; i < expected; ++i) {
         ReplyPtr r = next_reply(ctx, deadline);
         if (r->type == REDIS_REPLY_ERROR) throw IoFailure{"set-up: " + reply_error(*r), false};
@@ -259,7 +295,7 @@ std::vector<long long> RedisCounterStore::run(const char* mode,
     words.emplace_back("EVALSHA");
     words.emplace_back();  // the SHA1, per connection
     words.push_back(std::to_string(keys.size()));
-    for (const auto& k : keys) words.push_back(settings_.prefix + k);
+    for (const auto& k : keys) words.push_back(settings_.prefix + storage_key(k));
     words.emplace_back(mode);
     words.push_back(clock_ ? std::to_string(clock_()) : std::string());
     words.insert(words.end(), args.begin(), args.end());
@@ -276,7 +312,7 @@ std::vector<long long> RedisCounterStore::run(const char* mode,
             if (r->type == REDIS_REPLY_ERROR && reply_error(*r).rfind("NOSCRIPT", 0) == 0) {
                 // SCRIPT FLUSH on the server: EVAL loads it again.
                 words[0] = "EVAL";
-                words[1] = kScript;
+                words[1] = script_text();
                 append(c->ctx, words);
                 r = next_reply(c->ctx, deadline);
             }
@@ -322,8 +358,8 @@ std::optional<std::size_t> RedisCounterStore::check_and_add(std::span<const Coun
     for (const auto& a : adds) {
         keys.push_back(a.key);
         args.push_back(slot_ms_text(a.window_seconds));
-        args.push_back(std::to_string(a.amount));
-        args.push_back(a.max == CounterAdd::kNoMax ? std::string() : std::to_string(a.max));
+        args.push_back(count_text(a.amount));
+        args.push_back(a.max == CounterAdd::kNoMax ? std::string() : count_text(a.max));
     }
     auto out = run("add", keys, args);
     if (out.empty() || out[0] < 0 || static_cast<std::size_t>(out[0]) > adds.size())

@@ -1,16 +1,16 @@
 // Limit counters in Redis (store = redis://HOST:PORT/DB), shared by every MTA that points
 // at the same Redis, database and key prefix.
 //
-// Layout: one hash per limit key, PREFIX + key (the limit's ID and its key values joined
-// by \x1f), with one field per slot of a tenth of the window (the field is the slot's
-// number since the epoch, in decimal) and the field "w" holding the slot length in ms.
-// The count of a window is the sum of the current slot and the ten before it, exactly as
-// in the in-memory store: it never lets more than the limit through in any window, and
-// may refuse early by at most the events of the one slot that straddles the window's
-// start. Slots that leave the window are deleted at the next add; the hash expires
-// window + one slot after its last add. A different slot length (a reload changed the
-// window) starts the key afresh. Time is the Redis server's (TIME), so the clocks of the
-// MTAs do not matter.
+// Layout: one hash per limit key, PREFIX + storage_key(key) (the limit's ID and its key
+// values joined by \x1f, each part over 64 bytes as '#' and 128 bits of its SHA-256 in
+// hex, at most 512 bytes), with one field per slot of a tenth of the window (the field is the
+// slot's number since the epoch, in decimal) and the field "w" holding the slot length in ms. The
+// count of a window is the sum of the current slot and the ten before it, exactly as in the
+// in-memory store: it never lets more than the limit through in any window, and may refuse early by
+// at most the events of the one slot that straddles the window's start. Slots that leave the window
+// are deleted at the next add; the hash expires window + one slot after its last add. A different
+// slot length (a reload changed the window) starts the key afresh. Time is the Redis server's
+// (TIME), so the clocks of the MTAs do not matter.
 //
 // Both operations run one Lua script, loaded once per connection with SCRIPT LOAD and
 // called by its SHA1 (EVAL of the full text on NOSCRIPT, after a SCRIPT FLUSH). Commits

@@ -209,6 +209,64 @@ TEST_F(RedisStoreTest, CheckAndAddIsAllOrNothing) {
     testing::expect_check_and_add_is_all_or_nothing(store);
 }
 
+TEST_F(RedisStoreTest, CountsSaturate) {
+    RedisCounterStore store(settings());
+    testing::expect_counts_saturate(store);
+}
+
+// Long key parts are hashed in the Redis key too: a 100 KB header value costs a key of
+// about 50 bytes.
+TEST_F(RedisStoreTest, LongKeysCountApart) {
+    RedisCounterStore store(settings());
+    testing::expect_long_keys_count_apart(store);
+    std::string a = "from-limit\x1f" + std::string(100'000, 'x') + "a";
+    std::string stored = "t:" + storage_key(a);
+    EXPECT_EQ(stored, "t:from-limit\x1f#" + storage_key(a).substr(12));
+    EXPECT_EQ(stored.size(), 2u + 10 + 1 + 33);
+    EXPECT_EQ(server_.command_integer({"EXISTS", stored}), 1);
+    EXPECT_EQ(server_.command_integer({"DBSIZE"}), 3);  // with the split key's
+}
+
+// The script checks all of its arguments before its first write: a bad one is an error
+// reply, and no key is created or changed (before, the first key was written and the
+// second add failed half-way, or a negative amount decremented a count).
+TEST_F(RedisStoreTest, ScriptChecksEveryArgumentBeforeWriting) {
+    auto eval = [&](const std::vector<std::string>& argv_tail) {
+        std::vector<std::string> words{
+            "EVAL", RedisCounterStore::script(), "2", "t:one", "t:two", "add", ""};
+        words.insert(words.end(), argv_tail.begin(), argv_tail.end());
+        redisContext* c = redisConnect("127.0.0.1", server_.port());
+        std::vector<const char*> argv;
+        std::vector<std::size_t> lens;
+        for (const auto& w : words) {
+            argv.push_back(w.data());
+            lens.push_back(w.size());
+        }
+        auto* r = static_cast<redisReply*>(
+            redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
+        bool error = r && r->type == REDIS_REPLY_ERROR;
+        if (r) freeReplyObject(r);
+        redisFree(c);
+        return error;
+    };
+    const std::vector<std::vector<std::string>> bad = {
+        {"1000", "1", "", "1000", "x", ""},                     // amount not a number
+        {"1000", "1", "", "1000", "-1", ""},                    // negative amount
+        {"1000", "1", "", "1000", "+1", ""},                    // sign
+        {"1000", "1", "", "1000", "1", "-5"},                   // negative max
+        {"1000", "1", "", "0", "1", ""},                        // zero slot length
+        {"1000", "1", "", "1000", "1e3", ""},                   // exponent
+        {"1000", "1", "", "1000", "18446744073709551615", ""},  // over 2^53-1
+        {"1000", "1", "", "1000", "1"},                         // an argument missing
+    };
+    for (const auto& args : bad) {
+        EXPECT_TRUE(eval(args)) << args[4];
+        EXPECT_EQ(server_.command_integer({"DBSIZE"}), 0) << args[4];
+    }
+    EXPECT_FALSE(eval({"1000", "1", "", "1000", "1", "5"}));
+    EXPECT_EQ(server_.command_integer({"DBSIZE"}), 2);
+}
+
 // Two "MTAs" (two stores, as two daemons would have), many threads each: exactly the
 // limit is taken.
 TEST_F(RedisStoreTest, TwoStoresManyThreadsNeverOverAdmit) {

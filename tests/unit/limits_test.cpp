@@ -1,8 +1,12 @@
 // Spec §3 limits with the in-memory store: what counts, when, and the window math.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <atomic>
 #include <filesystem>
+#include <fstream>
+#include <limits>
 #include <thread>
 
 #include "test_util.h"
@@ -460,6 +464,107 @@ TEST(MemoryStore, ManyThreadsNeverTakeMoreThanTheMax) {
     for (auto& th : threads) th.join();
     EXPECT_EQ(taken.load(), 500);
     EXPECT_EQ(store.count("shared", 3600), 500u);
+}
+
+TEST(MemoryStore, CountsSaturate) {
+    MemoryCounterStore store;
+    testing::expect_counts_saturate(store);
+}
+
+TEST(MemoryStore, LongKeysCountApart) {
+    MemoryCounterStore store;
+    testing::expect_long_keys_count_apart(store);
+}
+
+// A declared SIZE of 2^64-1 (what strtoull made of "SIZE=-1") after a 900 KB message:
+// refused by a 1 MB limit, and the count stays.
+TEST(Limits, HugeDeclaredSizeCannotWrapABytesLimit) {
+    FakeClock clock;
+    MemoryCounterStore store(clock.fn());
+    auto p = must_load("limit \"vol\" at mail key sender max 1MB per 1d reject 552 5.3.4\n");
+    {
+        LimitedSession s(p, store);
+        s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
+        EXPECT_EQ(s.conv.mail("<a@x>", "", 900'000, false).verdict, Verdict::Continue);
+        s.conv.rcpt("<b@y>");
+        s.conv.data();
+        s.conv.message();
+    }
+    LimitedSession s(p, store);
+    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    EXPECT_EQ(summary(s.conv.mail("<a@x>", "", std::numeric_limits<std::uint64_t>::max(), false)),
+              "reject 552 5.3.4 Rejected by policy");
+    EXPECT_EQ(store.count("vol\x1f"
+                          "a@x",
+                          86400),
+              900'000u);
+}
+
+// Counters whose window has passed go as the store is used, without a bound forcing them.
+TEST(MemoryStore, ExpiredCountersAreSwept) {
+    FakeClock clock;
+    MemoryCounterStore store(clock.fn());
+    for (int i = 0; i < 2000; ++i) store.add("old" + std::to_string(i), 1, 60);
+    EXPECT_EQ(store.key_count(), 2000u);
+    clock.now_ms += 67'000;  // past the window and the slot that straddles its start
+    for (int i = 0; i < 4000; ++i) (void)store.count("probe" + std::to_string(i), 60);
+    EXPECT_EQ(store.key_count(), 0u);
+    store.add("new", 1, 60);
+    EXPECT_EQ(store.key_count(), 1u);
+}
+
+// A client refused at its max stops adding; a flood of new keys must not evict its counter
+// before the others, or the flood would reset the client.
+TEST(MemoryStore, CounterAtMaxIsEvictedLast) {
+    FakeClock clock;
+    MemoryCounterStore store(clock.fn(), 64 * 8);  // 8 keys per shard
+    std::vector<CounterAdd> blocked{{"blocked", 1, 3600, 3}};
+    for (int i = 0; i < 3; ++i) EXPECT_EQ(store.check_and_add(blocked), std::nullopt);
+    EXPECT_EQ(store.check_and_add(blocked), std::optional<std::size_t>(0));
+    for (int i = 0; i < 20'000; ++i) {
+        clock.now_ms += 10;
+        store.add("flood" + std::to_string(i), 1, 3600);
+    }
+    EXPECT_EQ(store.count("blocked", 3600), 3u);
+    EXPECT_LE(store.key_count(), 64u * 8);
+}
+
+// With the unseeded std::hash of the old store, keys chosen to share a shard with a
+// victim's key evicted it; the seeded shard choice spreads them over every shard.
+TEST(MemoryStore, ShardsCannotBeAimedAt) {
+    MemoryCounterStore store(system_clock_ms(), 64 * 256);  // 256 keys per shard
+    const std::string victim = "victim";
+    store.add(victim, 1, 3600);
+    std::size_t target = std::hash<std::string>{}(victim) % 64;
+    int sent = 0;
+    for (int i = 0; sent < 8000; ++i) {
+        std::string k = "aimed" + std::to_string(i);
+        if (std::hash<std::string>{}(k) % 64 != target) continue;
+        store.add(k, 1, 3600);
+        ++sent;
+    }
+    EXPECT_EQ(store.count(victim, 3600), 1u);
+}
+
+long resident_kib() {
+    std::ifstream statm("/proc/self/statm");
+    long size = 0, resident = 0;
+    statm >> size >> resident;
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+// Keys of 60 KB (a limit keyed on a sender-chosen header) cost what short keys cost.
+TEST(MemoryStore, LongKeysCostNoMoreMemory) {
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+    GTEST_SKIP() << "a sanitizer's quarantine and shadow memory make RSS meaningless";
+#endif
+    MemoryCounterStore store;
+    std::string value(60'000, 'x');
+    long before = resident_kib();
+    for (int i = 0; i < 2000; ++i) store.add("by-from\x1f" + std::to_string(i) + value, 1, 3600);
+    long grown_kib = resident_kib() - before;
+    EXPECT_EQ(store.key_count(), 2000u);
+    EXPECT_LT(grown_kib, 8 * 1024) << "2,000 keys of 60 KB grew RSS by " << grown_kib << " KiB";
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <memory>
 #include <optional>
 #include <string>
@@ -59,6 +60,47 @@ inline void expect_check_and_add_is_all_or_nothing(CounterStore& store) {
     EXPECT_EQ(store.check_and_add(adds), std::nullopt);
     EXPECT_EQ(store.count("a", 60), 1u);
     EXPECT_EQ(store.count("b", 60), 3u);
+}
+
+// Counts saturate in both stores (at 2^64-1 in memory, 2^53-1 in Redis): a huge amount
+// never wraps a count down, and is refused by any max it does not fit.
+inline void expect_counts_saturate(CounterStore& store) {
+    constexpr std::uint64_t kHuge = std::numeric_limits<std::uint64_t>::max();
+    store.add("sat", kHuge, 60);
+    store.add("sat", kHuge, 60);
+    std::uint64_t full = store.count("sat", 60);
+    EXPECT_GE(full, (1ull << 53) - 1);
+    std::vector<CounterAdd> one{{"sat", 1, 60, 1'000'000}};
+    EXPECT_EQ(store.check_and_add(one), std::optional<std::size_t>(0));
+    EXPECT_EQ(store.count("sat", 60), full);
+    // After 900 KB, SIZE=-1 (read as 2^64-1) must not pass a 1 MB limit by wrapping.
+    store.add("bytes", 900'000, 60);
+    std::vector<CounterAdd> wrap{{"bytes", kHuge, 60, 1u << 20}};
+    EXPECT_EQ(store.check_and_add(wrap), std::optional<std::size_t>(0));
+    EXPECT_EQ(store.count("bytes", 60), 900'000u);
+}
+
+// A key part of any length is its own counter: two 100 KB header values that differ in
+// their last byte count apart, and the same value counts together.
+inline void expect_long_keys_count_apart(CounterStore& store) {
+    std::string a = "from-limit\x1f" + std::string(100'000, 'x') + "a";
+    std::string b = "from-limit\x1f" + std::string(100'000, 'x') + "b";
+    store.add(a, 2, 60);
+    store.add(b, 5, 60);
+    store.add(a, 1, 60);
+    EXPECT_EQ(store.count(a, 60), 3u);
+    EXPECT_EQ(store.count(b, 60), 5u);
+    // A raw part that looks like a hashed one is hashed too, so it cannot collide.
+    std::string hashed_b = storage_key(b).substr(storage_key(b).find('\x1f') + 1);
+    EXPECT_EQ(hashed_b.front(), '#');
+    EXPECT_EQ(store.count("from-limit\x1f" + hashed_b, 60), 0u);
+    // A value that splits itself into thousands of short parts with \x1f is bounded too.
+    std::string split = "from-limit";
+    for (int i = 0; i < 2000; ++i) split += "\x1f" + std::to_string(i) + std::string(50, 'y');
+    EXPECT_LE(storage_key(split).size(), 512u);
+    store.add(split, 4, 60);
+    EXPECT_EQ(store.count(split, 60), 4u);
+    EXPECT_EQ(store.count(split + "z", 60), 0u);
 }
 
 }  // namespace pm::testing
