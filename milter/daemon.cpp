@@ -25,8 +25,10 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "config/logging.h"
@@ -50,9 +52,29 @@ struct Running {
     ConversationOptions options;
 };
 
-// Read by every connection, replaced by the signal thread: an atomic shared_ptr, so a
-// connection never sees half a reload and a transaction in flight keeps its own policy.
-std::atomic<std::shared_ptr<const Running>> g_running;
+// Read by every connection, replaced by the signal thread: a connection never sees half
+// a reload and a transaction in flight keeps its own policy. A mutex rather than
+// std::atomic<std::shared_ptr>: libstdc++ 12's atomic load releases its internal lock
+// with a relaxed store, so its read is not ordered before the next reload's write (a
+// race ThreadSanitizer reports, tests/protocol Signals.ReloadsChanging...). The lock is
+// held only to copy the pointer.
+class RunningSlot {
+  public:
+    std::shared_ptr<const Running> load() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return running_;
+    }
+    void store(std::shared_ptr<const Running> next) {
+        std::shared_ptr<const Running> old;  // released outside the lock
+        std::lock_guard<std::mutex> lock(mutex_);
+        old = std::exchange(running_, std::move(next));
+    }
+
+  private:
+    mutable std::mutex mutex_;
+    std::shared_ptr<const Running> running_;
+};
+RunningSlot g_running;
 
 std::string describe(const Policy& policy) {
     std::string out = std::to_string(policy.rule_count()) + " rules from ";
