@@ -174,7 +174,7 @@ for i in a b; do
 		--from alice@example.net --to bob@example.org
 done
 alive "$PID_A" && alive "$PID_B" && pass "both milters still running" || fail "a milter died"
-grep -qE 'stage=mail rule=sender-hourly action=tempfail reply="451 4\.3\.0 .*error="limit "sender-hourly": store unavailable' \
+grep -qE 'stage=mail rule=sender-hourly action=tempfail reply="451 4\.3\.0 .*error="limit \\"sender-hourly\\": store unavailable' \
 	"$WORK/milter-a.log" && pass "log: the store error is in the decision line" \
 	|| fail "log: no store error in milter a's decision lines"
 
