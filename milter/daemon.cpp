@@ -179,8 +179,6 @@ void set_nodelay_on_listening_sockets() {
     }
 }
 
-}
-
 std::optional<std::string> drop_privileges(const std::string& user) {
     errno = 0;
     passwd* pw = getpwnam(user.c_str());
