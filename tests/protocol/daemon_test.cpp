@@ -320,13 +320,14 @@ TEST(SocketFile, DefaultModeLetsOnlyTheDaemonsUserAndGroupConnect) {
     EXPECT_NE(::lstat((dir + "/milter.sock").c_str(), &st), 0) << "the socket is removed at exit";
 }
 
-// What an unsafe directory gets: no start, exit 1, and the reason.
+// What an unsafe directory gets: no start, exit 78 (EX_CONFIG: a restart cannot help),
+// and the reason.
 void expect_refused(Daemon& d, const std::string& dir, const std::string& reason) {
     d.use_unix_socket(dir + "/milter.sock");
     std::string why;
     ASSERT_FALSE(d.start(why)) << "started with the socket in " << dir;
     const StopResult& r = d.last_stop();
-    EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 1) << r.describe();
+    EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 78) << r.describe();
     EXPECT_NE(
         d.log_text().find("error: not started: unsafe socket directory " + dir + ": " + reason),
         std::string::npos)
