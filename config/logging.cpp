@@ -7,6 +7,7 @@
 #include <syslog.h>
 
 #include <algorithm>
+#include <mutex>
 #include <string_view>
 
 #include "config/decision_log.h"
@@ -111,33 +112,55 @@ std::optional<std::string> setup_logging(const std::string& destination, const s
     if (auto problem = syslog_facility_problem(syslog_facility)) return problem;
     if (auto problem = syslog_name_problem(syslog_name)) return problem;
     auto lvl = parse_level(level);
-    std::shared_ptr<spdlog::logger> logger;
-    if (destination == "syslog") {
-        // syslog adds time, host and ident itself; the line is only the (escaped) message,
-        // formatted by the sink (enable_formatting) so that the escaping applies.
-        auto sink = std::make_shared<spdlog::sinks::syslog_sink_mt>(
-            syslog_name, LOG_PID, *syslog_facility_code(syslog_facility), true);
-        logger = std::make_shared<spdlog::logger>("policy-milter", sink);
-        logger->set_formatter(escaping_formatter("%*", ""));
-    } else {  // stderr
-        logger = std::make_shared<spdlog::logger>(
-            "policy-milter", std::make_shared<spdlog::sinks::stderr_sink_mt>());
-        // syslog-name has no '%' (syslog_name_problem), so it is plain text in the pattern.
-        logger->set_formatter(
-            escaping_formatter("%Y-%m-%d %H:%M:%S.%e " + syslog_name + "[%P]: %l: %*",
-                               spdlog::details::os::default_eol));
-    }
-    logger->set_level(*lvl);
-    logger->flush_on(spdlog::level::debug);  // a milter's log is read while it runs
-    spdlog::set_default_logger(logger);
+    // One logger for the life of the process. spdlog::set_default_logger() swaps the
+    // pointer that every spdlog::info() reads without a lock: called while MTA threads
+    // log, it races with them and frees the logger under their feet (a SEGV in
+    // logger::sink_it_). So a second call changes the level only; the destination,
+    // syslog-name and syslog-facility are fixed at start (policy-milter(8), SIGNALS).
+    static std::once_flag made;
+    std::call_once(made, [&] {
+        std::shared_ptr<spdlog::logger> logger;
+        if (destination == "syslog") {
+            // syslog adds time, host and ident itself; the line is only the (escaped)
+            // message, formatted by the sink (enable_formatting) so that the escaping
+            // applies.
+            auto sink = std::make_shared<spdlog::sinks::syslog_sink_mt>(
+                syslog_name, LOG_PID, *syslog_facility_code(syslog_facility), true);
+            logger = std::make_shared<spdlog::logger>("policy-milter", sink);
+            logger->set_formatter(escaping_formatter("%*", ""));
+        } else {  // stderr
+            logger = std::make_shared<spdlog::logger>(
+                "policy-milter", std::make_shared<spdlog::sinks::stderr_sink_mt>());
+            // syslog-name has no '%' (syslog_name_problem), so it is plain text in the
+            // pattern.
+            logger->set_formatter(
+                escaping_formatter("%Y-%m-%d %H:%M:%S.%e " + syslog_name + "[%P]: %l: %*",
+                                   spdlog::details::os::default_eol));
+        }
+        logger->flush_on(spdlog::level::debug);  // a milter's log is read while it runs
+        logger->set_level(*lvl);
+        spdlog::set_default_logger(std::move(logger));
+    });
+    spdlog::default_logger_raw()->set_level(*lvl);
     return std::nullopt;
 }
 
 std::optional<std::string> set_log_level(const std::string& level) {
     auto lvl = parse_level(level);
     if (!lvl) return log_level_problem(level);
-    spdlog::default_logger()->set_level(*lvl);
+    // The level is an atomic in the logger: threads that log see the old or the new one.
+    spdlog::default_logger_raw()->set_level(*lvl);
     return std::nullopt;
+}
+
+std::string log_level_name() {
+    switch (spdlog::default_logger_raw()->level()) {
+        case spdlog::level::trace:
+        case spdlog::level::debug: return "debug";
+        case spdlog::level::info: return "info";
+        case spdlog::level::warn: return "warning";
+        default: return "error";
+    }
 }
 
 }  // namespace pm

@@ -19,13 +19,16 @@ std::optional<std::string> syslog_name_problem(const std::string& name);
 
 // Makes spdlog's default logger write to `destination` ("syslog" or "stderr") at
 // `level` ("debug", "info", "warning" or "error"); syslog lines carry `syslog_name` and
-// `syslog_facility`. Returns why it could not.
+// `syslog_facility`. Returns why it could not. The logger is made once, before any other
+// thread logs; a later call only changes the level.
 std::optional<std::string> setup_logging(const std::string& destination, const std::string& level,
                                          const std::string& syslog_name = "policy-milter",
                                          const std::string& syslog_facility = "mail");
 
-// Changes the level of the running logger only. A new logger (setup_logging again) would
-// close syslog as the old sink goes, and lose syslog-name for libmilter's lines.
+// Changes the level of the one logger, safely while other threads log (a reload).
 std::optional<std::string> set_log_level(const std::string& level);
+
+// The level in force: "debug", "info", "warning" or "error".
+std::string log_level_name();
 
 }  // namespace pm

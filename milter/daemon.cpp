@@ -25,12 +25,16 @@
 #include <fstream>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "config/logging.h"
 #include "milter/adapter.h"
+#include "milter/signals.h"
+#include "milter/socket_file.h"
 #include "milter/startup.h"
 #include "milter/systemd_notify.h"
 #include "policy/policy.h"
@@ -48,9 +52,29 @@ struct Running {
     ConversationOptions options;
 };
 
-// Read by every connection, replaced by the signal thread: an atomic shared_ptr, so a
-// connection never sees half a reload and a transaction in flight keeps its own policy.
-std::atomic<std::shared_ptr<const Running>> g_running;
+// Read by every connection, replaced by the signal thread: a connection never sees half
+// a reload and a transaction in flight keeps its own policy. A mutex rather than
+// std::atomic<std::shared_ptr>: libstdc++ 12's atomic load releases its internal lock
+// with a relaxed store, so its read is not ordered before the next reload's write (a
+// race ThreadSanitizer reports, tests/protocol Signals.ReloadsChanging...). The lock is
+// held only to copy the pointer.
+class RunningSlot {
+  public:
+    std::shared_ptr<const Running> load() const {
+        std::lock_guard<std::mutex> lock(mutex_);
+        return running_;
+    }
+    void store(std::shared_ptr<const Running> next) {
+        std::shared_ptr<const Running> old;  // released outside the lock
+        std::lock_guard<std::mutex> lock(mutex_);
+        old = std::exchange(running_, std::move(next));
+    }
+
+  private:
+    mutable std::mutex mutex_;
+    std::shared_ptr<const Running> running_;
+};
+RunningSlot g_running;
 
 std::string describe(const Policy& policy) {
     std::string out = std::to_string(policy.rule_count()) + " rules from ";
@@ -155,68 +179,14 @@ void set_nodelay_on_listening_sockets() {
     }
 }
 
-// socket-mode and socket-group: the MTA connects as its own user (Postfix: postfix), so
-// it needs write permission on the socket through its group or the mode.
-std::optional<std::string> set_socket_access(const std::string& path, mode_t mode,
-                                             std::optional<gid_t> group) {
-    if (chmod(path.c_str(), mode) != 0) return "chmod " + path + ": " + std::strerror(errno);
-    if (group && chown(path.c_str(), static_cast<uid_t>(-1), *group) != 0)
-        return "chown " + path + " to group " + std::to_string(*group) + ": " +
-               std::strerror(errno);
-    return std::nullopt;
-}
-
-// The socket, created as root, goes to `user` too (and to its group, unless socket-group
-// gave it one), so that the daemon still owns it after dropping privileges.
-std::optional<std::string> drop_privileges(const std::string& user, const std::string& socket_path,
-                                           bool keep_socket_group) {
+std::optional<std::string> drop_privileges(const std::string& user) {
     errno = 0;
     passwd* pw = getpwnam(user.c_str());
     if (!pw) return "unknown user \"" + user + "\"";
-    gid_t socket_gid = keep_socket_group ? static_cast<gid_t>(-1) : pw->pw_gid;
-    if (!socket_path.empty() && chown(socket_path.c_str(), pw->pw_uid, socket_gid) != 0)
-        return "chown " + socket_path + ": " + std::strerror(errno);
     if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
         setuid(pw->pw_uid) != 0)
         return "cannot become user \"" + user + "\": " + std::strerror(errno);
     return std::nullopt;
-}
-
-// --- signals --------------------------------------------------------------------------
-//
-// libmilter's smfi_main starts its own signal thread, which sigwait()s for SIGHUP,
-// SIGTERM and SIGINT and stops the milter on any of them (libmilter/signal.c). A second
-// sigwait() thread for SIGHUP would race with it: the kernel gives a process-directed
-// signal to any one thread waiting for it. Linux, however, always offers such a signal
-// first to the thread-group leader if that thread has it unblocked. So the main thread
-// keeps the four signals unblocked, with handlers that only write the signal number to
-// a pipe, and runs smfi_main in a second thread, which (with every thread libmilter
-// starts from it) inherits a mask that blocks them. SA_NODEFER keeps the signal
-// unblocked in the main thread even while its handler runs.
-
-int g_signal_pipe[2] = {-1, -1};
-constexpr char kMilterEnded = 'X';
-
-extern "C" void forward_signal(int sig) {
-    int saved = errno;
-    char byte = static_cast<char>(sig);
-    [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &byte, 1);
-    errno = saved;
-}
-
-sigset_t daemon_signals() {
-    sigset_t set;
-    sigemptyset(&set);
-    for (int sig : {SIGHUP, SIGUSR1, SIGTERM, SIGINT}) sigaddset(&set, sig);
-    return set;
-}
-
-void install_signal_handlers() {
-    struct sigaction sa {};
-    sa.sa_handler = forward_signal;
-    sa.sa_flags = SA_RESTART | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    for (int sig : {SIGHUP, SIGUSR1, SIGTERM, SIGINT}) sigaction(sig, &sa, nullptr);
 }
 
 // --- reload ---------------------------------------------------------------------------
@@ -256,7 +226,11 @@ std::shared_ptr<const Policy> reload(int argc, const char* const argv[],
             "store settings changed ({}): they take effect only at the next start; "
             "counters stay in {}",
             store_settings(fresh), store_settings(started_with));
-    if (fresh.log_level != started_with.log_level) set_log_level(fresh.log_level);
+    // Only the level of the one logger changes: threads answering the MTA log meanwhile.
+    if (fresh.log_level != log_level_name()) {
+        set_log_level(fresh.log_level);
+        spdlog::info("log level {}", log_level_name());
+    }
     spdlog::info("reloaded: {}; {}", describe(*policy), switches(next->options));
     return old->policy;
 }
@@ -293,6 +267,10 @@ void lower_main_thread_priority() {
 }  // namespace
 
 int run_daemon(const Options& options, int argc, const char* const argv[]) {
+    // First, before any thread exists: every thread inherits the block, and only the main
+    // thread reads these signals, from its signalfd (milter/signals.cpp). One sent during
+    // the start waits for the main loop.
+    block_daemon_signals();
     // Every failure before the fork ends here: one line on stderr (the journal under
     // systemd) besides the log, and an exit code that says whether a restart can help.
     auto fail = [&](const std::string& why, int code) {
@@ -343,6 +321,12 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     std::string socket_path = plan.socket->path;  // empty for inet sockets
     std::optional<gid_t> socket_gid;
     if (!socket_path.empty() && plan.socket_gid) socket_gid = *plan.socket_gid;
+    // Whoever can write the socket's directory can swap the socket for a file of their
+    // choosing before the chown below, or for their own socket: only root and the user
+    // the daemon runs as may.
+    if (!socket_path.empty())
+        if (auto problem = socket_directory_problem(socket_path, plan.uid ? *plan.uid : geteuid()))
+            return fail(*problem, kExitConfig);
     if (smfi_setconn(socket_spec.data()) != MI_SUCCESS)
         return fail("bad socket specification \"" + socket_spec + "\"", kExitConfig);
     smfiDesc description = adapter_description();
@@ -350,8 +334,8 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     // Open the socket while still root (a privileged port or a root-owned directory),
     // then drop privileges. smfi_opensocket(true) first removes a stale socket file (the
     // checks made sure nobody listens on it). The umask gives a unix socket its mode
-    // from the start; chmod then sets it exactly. libmilter says why it fails only
-    // through syslog: that goes to stderr too.
+    // from the start, so that it is never more open than socket-mode. libmilter says why
+    // it fails only through syslog: that goes to stderr too.
     auto socket_mode = static_cast<mode_t>(options.socket_mode & 0777);
     mode_t old_umask = umask(~socket_mode & 0777);
     bool opened = with_libmilter_errors_on_stderr(
@@ -361,15 +345,21 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     set_nodelay_on_listening_sockets();
     // Found now: after a switch of user /proc/self/fd may be closed to us.
     std::optional<ProbeAddress> probe_address = listening_milter_address();
-    if (!socket_path.empty())
-        if (auto problem = set_socket_access(socket_path, socket_mode, socket_gid))
+    // socket-mode, socket-group and --user: the MTA connects as its own user (Postfix:
+    // postfix), so it needs write permission on the socket through its group or the
+    // mode; the socket goes to --user (and to its group, unless socket-group gave it
+    // one), so that the daemon still owns it after dropping privileges.
+    if (!socket_path.empty()) {
+        uid_t uid = plan.uid ? *plan.uid : static_cast<uid_t>(-1);
+        gid_t gid = socket_gid ? *socket_gid : plan.uid ? plan.gid : static_cast<gid_t>(-1);
+        if (auto problem = secure_socket_file(socket_path, socket_mode, uid, gid))
             return fail(*problem, kExitConfig);
+    }
     PidFile pid_file;  // created while still root, written after the fork
     if (auto problem = pid_file.open(options.pid_file))
         return fail(problem->message, problem->transient ? kExitTempFail : kExitConfig);
     if (!options.user.empty())
-        if (auto problem = drop_privileges(options.user, socket_path, socket_gid.has_value()))
-            return fail(*problem, kExitConfig);
+        if (auto problem = drop_privileges(options.user)) return fail(*problem, kExitConfig);
 
     // Before any thread exists: fork into the background (threads do not survive a fork).
     // The working directory is kept so relative rules and config paths still resolve at
@@ -381,17 +371,16 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     }
     pid_file.write_pid();
 
-    if (pipe2(g_signal_pipe, O_CLOEXEC) != 0) return fail("pipe2 failed", 1);
-    sigset_t signals = daemon_signals();
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by the milter threads
+    std::string why;
+    std::optional<int> signal_fd = open_signal_fd(why);
+    if (!signal_fd) return fail(why, 1);
+    int milter_ended[2];
+    if (pipe2(milter_ended, O_CLOEXEC) != 0) return fail("pipe2 failed", 1);
     std::atomic<int> milter_result{MI_SUCCESS};
-    std::thread milter_thread([&milter_result] {
+    std::thread milter_thread([&milter_result, &milter_ended] {
         milter_result = smfi_main();
-        char byte = kMilterEnded;
-        [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &byte, 1);
+        [[maybe_unused]] ssize_t n = write(milter_ended[1], "X", 1);
     });
-    install_signal_handlers();
-    pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);  // in the main thread only
 
     unsigned mi_major = 0, mi_minor = 0, mi_patch = 0;
     smfi_version(&mi_major, &mi_minor, &mi_patch);
@@ -407,33 +396,27 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     RetiredPolicies retired;
     bool stopping = false;
     for (bool ended = false; !ended;) {
-        pollfd wait_for{g_signal_pipe[0], POLLIN, 0};
-        int ready = poll(&wait_for, 1, retired.empty() ? -1 : 1000);
+        pollfd wait_for[2] = {{*signal_fd, POLLIN, 0}, {milter_ended[0], POLLIN, 0}};
+        int ready = poll(wait_for, 2, retired.empty() ? -1 : 1000);
         retired.free_unused();
         if (ready <= 0) continue;  // EINTR or the timeout
+        if (wait_for[1].revents) ended = true;
         // Everything pending at once: signals that came during a reload make one more
         // reload, not one each.
-        char bytes[64];
-        ssize_t n = read(g_signal_pipe[0], bytes, sizeof bytes);
-        if (n < 0 && errno == EINTR) continue;
-        if (n <= 0) break;
         int reload_on = 0;
-        for (ssize_t i = 0; i < n; ++i) {
-            int sig = bytes[i];
-            if (bytes[i] == kMilterEnded) {
-                ended = true;
-            } else if (sig == SIGHUP || sig == SIGUSR1) {
+        for (int sig : take_signals(*signal_fd)) {
+            if (sig == SIGHUP || sig == SIGUSR1) {
                 reload_on = sig;
             } else if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
                 stopping = true;
-                spdlog::info("stopping on {}", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+                spdlog::info("stopping on {}", signal_name(sig));
                 notify_systemd("STOPPING=1");
                 watchdog.reset();            // its probes would fail from here on
                 stop_milter(probe_address);  // smfi_stop(), without its 5 s wait
             }
         }
         if (reload_on && !stopping && !ended) {
-            spdlog::info("reloading on {}", reload_on == SIGHUP ? "SIGHUP" : "SIGUSR1");
+            spdlog::info("reloading on {}", signal_name(reload_on));
             try {
                 notify_systemd("RELOADING=1");
                 retired.add(reload(argc, argv, options));
@@ -444,9 +427,17 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
         }
     }
     milter_thread.join();
-    spdlog::info("stopped: {}", describe(*g_running.load()->policy));
-    if (!socket_path.empty()) unlink(socket_path.c_str());
+    if (!socket_path.empty()) remove_own_socket();
     pid_file.remove();
+    // smfi_main() returns on its own when libmilter gives up (its listener fails, or its
+    // signal thread stopped it): the MTA then gets no answers at all, so the exit is an
+    // error, for the service manager to restart the daemon (Restart=on-failure).
+    if (!stopping) {
+        spdlog::error("libmilter stopped serving on its own (smfi_main returned {}); exiting",
+                      milter_result == MI_SUCCESS ? "MI_SUCCESS" : "MI_FAILURE");
+        return 1;
+    }
+    spdlog::info("stopped: {}", describe(*g_running.load()->policy));
     return milter_result == MI_SUCCESS ? 0 : 1;
 }
 

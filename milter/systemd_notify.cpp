@@ -168,7 +168,11 @@ void stop_milter(const std::optional<ProbeAddress>& listener) {
     std::thread waker([&] {
         const std::string quit = packet('Q', "");
         for (int i = 0; i < 250 && !stopped.load(); ++i) {  // 5 s at most
-            Fd fd(socket(listener->address.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0));
+            // Non-blocking: if another socket has taken the path and nobody accepts on
+            // it, a blocking connect would wait for ever once its backlog is full, and so
+            // would the stop (tests/protocol SocketFile.ExitLeavesASocketThatIsNotItsOwn).
+            Fd fd(
+                socket(listener->address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
             if (fd.fd >= 0 && connect(fd.fd, reinterpret_cast<const sockaddr*>(&listener->address),
                                       listener->length) == 0) [[maybe_unused]]
                 ssize_t n = send(fd.fd, quit.data(), quit.size(), MSG_NOSIGNAL);

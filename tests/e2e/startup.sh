@@ -135,21 +135,22 @@ else
 	fail "start: Redis host that does not resolve: exit $RC: $OUT"
 fi
 
-# libmilter's own reason, which it writes to syslog only, goes to stderr too. The checks
-# cannot foresee this one: a stale socket of root's in a sticky directory, which the
-# daemon, started as nobody, may not remove.
+# A stale socket of root's in a sticky, world-writable directory, the daemon started as
+# nobody: libmilter could not remove it (and used to say so through syslog only). Such a
+# directory is now refused before libmilter is asked, since anyone could plant a name in
+# it (policy-milter(8), --socket; issue 10, item 9). libmilter's own reason on stderr
+# needs another case that passes every check: not covered here any more.
 if command -v setpriv >/dev/null; then
 	mkdir -m 1777 "$W/sticky"
 	python3 -c 'import socket, sys; socket.socket(socket.AF_UNIX).bind(sys.argv[1])' "$W/sticky/stale.sock"
 	RC=0
 	OUT=$(cd "$W" && setpriv --reuid nobody --regid "$(id -g nobody)" --clear-groups \
 		"$MILTER_BIN" --config empty.conf --rules rules.conf --socket "unix:$W/sticky/stale.sock" 2>&1) || RC=$?
-	explained="^policy-milter\[[0-9]+\]: policy-milter: Unable to remove $(ere_quote "$W/sticky/stale.sock"): Operation not permitted$"
-	if [ "$RC" = 1 ] && grep -qE "$explained" <<<"$OUT" &&
-		[ "$(tail -n 1 <<<"$OUT")" = "policy-milter: not started: cannot open socket unix:$W/sticky/stale.sock" ]; then
-		pass "libmilter's reason on stderr: $(head -n 1 <<<"$OUT")"
+	refused="policy-milter: not started: unsafe socket directory $W/sticky: writable by every user (mode 1777); "
+	if [ "$RC" = 78 ] && [ "$(tail -n 1 <<<"$OUT" | cut -c1-${#refused})" = "$refused" ]; then
+		pass "a world-writable socket directory, even sticky: $(tail -n 1 <<<"$OUT")"
 	else
-		fail "libmilter's reason on stderr: exit $RC: $OUT"
+		fail "a world-writable socket directory: exit $RC: $OUT"
 	fi
 fi
 

@@ -5,10 +5,11 @@
 // The daemon runs as
 //   policy-milter -c /dev/null --foreground --log stderr --log-level debug
 //                 --rules DIR/rules.conf --socket inet:PORT@127.0.0.1 [EXTRA...]
-// with stdout and stderr in DIR/daemon.log. libmilter itself logs through syslog(3), not
-// through the daemon's logger: when the tests run as root and `unshare --mount` works, the
-// daemon runs in a private mount namespace whose /dev/log is a socket of the test's own
-// (DIR/devlog, caught into Daemon::syslog_text() and DIR/syslog); elsewhere those lines
+// (or --socket unix:PATH after use_unix_socket(), and -c DIR/policy-milter.conf without
+// --log-level after write_config()), with stdout and stderr in DIR/daemon.log. libmilter itself
+// logs through syslog(3), not through the daemon's logger: when the tests run as root and `unshare
+// --mount` works, the daemon runs in a private mount namespace whose /dev/log is a socket of the
+// test's own (DIR/devlog, caught into Daemon::syslog_text() and DIR/syslog); elsewhere those lines
 // are not seen. (With --log stderr the daemon never calls openlog(), so libmilter logs with
 // facility user and the program's name as ident.)
 //
@@ -147,6 +148,23 @@ inline bool tcp_accepts(int port) {
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     a.sin_port = htons(static_cast<std::uint16_t>(port));
+    bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
+    ::close(fd);
+    return ok;
+}
+
+// True if something accepts connections on the unix socket `path` (closed at once).
+// Non-blocking: a full backlog of a socket nobody accepts on is a no, not a wait.
+inline bool unix_accepts(const std::string& path) {
+    int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) return false;
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    if (path.size() >= sizeof a.sun_path) {
+        ::close(fd);
+        return false;
+    }
+    std::memcpy(a.sun_path, path.c_str(), path.size() + 1);
     bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
     ::close(fd);
     return ok;
@@ -349,9 +367,9 @@ class Daemon {
         std::filesystem::remove_all(dir_, ec);
     }
 
-    // Starts the daemon and waits until it accepts connections. On failure `why` says why
-    // (with the log).
-    bool start(std::string& why) {
+    // Starts the daemon and waits until it accepts connections, for at most `timeout`. On
+    // failure `why` says why (with the log).
+    bool start(std::string& why, std::chrono::milliseconds timeout = scaled(15s)) {
         if (dir_.empty()) {
             why = "cannot create a work directory";
             return false;
@@ -359,26 +377,25 @@ class Daemon {
         if (!syslog_started_ && !private_devlog_unshare().empty())
             syslog_started_ = syslog_.start(dir_ + "/devlog", dir_ + "/syslog");
         for (int attempt = 0; attempt < 5; ++attempt) {
-            port_ = free_port();
+            if (unix_socket_.empty()) port_ = free_port();
             std::size_t log_from = log_size();
             if (!spawn(why)) return false;
-            auto deadline = Clock::now() + scaled(15s);
+            auto deadline = Clock::now() + timeout;
             for (;;) {
                 if (!alive()) break;
                 // Its own socket, not one that took the port first: it logs "started" once
                 // the socket is open.
-                if (log_since(log_from).find("info: started: ") != std::string::npos &&
-                    tcp_accepts(port_))
+                if (log_since(log_from).find("info: started: ") != std::string::npos && accepts())
                     return true;
                 if (Clock::now() > deadline) {
-                    why = "policy-milter did not listen on port " + std::to_string(port_);
+                    why = "policy-milter did not listen on " + socket_spec();
                     stop();
                     return false;
                 }
                 std::this_thread::sleep_for(10ms);
             }
             std::string log = log_text().substr(log_from);
-            if (log.find("cannot open socket") == std::string::npos) {
+            if (log.find("cannot open socket") == std::string::npos || !unix_socket_.empty()) {
                 why = "policy-milter exited at start (" + last_.describe() + "):\n" + log;
                 return false;
             }
@@ -411,7 +428,7 @@ class Daemon {
                 break;
             }
             if (Clock::now() >= next_poke) {
-                tcp_accepts(port_);
+                accepts();
                 next_poke = Clock::now() + 100ms;
             }
             std::this_thread::sleep_for(5ms);
@@ -436,7 +453,24 @@ class Daemon {
     const StopResult& last_stop() const { return last_; }
     pid_t pid() const { return pid_; }
     int port() const { return port_; }
-    std::string socket_spec() const { return "inet:" + std::to_string(port_) + "@127.0.0.1"; }
+    std::string socket_spec() const {
+        if (!unix_socket_.empty()) return "unix:" + unix_socket_;
+        return "inet:" + std::to_string(port_) + "@127.0.0.1";
+    }
+    // Something accepts connections on the daemon's socket.
+    bool accepts() const {
+        return unix_socket_.empty() ? tcp_accepts(port_) : unix_accepts(unix_socket_);
+    }
+
+    // Before start(): listen on the unix socket `path` instead of a loopback port.
+    void use_unix_socket(std::string path) { unix_socket_ = std::move(path); }
+    // Before start(): read DIR/policy-milter.conf, with this text, instead of -c /dev/null,
+    // and take the log level from it (no --log-level debug on the command line). Call
+    // again while it runs to change the file for the next reload.
+    void write_config(const std::string& text) {
+        config_path_ = dir_ + "/policy-milter.conf";
+        write_file(config_path_, text);
+    }
     const std::string& dir() const { return dir_; }
     const std::string& name() const { return name_; }
     void keep_dir() { keep_ = true; }
@@ -495,6 +529,10 @@ class Daemon {
         std::vector<std::string> daemon{
             PM_POLICY_MILTER, "-c",    "/dev/null", "--foreground", "--log",    "stderr",
             "--log-level",    "debug", "--rules",   rules_path_,    "--socket", socket_spec()};
+        if (!config_path_.empty()) {
+            daemon[2] = config_path_;
+            daemon.erase(daemon.begin() + 6, daemon.begin() + 8);  // --log-level debug
+        }
         args.insert(args.end(), daemon.begin(), daemon.end());
         args.insert(args.end(), extra_.begin(), extra_.end());
 
@@ -546,7 +584,7 @@ class Daemon {
 
     std::string name_, rules_;
     std::vector<std::string> extra_;
-    std::string dir_, log_path_, rules_path_;
+    std::string dir_, log_path_, rules_path_, config_path_, unix_socket_;
     int port_ = 0;
     pid_t pid_ = -1;
     StopResult last_;
