@@ -3,8 +3,9 @@
 # two private Postfix instances, each Postfix with its own milter, both milters with
 # store = redis://... A limit of 100 messages per hour per sender lets exactly 100 through
 # across both, and the 101st gets the configured reply whichever Postfix receives it. With
-# Redis stopped, store-on-error = tempfail answers 451 4.3.0 and nothing crashes; within
-# one second of Redis coming back, the limit holds again.
+# Redis stopped, store-on-error = tempfail answers 451 4.3.0 and nothing crashes; once
+# Redis is back, the limit holds again (how soon is printed: about a second when the
+# machine is idle; only an upper bound of 5 s is asserted, since CI machines are shared).
 #
 #   tests/e2e/redis-shared-limit.sh PATH/TO/policy-milter
 #
@@ -12,7 +13,7 @@
 # (ctest: skipped) without them. Starts its own redis-server on a free loopback port; a
 # system Redis is neither needed nor touched. KEEP_E2E_DIR=1 keeps the work directory.
 # PM_E2E_SLOWDOWN=N (set by ctest in the ASan build, a Debug build several times slower)
-# multiplies the Redis timeout and the one second by N.
+# multiplies the Redis timeout and the 5 s bound by N.
 set -euo pipefail
 
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
@@ -178,7 +179,7 @@ grep -qE 'stage=mail rule=sender-hourly action=tempfail reply="451 4\.3\.0 .*err
 	"$WORK/milter-a.log" && pass "log: the store error is in the decision line" \
 	|| fail "log: no store error in milter a's decision lines"
 
-# --- Redis back: the limit holds again within a second -------------------------------------
+# --- Redis back: the limit holds again (the time is reported, not asserted: shared machines) --
 
 # The milters have been failing for over a second: their backoff is at its longest. The
 # clock runs from the moment redis-server is started, probes on both MTAs at once.
@@ -190,7 +191,7 @@ use_postfix b; back_within "$t0" "$SMTP_PORT" alice@example.net "$SLOWDOWN" > "$
 wait "$probe_a" "$probe_b" || true
 for i in a b; do
 	read -r ms code text < "$WORK/back-$i" || true
-	if [ "${code:-}" = 452 ] && [ "${ms:-99999}" -le $((1000 * SLOWDOWN)) ]; then
+	if [ "${code:-}" = 452 ] && [ "${ms:-99999}" -le $((5000 * SLOWDOWN)) ]; then
 		pass "Postfix $i: limit holds again $ms ms after Redis was started: $code $text"
 	else
 		fail "Postfix $i: ${ms:-?} ms after Redis was started: ${code:-?} ${text:-}"
