@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 /* The baseline of bench/run-mta-bench: the least a libmilter milter can do while still
  * seeing a whole SMTP transaction. It registers every callback, takes every protocol step
  * the MTA offers (none switched off with SMFIP_NO*, a reply to each), asks for no

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Helpers shared by the policy benchmarks: loading a policy loudly, finding its lists,
 // reading the process's memory from /proc.
 #pragma once

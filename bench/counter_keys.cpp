@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Memory of the in-memory counter store per key (issue 10, item 4): a limit keyed on a
 // sender-chosen value (header["From"]) must cost no more per key than one keyed on a short
 // address. Target: at most 300 bytes of RSS per key whatever the key's size, and 1M keys

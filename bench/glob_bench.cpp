@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Glob lists against hostile values (issue 10, item 1): 2,000 globs against a 60 KB value
 // chosen by the sender. Target: one lookup in at most 1 ms, whatever the value holds and
 // however many globs match it.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Limit checks per second: the in-memory counter store against the Redis one on loopback,
 // through the pm::CounterStore interface the daemon uses.
 //

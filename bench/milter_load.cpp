@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Load generator for a milter: C concurrent connections speak the MTA side of the milter
 // protocol (tests/milter_client) to one milter and run N transactions between them, then
 // report transactions per second and p50/p99/p99.9 latency per protocol step.

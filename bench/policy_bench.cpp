@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Evaluation cost of a policy, per SMTP event, through pm::Conversation exactly as the
 // milter adapter drives it.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Measures what loading a policy costs: the wall time of pm::load_policy_file (parse,
 // read the list files, compile the lists) and the memory the loaded policy holds.
 //

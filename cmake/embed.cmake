@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # Turns a text file into a C string (pm_enhanced_status_codes_tsv) so the binary needs
 # no data file at run time.
 file(READ ${IN} content HEX)

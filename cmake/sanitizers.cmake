@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: BSD-2-Clause
 # PM_SANITIZE="address;undefined" or "thread": applied to every target of the build.
 if(PM_SANITIZE)
   list(JOIN PM_SANITIZE "," pm_sanitizers)

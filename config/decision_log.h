@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // One log line per decision, in Postfix's style (spec §8):
 //   QUEUEID: stage=rcpt rule=ID action=reject reply="550 5.1.1 ..." client=NAME[IP] from=<...>
 //   to=<...>

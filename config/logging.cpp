@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 #include "config/logging.h"
 
 #include <spdlog/pattern_formatter.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Where the daemon logs (spec §8): syslog (ident policy-milter, facility mail, unless
 // syslog-name and syslog-facility say otherwise) or stderr.
 #pragma once

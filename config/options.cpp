@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 #include "config/options.h"
 
 #include <boost/program_options.hpp>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The command line and the daemon's config file (spec §8), through Boost.Program_options.
 #pragma once
 

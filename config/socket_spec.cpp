@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 #include "config/socket_spec.h"
 
 #include <arpa/inet.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The milter socket spec (`socket = ...`), parsed strictly here rather than by libmilter.
 // libmilter reads whatever it is given: `inet:127.0.0.1:8895`, the Postfix spelling, is
 // port atoi("127.0.0.1:8895") = 127 on every interface, `inet:8895@127.1` is 127.0.0.1

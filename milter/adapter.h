@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The libmilter adapter: turns milter callbacks into facts for a pm::Conversation and
 // its decisions into SMFIS_* codes and replies. It knows nothing of the rule syntax.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // policy-milter: entry point. The daemon, --check and --test run the same loader.
 #include <libmilter/mfapi.h>
 

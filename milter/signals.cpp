@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Why only the daemon's own thread can take SIGHUP, SIGUSR1, SIGTERM and SIGINT.
 //
 // smfi_main() starts a signal thread of libmilter's (mi_signal_thread in libmilter's

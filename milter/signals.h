@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The daemon's signals: SIGHUP and SIGUSR1 reload, SIGTERM and SIGINT stop. Only the
 // daemon's main thread ever takes them (milter/signals.cpp says how and why).
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The file of a unix milter socket: where it may live, its mode and owner, and its
 // removal at exit, none of which a symlink or a file swapped in under the daemon can
 // redirect to another file (policy-milter(8), FILES and BUGS).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Start-up checks: everything that would stop the daemon's start and can be found before
 // it opens its socket. The start and `--check` run the same checks (check_startup), so
 // that `--check` passing means the start gets past them; the start then uses what they

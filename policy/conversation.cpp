@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 #include "policy/conversation.h"
 
 #include <re2/re2.h>

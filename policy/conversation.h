@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // One SMTP session as the policy sees it: facts gathered stage by stage, the policy
 // asked at each event, limits staged during the transaction and committed only when
 // the message is accepted. The milter adapter and --test drive it the same way.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Sliding-window counters for `limit` statements. The store is shared by every
 // connection of the daemon and survives policy reloads.
 #pragma once

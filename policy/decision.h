@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // What the policy decided for one event, in terms the milter adapter and --test print.
 #pragma once
 

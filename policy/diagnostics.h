@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Compiler-style diagnostics for rules and list files: FILE:LINE:COL: error|warning: message.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // ESMTP MAIL FROM parameters the policy reads (RFC 1870 SIZE). Pure parsing: the milter
 // adapter hands in what the MTA passed; nothing here knows libmilter.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // What is known about one SMTP session so far. The milter adapter and --test fill it in
 // stage by stage; the policy only reads it. Values are normalised once here (lower case,
 // split addresses) so that evaluating many rules costs no repeated string work.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The fields rules can test (spec §4): name, value type, and the stage that adds them.
 #pragma once
 

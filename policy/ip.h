@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // IP addresses and prefix sets. A set is kept as sorted, merged address intervals per
 // family: membership needs no per-prefix data, so an interval array is exact, costs
 // 8 bytes per IPv4 entry (32 per IPv6) and answers with one binary search.

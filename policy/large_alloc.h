@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // An allocator for the big arrays of compiled lists (string arenas, hash slots, IP
 // intervals): blocks of 1 MiB and more are mapped straight from the kernel and unmapped
 // when freed, smaller ones come from operator new.

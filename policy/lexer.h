@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Tokens of the rules language (spec §2). Newlines are not significant; the parser
 // recognises keywords among words, so the lexer stays context-free except for regexes,
 // which begin with '/' wherever a token begins.

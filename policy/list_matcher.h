@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // A list compiled for the type of field it is matched against (spec §5): IP prefixes,
 // addresses (exact, @domain, .domain, globs), host names (exact, .name, globs), text
 // (exact, globs) or numbers. All text matching is ASCII case-insensitive.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The rules-file parser and compiler: tokens -> checked statements -> Policy.
 // Every error of a file is reported in one run: a syntax error skips to the next
 // statement keyword, and semantic errors never stop parsing at all.

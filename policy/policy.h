@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // A compiled, immutable policy. It is shared as std::shared_ptr<const Policy> so a
 // reload can swap it atomically while transactions in flight finish on the old one.
 #pragma once

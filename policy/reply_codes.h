@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Which SMTP reply codes each stage may answer with (spec §7), their defaults, and
 // RFC 3463 enhanced status codes checked against the IANA registry.
 #pragma once

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // SMTP stages at which rules run, in protocol order.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // A compact set of strings for million-entry lists: every string lives once in one
 // arena, and an open-addressing table holds (hash tag, offset) pairs, at most half full.
 // That is the strings plus 16 bytes or so per entry: 42 bytes per entry for the address

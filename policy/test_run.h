@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // `policy-milter --test`: one transaction through the rules without an MTA, printed
 // stage by stage as the milter would answer.
 #pragma once

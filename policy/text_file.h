@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Reading the files an admin writes or a feed generates: the rules file, its list files
 // and the config file, all through this one reader. Each must be a regular file (a
 // symlink to one is fine: admins use them): a FIFO would hang the reader, /dev/zero would

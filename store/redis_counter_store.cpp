@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 #include "store/redis_counter_store.h"
 
 #include <hiredis/hiredis.h>

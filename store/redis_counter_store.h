@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Limit counters in Redis (store = redis://HOST:PORT/DB), shared by every MTA that points
 // at the same Redis, database and key prefix.
 //

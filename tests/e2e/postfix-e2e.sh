@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # End-to-end smoke test: a private Postfix on 127.0.0.1 relays policy-milter's replies
 # to swaks, and SIGHUP changes a reply while the daemon keeps running.
 #

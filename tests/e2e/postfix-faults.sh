@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # End-to-end: bad input and faults, through a private Postfix.
 #   - input that reply templates must make safe: '%', a bare CR, a folded header, 2 kB
 #     addresses (the reply is cut to 512 octets), 1 MB headers;

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # End-to-end: limits, through a private Postfix and policy-milter with the built-in
 # (in-memory) store. Each kind of limit answers at its own stage, with the exact reply line
 # the SMTP client sees and where in the dialogue it comes:

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # End-to-end: every action at every stage, through a private Postfix, as the SMTP client
 # sees it. For each stage: reject and tempfail with the default and with a custom code, 421
 # (which closes the connection), accept, pass, discard; at the message stage also quarantine

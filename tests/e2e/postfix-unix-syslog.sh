@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # End-to-end: policy-milter on a unix socket as another user, logging to syslog.
 #   - it starts as root over a stale socket file, drops to nobody, and gives the socket
 #     mode 0660 and group postfix (--socket-group), so that Postfix reaches it over unix:;

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # Two MTAs share one limit through Redis: one redis-server, two policy-milter processes and
 # two private Postfix instances, each Postfix with its own milter, both milters with
 # store = redis://... A limit of 100 messages per hour per sender lets exactly 100 through

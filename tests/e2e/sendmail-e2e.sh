@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # End-to-end test with a real Sendmail 8.17 (Debian's packages, unpacked by
 # packaging/install-deps, run in private mount and UTS namespaces on 127.0.0.1): Sendmail
 # relays policy-milter's replies to swaks at every stage, first with the milter on an inet

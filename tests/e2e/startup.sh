@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: BSD-2-Clause
 # End-to-end: the daemon's start-up, as an admin meets it (no MTA needed).
 #   - a start that cannot succeed prints its reason on stderr and exits 78 (EX_CONFIG:
 #     missing socket directory, unknown socket-group, bad socket spec, unresolvable Redis

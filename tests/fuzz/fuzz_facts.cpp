@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // libFuzzer target for the evaluation path: hostile facts (client name and address, HELO,
 // addresses, header names and values, sizes, macro values such as {auth_authen} and the
 // queue id) through compiled policies that read every field, with lists, globs (enough for

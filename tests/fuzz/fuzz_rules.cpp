@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // libFuzzer target: any bytes as a rules file. The loader must report diagnostics, never
 // crash, hang or leak; a policy that loads must evaluate a transaction safely.
 #include <cstddef>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The MTA side of the milter wire protocol, for tests and load generation: it speaks to a
 // milter the way Postfix or Sendmail would, and hands back every reply undigested so a
 // test can assert the exact code, enhanced code and text of each callback — which Postfix

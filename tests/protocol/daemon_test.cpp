@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The daemon around the protocol: its signals, its reloads while connections run, and
 // the file of its unix socket. The real policy-milter binary, as in protocol_test.cpp.
 //

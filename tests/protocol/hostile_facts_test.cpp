@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Hostile facts through the real daemon (issue 10): a header repeated 100,000 times
 // (item 5), control bytes in every value that reaches the log (item 6), and a reload whose
 // rules need a macro an open connection never asked the MTA for (item 8). The daemon is

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The fixture of the milter protocol tests: the real policy-milter binary as a child
 // process on a free loopback port, its log, libmilter's syslog lines, and helpers to drive
 // it through mc::Client (tests/milter_client) and to assert the exact replies.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // End-to-end milter protocol tests: the real policy-milter binary, driven over TCP by
 // tests/milter_client the way Postfix or Sendmail drive it, with every reply asserted as
 // libmilter puts it on the wire (code, enhanced code, text, modifications). See

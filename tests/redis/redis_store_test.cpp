@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The Redis counter store against a real redis-server, started by the tests on a free
 // loopback port (skipped when redis-server is not installed).
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The daemon's config file (spec §8): `key = value` lines, every error as
 // FILE:LINE:COL: error: message in one run, the command line winning over the file.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Spec §8: one Postfix-style log line per decision, as the daemon writes it.
 #include <gtest/gtest.h>
 

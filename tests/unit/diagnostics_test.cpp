@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Load-time diagnostics of the rules language (spec §2-§8): every broken file below is
 // checked for the complete list of diagnostics it produces, in order, with the exact
 // FILE:LINE:COL, severity and text. A policy is returned exactly when there is no error.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // ESMTP SIZE= (RFC 1870): digits only, so a hostile value cannot wrap a bytes limit.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Spec §4-§6: each field at each stage, each operator, each list item kind, actions.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Small glob sets on short values are matched glob by glob, the rest by one automaton:
 // both must agree on every input.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Spec §3 limits with the in-memory store: what counts, when, and the window math.
 #include <gtest/gtest.h>
 

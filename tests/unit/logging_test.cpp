@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The daemon's logger (config/logging): one logger for the life of the process; a reload
 // changes only its level, while MTA threads log. Under the TSan build (tests/run-all) the
 // race of the old reload, which replaced the default logger under the threads' feet, is a

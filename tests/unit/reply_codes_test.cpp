@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Spec §7: every allowed code at every stage loads; a code outside the set is refused
 // with the allowed list; defaults fill in what a rule leaves out.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // socket-mode and socket-group (spec §8): what a unix socket's permissions become, from the
 // command line or the config file.
 #include <gtest/gtest.h>

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The milter socket spec (config/socket_spec): what is accepted is passed to libmilter in a
 // form it reads exactly as written; what libmilter would misread is refused, with the
 // spelling that was meant.

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Spec §6: reply text expansion is safe for SMTP and libmilter whatever the client sent.
 #include <gtest/gtest.h>
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // Shared helpers for the policy unit tests.
 #pragma once
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: BSD-2-Clause
 // The unix socket's file (milter/socket_file): which directories may hold it, and that
 // its mode and owner change, and its removal at exit happens, only on the socket the
 // daemon made: never through a symlink, a hard link or a file swapped in. Each case is

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: BSD-2-Clause
 """tcp-relay.py HOST PORT [SOURCE_IP]: a minimal netcat for lib/dialogue.sh.
 
 Connects to HOST:PORT from SOURCE_IP (any address of 127.0.0.0/8 is local), then copies
