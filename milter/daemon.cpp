@@ -322,12 +322,6 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     std::string socket_path = plan.socket->path;  // empty for inet sockets
     std::optional<gid_t> socket_gid;
     if (!socket_path.empty() && plan.socket_gid) socket_gid = *plan.socket_gid;
-    // Whoever can write the socket's directory can swap the socket for a file of their
-    // choosing before the chown below, or for their own socket: only root and the user
-    // the daemon runs as may.
-    if (!socket_path.empty())
-        if (auto problem = socket_directory_problem(socket_path, plan.uid ? *plan.uid : geteuid()))
-            return fail(*problem, kExitConfig);
     if (smfi_setconn(socket_spec.data()) != MI_SUCCESS)
         return fail("bad socket specification \"" + socket_spec + "\"", kExitConfig);
     smfiDesc description = adapter_description();

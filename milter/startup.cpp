@@ -24,6 +24,7 @@
 #include <sstream>
 
 #include "config/logging.h"
+#include "milter/socket_file.h"
 #include "policy/policy.h"
 
 namespace fs = std::filesystem;
@@ -437,6 +438,14 @@ StartupPlan check_startup(const Options& o, StartupPurpose purpose, const Policy
                     "a group it is a member of, and " +
                         in_quotes(o.socket_group) + " is not one");
     }
+
+    // Whoever can write the socket's directory can swap the socket for a file of their
+    // choosing before the start's chown, or for their own socket: only root and the user
+    // the daemon runs as may (milter/socket_file.h). Judged for that user, so after 'user'.
+    if (plan.socket && plan.socket->family == SocketFamily::Unix)
+        if (auto problem =
+                socket_directory_problem(plan.socket->path, plan.uid ? *plan.uid : geteuid()))
+            c.error("socket", *problem);
 
     check_pid_file(c);
     check_redis(c);

@@ -155,6 +155,18 @@ if command -v setpriv >/dev/null; then
 	fi
 fi
 
+# --check judges the socket directory as the start does (issue 11, item 2: what stops the
+# start, --check finds; issue 10, item 9: a directory others can write is refused).
+mkdir -m 0777 "$W/open"
+RC=0
+OUT=$(cd "$W" && "$MILTER_BIN" --config empty.conf --rules rules.conf \
+	--socket "unix:$W/open/m.sock" --check 2>&1) || RC=$?
+if [ "$RC" = 2 ] && grep -q "error: unsafe socket directory $W/open: writable by every user (mode 0777)" <<<"$OUT"; then
+	pass "--check: a socket directory every user can write"
+else
+	fail "--check: a socket directory every user can write: exit $RC: $OUT"
+fi
+
 # --- a socket held by another process --------------------------------------------------------------
 
 hold_socket "$W/run/held.sock"
