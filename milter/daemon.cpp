@@ -32,6 +32,10 @@
 #include <utility>
 #include <vector>
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/lsan_interface.h>
+#endif
+
 #include "config/logging.h"
 #include "milter/adapter.h"
 #include "milter/signals.h"
@@ -265,6 +269,20 @@ void lower_main_thread_priority() {
         spdlog::debug("cannot lower the reload thread's priority: {}", std::strerror(errno));
 }
 
+// libmilter's smfi_main() returns without waiting for its session threads: one may still
+// be inside a callback, using the counter store, the policy and the logger. Returning from
+// run_daemon would destroy them under it (the store is a local, the rest are statics), so
+// the process ends here, with the log flushed and without running any destructor.
+[[noreturn]] void exit_leaving_sessions(int code) {
+    spdlog::default_logger()->flush();
+    std::cout.flush();
+    std::cerr.flush();
+#ifdef __SANITIZE_ADDRESS__
+    __lsan_do_leak_check();  // what exit() would have checked (what is reachable is no leak)
+#endif
+    std::_Exit(code);
+}
+
 }  // namespace
 
 int run_daemon(const Options& options, int argc, const char* const argv[]) {
@@ -430,10 +448,10 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     if (!stopping) {
         spdlog::error("libmilter stopped serving on its own (smfi_main returned {}); exiting",
                       milter_result == MI_SUCCESS ? "MI_SUCCESS" : "MI_FAILURE");
-        return 1;
+        exit_leaving_sessions(1);
     }
     spdlog::info("stopped: {}", describe(*g_running.load()->policy));
-    return milter_result == MI_SUCCESS ? 0 : 1;
+    exit_leaving_sessions(milter_result == MI_SUCCESS ? 0 : 1);
 }
 
 }  // namespace pm

@@ -85,12 +85,15 @@ bool unix_socket_listener(const std::string& path, pid_t& pid) {
     pid = 0;
     struct stat st;
     if (stat(path.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) return false;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    // Non-blocking: a listener that no longer accepts (its backlog full) must not hang
+    // --check, which runs before every reload; EAGAIN still means someone listens.
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return false;
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-    bool listening = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    bool listening = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0 ||
+                     errno == EAGAIN || errno == EINPROGRESS;
     if (listening) {
         ucred cred{};
         socklen_t size = sizeof cred;

@@ -180,6 +180,29 @@ empty.conf: 1 error
 rules.conf: rules OK"
 kill "$HOLDER_PID"; wait "$HOLDER_PID" 2>/dev/null || true; HOLDER_PID=""
 
+# A listener that no longer accepts, its backlog full (a wedged daemon): --check, which runs
+# before every reload, must still answer instead of hanging in connect().
+python3 -c '
+import os, socket, sys, time
+s = socket.socket(socket.AF_UNIX); s.bind(sys.argv[1]); s.listen(0)
+clients = []
+for _ in range(8):
+    c = socket.socket(socket.AF_UNIX); c.setblocking(False)
+    try: c.connect(sys.argv[1])
+    except OSError: pass
+    clients.append(c)
+print("ready", flush=True); time.sleep(60)' "$W/run/wedged.sock" > "$W/wedged.out" & WEDGED_PID=$!
+wait_for 10 grep -q ready "$W/wedged.out" || true
+RC=0
+OUT=$(cd "$W" && timeout 20 "$MILTER_BIN" --config empty.conf --rules rules.conf \
+	--socket "unix:$W/run/wedged.sock" --check 2>&1) || RC=$?
+if [ "$RC" = 2 ] && grep -q "is listening on $W/run/wedged.sock" <<<"$OUT"; then
+	pass "--check: a listener whose backlog is full is reported, not waited for"
+else
+	fail "--check beside a listener that does not accept: exit $RC: $OUT"
+fi
+kill "$WEDGED_PID" 2>/dev/null; wait "$WEDGED_PID" 2>/dev/null || true
+
 PORT=$(free_port)
 hold_socket "$PORT"
 run --config empty.conf --rules rules.conf --socket "inet:$PORT@127.0.0.1" --user nobody
