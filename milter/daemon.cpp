@@ -28,6 +28,7 @@
 #include <memory>
 #include <mutex>
 #include <sstream>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -402,8 +403,12 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
                  switches(options.conversation()));
     // Under systemd (Type=notify): started only now, with the socket listening and the
     // policy loaded; the watchdog keeps pinging only while the socket answers.
-    std::unique_ptr<Watchdog> watchdog =
-        systemd_ready("serving " + describe(*loaded.policy), probe_address);
+    std::unique_ptr<Watchdog> watchdog;
+    try {
+        watchdog = systemd_ready("serving " + describe(*loaded.policy), probe_address);
+    } catch (const std::system_error& e) {  // no thread for it: systemd's watchdog restarts us
+        spdlog::error("watchdog: cannot start its thread: {}", e.what());
+    }
     check_store(*store);
     lower_main_thread_priority();
     RetiredPolicies retired;

@@ -165,7 +165,7 @@ void stop_milter(const std::optional<ProbeAddress>& listener) {
         return;
     }
     std::atomic<bool> stopped{false};
-    std::thread waker([&] {
+    auto wake = [&] {
         const std::string quit = packet('Q', "");
         for (int i = 0; i < 250 && !stopped.load(); ++i) {  // 5 s at most
             // Non-blocking: if another socket has taken the path and nobody accepts on
@@ -178,7 +178,14 @@ void stop_milter(const std::optional<ProbeAddress>& listener) {
                 ssize_t n = send(fd.fd, quit.data(), quit.size(), MSG_NOSIGNAL);
             std::this_thread::sleep_for(std::chrono::milliseconds(20));
         }
-    });
+    };
+    std::thread waker;
+    try {
+        waker = std::thread(wake);
+    } catch (const std::system_error&) {  // no thread to be had (TasksMax): stop the slow way
+        smfi_stop();
+        return;
+    }
     smfi_stop();
     stopped = true;
     waker.join();
