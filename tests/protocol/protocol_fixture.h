@@ -329,14 +329,19 @@ struct StopResult {
 //   ("use of an invalid mutex", "data race" at every stop);
 // - smfi_stop() -> mi_stop_milters(), called by the daemon's main thread on SIGTERM, locks
 //   a mutex that smfi_main()'s thread initialised, with no synchronisation between the two
-//   that TSan can see ("data race", now and then).
+//   that TSan can see ("data race", now and then);
+// - libmilter's worker pool (mi_pool_controller), linked statically since the sigwait
+//   wrapper: at stop its controller destroys the pool's mutex while a worker may still
+//   wait on it ("destroy of a locked mutex", "data race" in the worker's timed wait).
 // These frames are libmilter code that never calls into policy-milter, so the suppressions
 // hide nothing of the adapter's.
 inline std::string tsan_suppressions() {
     return "race:mi_closener\n"
            "mutex:mi_closener\n"
            "race:mi_stop_milters\n"
-           "mutex:mi_stop_milters\n";
+           "mutex:mi_stop_milters\n"
+           "race:mi_pool_controller\n"
+           "mutex:mi_pool_controller\n";
 }
 
 class Daemon {

@@ -99,9 +99,11 @@ class SystemdNotify : public ::testing::Test {
         ASSERT_TRUE(notify_->bound());
         socket_ = dir_ / "milter.sock";
         // Under TSan the daemon gets the suppressions of tests/protocol/protocol_fixture.h:
-        // libmilter's own stop path (mi_stop_milters, mi_closener) only.
+        // libmilter's own stop path (mi_stop_milters, mi_closener, mi_pool_controller) only.
         std::ofstream(dir_ / "tsan.supp") << "race:mi_closener\nmutex:mi_closener\n"
-                                             "race:mi_stop_milters\nmutex:mi_stop_milters\n";
+                                             "race:mi_stop_milters\nmutex:mi_stop_milters\n"
+                                             "race:mi_pool_controller\n"
+                                             "mutex:mi_pool_controller\n";
     }
     void TearDown() override {
         if (pid_ > 0) {
