@@ -29,24 +29,9 @@ using mc::Outcome;
 constexpr std::uint32_t kAllActions = 0x1FF;
 constexpr std::uint32_t kAllSteps = 0x1FFFFF;
 
-// A test with a daemon of its own; it must stop cleanly.
-class OwnDaemonTest : public ::testing::Test {
+// A test with a daemon of its own (it must stop cleanly) that it can reload.
+class OwnDaemonTest : public OwnDaemon {
   protected:
-    void start(const std::string& name, const std::string& rules,
-               std::vector<std::string> extra = {}) {
-        daemon_ = std::make_unique<Daemon>(name, rules, std::move(extra));
-        std::string why;
-        ASSERT_TRUE(daemon_->start(why)) << why;
-    }
-    void TearDown() override {
-        if (!daemon_) return;
-        if (HasFailure()) {
-            daemon_->keep_dir();
-            std::cerr << daemon_->diagnostics();
-        }
-        StopResult r = daemon_->stop();
-        EXPECT_TRUE(r.clean()) << r.describe() << "\n" << daemon_->diagnostics();
-    }
     // Writes new rules and reloads with SIGUSR1 (the reload signal libmilter leaves alone),
     // waiting for the daemon to log that it reloaded.
     void reload(const std::string& rules) {
@@ -56,7 +41,6 @@ class OwnDaemonTest : public ::testing::Test {
         ASSERT_TRUE(daemon_->wait_for_log("info: reloaded: ", mark, scaled(10s)))
             << daemon_->diagnostics();
     }
-    std::unique_ptr<Daemon> daemon_;
 };
 
 mc::Client session(const Daemon& d) {

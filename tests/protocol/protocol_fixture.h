@@ -737,4 +737,26 @@ class DaemonSuite : public ::testing::Test {
     static inline std::unique_ptr<Daemon> daemon_;
 };
 
+// A test with a daemon of its own, for rules or options no other test shares.
+class OwnDaemon : public ::testing::Test {
+  protected:
+    // Starts a daemon for `rules`; the test fails if it does not start.
+    void start(const std::string& name, const std::string& rules,
+               std::vector<std::string> extra = {}) {
+        daemon_ = std::make_unique<Daemon>(name, rules, std::move(extra));
+        std::string why;
+        ASSERT_TRUE(daemon_->start(why)) << why;
+    }
+    void TearDown() override {
+        if (!daemon_) return;
+        if (HasFailure()) {
+            daemon_->keep_dir();
+            std::cerr << daemon_->diagnostics();
+        }
+        StopResult r = daemon_->stop();
+        EXPECT_TRUE(r.clean()) << r.describe() << "\n" << daemon_->diagnostics();
+    }
+    std::unique_ptr<Daemon> daemon_;
+};
+
 }  // namespace pm::protocol
