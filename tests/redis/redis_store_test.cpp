@@ -92,8 +92,9 @@ class RedisServer {
     void resume() { kill(pid_, SIGCONT); }
     int port() const { return port_; }
 
-    // One command on a connection of its own (for set-up and inspection).
-    long long command_integer(const std::vector<std::string>& words) {
+    // One command on a connection of its own (for set-up and inspection): the type of its
+    // reply (REDIS_REPLY_*, 0 for none) and, for an integer reply, its value.
+    int command_reply(const std::vector<std::string>& words, long long& integer) {
         redisContext* c = redisConnect("127.0.0.1", port_);
         std::vector<const char*> argv;
         std::vector<std::size_t> lens;
@@ -103,9 +104,15 @@ class RedisServer {
         }
         auto* r = static_cast<redisReply*>(
             redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
-        long long out = r && r->type == REDIS_REPLY_INTEGER ? r->integer : -1;
+        int type = r ? r->type : 0;
+        integer = type == REDIS_REPLY_INTEGER ? r->integer : -1;
         if (r) freeReplyObject(r);
         redisFree(c);
+        return type;
+    }
+    long long command_integer(const std::vector<std::string>& words) {
+        long long out = -1;
+        command_reply(words, out);
         return out;
     }
     void command(const std::vector<std::string>& words) { (void)command_integer(words); }
@@ -236,19 +243,8 @@ TEST_F(RedisStoreTest, ScriptChecksEveryArgumentBeforeWriting) {
         std::vector<std::string> words{
             "EVAL", RedisCounterStore::script(), "2", "t:one", "t:two", "add", ""};
         words.insert(words.end(), argv_tail.begin(), argv_tail.end());
-        redisContext* c = redisConnect("127.0.0.1", server_.port());
-        std::vector<const char*> argv;
-        std::vector<std::size_t> lens;
-        for (const auto& w : words) {
-            argv.push_back(w.data());
-            lens.push_back(w.size());
-        }
-        auto* r = static_cast<redisReply*>(
-            redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lens.data()));
-        bool error = r && r->type == REDIS_REPLY_ERROR;
-        if (r) freeReplyObject(r);
-        redisFree(c);
-        return error;
+        long long ignored = 0;
+        return server_.command_reply(words, ignored) == REDIS_REPLY_ERROR;
     };
     const std::vector<std::vector<std::string>> bad = {
         {"1000", "1", "", "1000", "x", ""},                     // amount not a number
