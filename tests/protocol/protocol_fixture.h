@@ -53,6 +53,7 @@
 #include <vector>
 
 #include "milter_client.h"
+#include "tests/tsan_libmilter.h"
 
 extern char** environ;
 
@@ -322,27 +323,6 @@ struct StopResult {
         return out;
     }
 };
-
-// ThreadSanitizer suppressions for the daemon, for libmilter's stop path only:
-// - its exit handlers mi_closener() and mi_stop_milters(), run by exit() after smfi_main()
-//   has returned, lock the listener's mutex that mi_listener() destroyed on its way out
-//   ("use of an invalid mutex", "data race" at every stop);
-// - smfi_stop() -> mi_stop_milters(), called by the daemon's main thread on SIGTERM, locks
-//   a mutex that smfi_main()'s thread initialised, with no synchronisation between the two
-//   that TSan can see ("data race", now and then);
-// - libmilter's worker pool (mi_pool_controller), linked statically since the sigwait
-//   wrapper: at stop its controller destroys the pool's mutex while a worker may still
-//   wait on it ("destroy of a locked mutex", "data race" in the worker's timed wait).
-// These frames are libmilter code that never calls into policy-milter, so the suppressions
-// hide nothing of the adapter's.
-inline std::string tsan_suppressions() {
-    return "race:mi_closener\n"
-           "mutex:mi_closener\n"
-           "race:mi_stop_milters\n"
-           "mutex:mi_stop_milters\n"
-           "race:mi_pool_controller\n"
-           "mutex:mi_pool_controller\n";
-}
 
 class Daemon {
   public:

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "milter/systemd_notify.h"
+#include "tests/tsan_libmilter.h"
 
 namespace {
 
@@ -98,12 +99,8 @@ class SystemdNotify : public ::testing::Test {
         notify_ = std::make_unique<NotifySocket>(dir_ / "notify");
         ASSERT_TRUE(notify_->bound());
         socket_ = dir_ / "milter.sock";
-        // Under TSan the daemon gets the suppressions of tests/protocol/protocol_fixture.h:
-        // libmilter's own stop path (mi_stop_milters, mi_closener, mi_pool_controller) only.
-        std::ofstream(dir_ / "tsan.supp") << "race:mi_closener\nmutex:mi_closener\n"
-                                             "race:mi_stop_milters\nmutex:mi_stop_milters\n"
-                                             "race:mi_pool_controller\n"
-                                             "mutex:mi_pool_controller\n";
+        // Under TSan the daemon gets libmilter's stop-path suppressions (tests/tsan_libmilter.h).
+        std::ofstream(dir_ / "tsan.supp") << tsan_suppressions();
     }
     void TearDown() override {
         if (pid_ > 0) {
