@@ -5,7 +5,6 @@
 #include <unistd.h>
 
 #include <atomic>
-#include <filesystem>
 #include <fstream>
 #include <limits>
 #include <thread>
@@ -188,10 +187,7 @@ TEST(Limits, ObservedLimitStillCounts) {
 // (null sender) in one bucket, and, as packaging/README.md and README.Debian say, it is
 // observed like every rule of the example that is not certain.
 TEST(Limits, ExamplePolicySenderQuotaSkipsBouncesAndIsObserved) {
-    // PM_TEST_DATA_DIR is tests/data, which need not exist: resolve the path as text.
-    std::filesystem::path example =
-        std::filesystem::path(PM_TEST_DATA_DIR) / "../../packaging/examples/rules.conf";
-    LoadResult loaded = load_policy_file(example.lexically_normal().string());
+    LoadResult loaded = load_policy_file(PM_EXAMPLES_DIR "/rules.conf");
     ASSERT_NE(loaded.policy, nullptr);
     for (const auto& d : loaded.diagnostics.all()) ADD_FAILURE() << d.to_string();
     FakeClock clock;
