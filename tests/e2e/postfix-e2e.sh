@@ -11,9 +11,8 @@
 set -euo pipefail
 
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
-# shellcheck source=tests/e2e/lib/postfix.sh
-. "$(dirname "$0")/lib/postfix.sh"
-skip() { echo "SKIP: $*"; exit 77; }
+# shellcheck source=tools/postfix-rig.sh
+. "$(dirname "$0")/../../tools/postfix-rig.sh"
 missing=$(rig_missing)
 [ -z "$missing" ] || skip "$missing"
 
@@ -28,20 +27,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# --- checks -----------------------------------------------------------------------------
-
-# expect_line NAME EXPECTED_LINE SWAKS_ARGS...: the session shows exactly that line.
-expect_line() {
-	local name=$1 expected=$2; shift 2
-	expect_reply "$name" "$(ere_quote "$expected")" --helo client.example "$@"
-}
-
-# expect_accepted NAME SWAKS_ARGS...: the message was queued.
-expect_accepted() {
-	local name=$1; shift
-	expect_reply "$name" "$QUEUED_ERE" --helo client.example "$@"
-}
 
 # --- the rules ----------------------------------------------------------------------------
 
@@ -97,7 +82,7 @@ expect_line "mail reject" \
 expect_line "message reject" \
 	"<** 554 5.7.1 Message content rejected" \
 	--from alice@example.net --to bob@example.org --header "Subject: You are a Lottery Winner"
-expect_accepted "accepted message" \
+expect_queued "accepted message" \
 	--from alice@example.net --to bob@example.org --header "Subject: hello"
 
 milter_log_has 'NOQUEUE: stage=rcpt rule=unknown-user action=reject reply="550 5\.1\.1 <nobody@example\.org>: Recipient address rejected: User unknown" client=unknown\[127\.0\.0\.1\] from=<alice@example\.net> to=<nobody@example\.org>' \
@@ -116,7 +101,7 @@ expect_line "rcpt reject after SIGHUP" \
 # libmilter's own signal thread would stop the milter a few seconds after a SIGHUP.
 sleep 7
 alive "$MILTER_PID" && pass "still running 7 s after SIGHUP" || fail "policy-milter died after SIGHUP"
-expect_accepted "accepted after SIGHUP" --from alice@example.net --to bob@example.org
+expect_queued "accepted after SIGHUP" --from alice@example.net --to bob@example.org
 
 # A broken reload keeps the running policy.
 echo 'rule "broken" at rcpt reject 554 5.7.1 "not allowed at rcpt"' >> "$WORK/rules.conf"

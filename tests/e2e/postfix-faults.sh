@@ -17,11 +17,10 @@ set -euo pipefail
 
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
 LIB=$(dirname "$0")/lib
-# shellcheck source=tests/e2e/lib/postfix.sh
-. "$LIB/postfix.sh"
+# shellcheck source=tools/postfix-rig.sh
+. "$(dirname "$0")/../../tools/postfix-rig.sh"
 # shellcheck source=tests/e2e/lib/dialogue.sh
 . "$LIB/dialogue.sh"
-skip() { echo "SKIP: $*"; exit 77; }
 missing=$(rig_missing)
 [ -z "$missing" ] || skip "$missing"
 
@@ -40,13 +39,6 @@ rule "big-header"   at message when header["X-Big"] matches /^x/
     reject 552 5.3.4 "Header X-Big too long"
 ${2:-}
 EOF
-}
-
-# expect_line NAME LINE SWAKS_ARG...: one swaks session shows exactly LINE.
-expect_line() {
-	local name=$1 line=$2; shift 2
-	SESSION=$(smtp_session --helo client.example "$@")
-	check_line "$name" "$line"
 }
 
 reloads() { grep -c 'reloaded: ' "$MILTER_LOG" || true; }

@@ -24,11 +24,10 @@ set -euo pipefail
 
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
 LIB=$(dirname "$0")/lib
-# shellcheck source=tests/e2e/lib/postfix.sh
-. "$LIB/postfix.sh"
+# shellcheck source=tools/postfix-rig.sh
+. "$(dirname "$0")/../../tools/postfix-rig.sh"
 # shellcheck source=tests/e2e/lib/dialogue.sh
 . "$LIB/dialogue.sh"
-skip() { echo "SKIP: $*"; exit 77; }
 missing=$(rig_missing)
 [ -z "$missing" ] || skip "$missing"
 

@@ -16,11 +16,10 @@ set -euo pipefail
 
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
 LIB=$(dirname "$0")/lib
-# shellcheck source=tests/e2e/lib/postfix.sh
-. "$LIB/postfix.sh"
+# shellcheck source=tools/postfix-rig.sh
+. "$(dirname "$0")/../../tools/postfix-rig.sh"
 # shellcheck source=tests/e2e/lib/dialogue.sh
 . "$LIB/dialogue.sh"
-skip() { echo "SKIP: $*"; exit 77; }
 missing=$(rig_missing)
 [ -z "$missing" ] || skip "$missing"
 command -v smtp-sink >/dev/null || skip "smtp-sink is not installed (package postfix)"
@@ -122,21 +121,6 @@ rule "spam-flag"             at message when header["Subject"] matches /\[spam\]
 EOF
 
 # --- helpers ----------------------------------------------------------------------------------
-
-# expect_line NAME LINE SWAKS_ARG...: one swaks session (HELO client.example unless the
-# arguments name one) shows exactly LINE.
-expect_line() {
-	local name=$1 line=$2; shift 2
-	SESSION=$(smtp_session --helo client.example "$@")
-	check_line "$name" "$line"
-}
-
-# expect_queued NAME SWAKS_ARG...: the message was queued (HELO client.example unless named).
-expect_queued() {
-	local name=$1; shift
-	SESSION=$(smtp_session --helo client.example "$@")
-	check_session "$name" "$QUEUED_ERE"
-}
 
 # The queue ID of the last message of SESSION that Postfix queued.
 queue_id() { sed -n 's/^<-  250 2\.0\.0 Ok: queued as \([0-9A-Za-z]*\)$/\1/p' <<<"$SESSION" | tail -n 1; }

@@ -16,11 +16,10 @@ set -euo pipefail
 
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
 LIB=$(dirname "$0")/lib
-# shellcheck source=tests/e2e/lib/postfix.sh
-. "$LIB/postfix.sh"
+# shellcheck source=tools/postfix-rig.sh
+. "$(dirname "$0")/../../tools/postfix-rig.sh"
 # shellcheck source=tests/e2e/lib/syslog.sh
 . "$LIB/syslog.sh"
-skip() { echo "SKIP: $*"; exit 77; }
 missing=$(rig_missing)
 [ -z "$missing" ] || skip "$missing"
 unshare --mount --propagation private true 2>/dev/null || skip "unshare --mount is not permitted here"
@@ -53,11 +52,6 @@ rule "stamp" at message add-header "X-Policy-Milter" "checked"
 rule "lottery" at message when header["Subject"] matches /lottery winner/i
     reject 554 5.7.1 "Message content rejected"
 EOF
-
-expect_line() {  # expect_line NAME LINE SWAKS_ARG...
-	local name=$1 line=$2; shift 2
-	expect_reply "$name" "$(ere_quote "$line")" --helo client.example "$@"
-}
 
 # expect_syslog NAME PRIORITY MESSAGE: SYSLOG_FILE has the line syslog(3) makes of MESSAGE
 # from policy-milter (this PID) at PRIORITY: "<PRIORITY>Mmm dd hh:mm:ss policy-milter[PID]: ".

@@ -18,18 +18,17 @@
 set -euo pipefail
 
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
-# shellcheck source=tests/e2e/lib/postfix.sh
-. "$(dirname "$0")/lib/postfix.sh"
-skip() { echo "SKIP: $*"; exit 77; }
+# shellcheck source=tools/postfix-rig.sh
+. "$(dirname "$0")/../../tools/postfix-rig.sh"
 missing=$(rig_missing)
 [ -z "$missing" ] || skip "$missing"
 for tool in redis-server redis-cli; do command -v $tool >/dev/null || skip "$tool is not installed"; done
 
 rig_init policy-milter-redis
 WORK=$RIG_DIR
-REDIS_PID="" PID_A="" PID_B=""
+PID_A="" PID_B=""
 
-# Two of everything: lib/postfix.sh keeps one Postfix and one milter in globals, so each
+# Two of everything: tools/postfix-rig.sh keeps one Postfix and one milter in globals, so each
 # instance is selected before its helper runs.
 use_postfix() {  # use_postfix a|b
 	PF_CONF=$WORK/postfix-$1/etc PF_SPOOL=$WORK/postfix-$1/spool PF_DATA=$WORK/postfix-$1/data
@@ -37,25 +36,12 @@ use_postfix() {  # use_postfix a|b
 	if [ "$1" = a ]; then SMTP_PORT=$SMTP_A; else SMTP_PORT=$SMTP_B; fi
 }
 
-redis_start() {
-	redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
-		--dir "$WORK" --dbfilename redis.rdb --daemonize no >> "$WORK/redis.log" 2>&1 &
-	REDIS_PID=$!
-	wait_for 10 listening "$REDIS_PORT"
-}
-redis_stop() {  # keeps the counts in redis.rdb, which the next start loads
-	[ -n "$REDIS_PID" ] || return 0
-	redis-cli -p "$REDIS_PORT" shutdown save >/dev/null 2>&1 || kill "$REDIS_PID" 2>/dev/null || true
-	wait "$REDIS_PID" 2>/dev/null || true
-	REDIS_PID=""
-}
-
 cleanup() {
 	local rc=$?
 	for i in a b; do use_postfix $i; postfix_stop; done
 	MILTER_PID=$PID_A; milter_stop 20 || true
 	MILTER_PID=$PID_B; milter_stop 20 || true
-	if [ -n "$REDIS_PID" ]; then kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; fi
+	redis_stop
 	if [ $rc -ne 0 ] || [ $FAILED -ne 0 ]; then
 		for i in a b; do
 			echo "--- policy-milter $i"; tail -n 40 "$WORK/milter-$i.log" 2>/dev/null || true
@@ -113,7 +99,7 @@ back_within() {
 REDIS_PORT=$(free_port) SMTP_A=$(free_port) SMTP_B=$(free_port) MILTER_A=$(free_port) MILTER_B=$(free_port)
 [ "$(printf '%s\n' "$REDIS_PORT" "$SMTP_A" "$SMTP_B" "$MILTER_A" "$MILTER_B" | sort -u | wc -l)" = 5 ] \
 	|| { echo "free_port gave the same port twice, try again" >&2; exit 1; }
-redis_start || { fail "redis-server did not listen on $REDIS_PORT"; exit 1; }
+redis_start "$WORK" "$REDIS_PORT" || { fail "redis-server did not listen on $REDIS_PORT"; exit 1; }
 pass "redis-server on 127.0.0.1:$REDIS_PORT (pid $REDIS_PID)"
 
 cat > "$WORK/rules.conf" <<'EOF'
@@ -161,7 +147,7 @@ expect_reply "another sender still passes" "$QUEUED_ERE" --helo client.example \
 
 # --- Redis stopped: 451 4.3.0, no crash --------------------------------------------------
 
-redis_stop
+redis_stop save  # the counts in redis.rdb, which the next redis_start loads
 pass "redis-server stopped (counts saved)"
 tempfailed="<** 451 4.3.0 Local error in processing, try again later"
 for i in a b; do
@@ -185,7 +171,7 @@ grep -qE 'stage=mail rule=sender-hourly action=tempfail reply="451 4\.3\.0 .*err
 # The milters have been failing for over a second: their backoff is at its longest. The
 # clock runs from the moment redis-server is started, probes on both MTAs at once.
 t0=$(date +%s%N)
-redis_start || { fail "redis-server did not start again"; exit 1; }
+redis_start "$WORK" "$REDIS_PORT" || { fail "redis-server did not start again"; exit 1; }
 pass "redis-server back (pid $REDIS_PID) after $(( ($(date +%s%N) - t0) / 1000000 )) ms"
 use_postfix a; back_within "$t0" "$SMTP_PORT" alice@example.net "$SLOWDOWN" > "$WORK/back-a" & probe_a=$!
 use_postfix b; back_within "$t0" "$SMTP_PORT" alice@example.net "$SLOWDOWN" > "$WORK/back-b" & probe_b=$!

@@ -24,7 +24,6 @@ LIB=$(dirname "$0")/lib
 . "$LIB/sendmail.sh"
 # shellcheck source=tests/e2e/lib/dialogue.sh
 . "$LIB/dialogue.sh"
-skip() { echo "SKIP: $*"; exit 77; }
 missing=$(sendmail_missing)
 [ -z "$missing" ] || skip "$missing"
 

@@ -208,23 +208,12 @@ inline int run_quietly(const std::vector<std::string>& args) {
 
 // --- a private syslog ---------------------------------------------------------------------
 
-// The commands that give a program a private /dev whose `log` is `socket` (the same
-// construction as tests/e2e/lib/syslog.sh): run as `unshare --mount --propagation private
-// sh -c SETUP sh SOCKET PROGRAM ARGS...`; the program keeps the PID (unshare and sh exec).
-inline constexpr const char* kPrivateDevlogSetup = R"(
-set -e
-sock=$1; shift
-dev=$(mktemp -d "${sock%/*}/dev.XXXXXX")
-mount -t tmpfs -o size=64k,mode=755 private-devlog "$dev"
-for n in null zero full random urandom; do touch "$dev/$n"; mount --bind "/dev/$n" "$dev/$n"; done
-ln -s /proc/self/fd "$dev/fd"
-touch "$dev/log"; mount --bind "$sock" "$dev/log"
-mount --move "$dev" /dev
-exec "$@"
-)";
+// The daemon is started as `tools/private-devlog SOCKET policy-milter ...` (PM_PRIVATE_DEVLOG,
+// the same program tests/e2e/lib/syslog.sh uses), which keeps its PID.
 
 // The unshare binary if a private mount namespace can be made here (root, not forbidden by
-// a container), else empty. PM_PROTOCOL_NO_SYSLOG=1 turns the capture off.
+// a container), else empty: tools/private-devlog needs it. PM_PROTOCOL_NO_SYSLOG=1 turns the
+// capture off.
 inline const std::string& private_devlog_unshare() {
     static const std::string unshare = [] {
         if (env_flag("PM_PROTOCOL_NO_SYSLOG") || ::geteuid() != 0) return std::string();
@@ -509,9 +498,7 @@ class Daemon {
   private:
     bool spawn(std::string& why) {
         std::vector<std::string> args;
-        if (syslog_started_)
-            args = {private_devlog_unshare(), "--mount", "--propagation", "private", "sh", "-c",
-                    kPrivateDevlogSetup,      "sh",      dir_ + "/devlog"};
+        if (syslog_started_) args = {PM_PRIVATE_DEVLOG, dir_ + "/devlog"};
         std::vector<std::string> daemon{
             PM_POLICY_MILTER, "-c",    "/dev/null", "--foreground", "--log",    "stderr",
             "--log-level",    "debug", "--rules",   rules_path_,    "--socket", socket_spec()};

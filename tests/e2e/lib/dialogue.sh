@@ -2,7 +2,7 @@
 # An SMTP dialogue that the test script drives one command at a time, for what swaks cannot
 # do: go on after a refused greeting, pause between two commands (to reload or kill the
 # milter while the session is open), connect from another address of 127.0.0.0/8 (the
-# milter's client.ip), send raw bytes such as a bare CR. Source it after lib/common.sh.
+# milter's client.ip), send raw bytes such as a bare CR. Source it after tools/lib.sh.
 #
 #   dialogue_open [SOURCE_IP]  connects to 127.0.0.1:SMTP_PORT from SOURCE_IP (default
 #                              127.0.0.1) and reads the greeting; SESSION starts afresh

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # A real Sendmail on 127.0.0.1 beside policy-milter, for tests/e2e/sendmail-e2e.sh. Source it
-# (it sources lib/common.sh).
+# (it sources tools/lib.sh).
 #
 # Sendmail cannot be installed beside Postfix (both are Debian's mail-transport-agent), so
 # packaging/install-deps only unpacks Debian's sendmail-bin, sendmail-base and sendmail-cf
@@ -29,8 +29,8 @@
 #   sendmail_show_logs           the instance's maillog, output and SMTP trace
 #   QUEUED_ERE                   the line swaks shows when Sendmail queued the message
 
-# shellcheck source=tests/e2e/lib/common.sh
-. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=tools/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../../../tools/lib.sh"
 
 SM_ROOT=${PM_SENDMAIL_CACHE:-/var/cache/policy-milter-test/sendmail}/root
 SM_BIN=$SM_ROOT/usr/libexec/sendmail/sendmail

@@ -1,26 +1,54 @@
 # shellcheck shell=bash
-# What every MTA rig of the end-to-end tests shares: a work directory, policy-milter in the
-# background, swaks sessions and checks. Sourced by lib/postfix.sh and lib/sendmail.sh.
+# SPDX-License-Identifier: BSD-2-Clause
+# The one shell library of the tests, the benchmarks and packaging/demo: processes and
+# ports, policy-milter in the background, swaks sessions and checks, a private
+# redis-server. Source it; tools/postfix-rig.sh (a private Postfix) sources it too.
 #
+#   skip REASON                  prints "SKIP: REASON" and exits 77 (ctest: skipped)
+#   alive PID                    exists and is not a zombie
+#   listening PORT               something listens on 127.0.0.1:PORT (TCP)
+#   wait_for SECONDS COMMAND...  polls COMMAND every 0.1 s until it succeeds
+#   free_port                    a free TCP port on 127.0.0.1
 #   work_init NAME               creates RIG_DIR=/tmp/NAME.XXXXXX (mode 755: MTA users must
 #                                traverse it), MILTER_LOG and an empty config file
+#   rig_remove KEEP              removes RIG_DIR unless KEEP is 1
 #   milter_start BIN RULES PORT|SPEC [ARG...]
 #                                policy-milter on inet:PORT@127.0.0.1 (or on SPEC, such as
 #                                unix:/path) in its own session, stderr to MILTER_LOG; sets
 #                                MILTER_PID, fails if it does not listen within 10 s;
 #                                MILTER_LOG_TO=syslog logs to syslog instead
-#   milter_stop [SECONDS], milter_log_has ERE, rig_remove KEEP
-#   alive PID, listening PORT, wait_for SECONDS COMMAND..., free_port
+#   milter_stop [SECONDS], milter_log_has ERE
+#   redis_start DIR PORT         a private redis-server on 127.0.0.1:PORT, its files and log
+#                                (redis.log) in DIR, no persistence unless DIR/redis.rdb is
+#                                saved by redis_stop; sets REDIS_PID; fails if it does not
+#                                answer PING within 10 s
+#   redis_stop [save]            stops it (with "save": writes DIR/redis.rdb first, which
+#                                the next redis_start in DIR loads)
 #   smtp_session SWAKS_ARG...    one swaks session against 127.0.0.1:SMTP_PORT
 #   smtp_commands                filter: the commands and replies of a swaks transcript
 #   ere_quote TEXT               TEXT as an ERE that matches only itself
+#   pass TEXT, fail TEXT         count into PASSED and FAILED, print "ok ..." or "FAIL ..."
+#   check NAME COMMAND...        pass NAME if COMMAND succeeds, else fail NAME (never exits)
 #   check_session NAME ERE       a check: a line of SESSION is ERE (whole line)
 #   expect_reply NAME ERE SWAKS_ARG...
 #                                a session into SESSION, then check_session
+#   expect_line NAME LINE SWAKS_ARG...
+#                                the same for exactly LINE, with HELO client.example unless
+#                                the arguments name another
+#   expect_queued NAME SWAKS_ARG...
+#                                the same for the MTA's "queued" line (QUEUED_ERE, set by
+#                                the MTA rig)
 #
-# Checks count into PASSED and FAILED and print "ok ..." or "FAIL ...".
+# tools/results-splice writes a benchmark's section into bench/RESULTS.md, and
+# tools/private-devlog runs a program with a private /dev/log: both are programs, not
+# functions, so that Python and C++ use them too.
 
-RIG_DIR="" MILTER_PID="" MILTER_LOG="" SMTP_PORT="" PASSED=0 FAILED=0
+RIG_DIR="" MILTER_PID="" MILTER_LOG="" SMTP_PORT="" REDIS_PID="" REDIS_PORT="" PASSED=0 FAILED=0
+# The directory of this library, where its programs are.
+# shellcheck disable=SC2034  # for the scripts that source this
+TOOLS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+skip() { echo "SKIP: $*"; exit 77; }
 
 # --- processes --------------------------------------------------------------------------
 
@@ -63,7 +91,7 @@ milter_listening() {
 milter_start() {
 	local bin=$1 rules=$2 spec=$3; shift 3
 	case $spec in *:*) ;; *) spec=inet:$spec@127.0.0.1 ;; esac
-	# MILTER_WRAP (array): a command prefix, such as lib/syslog.sh's private /dev/log.
+	# MILTER_WRAP (array): a command prefix, such as tools/private-devlog SOCKET.
 	${MILTER_WRAP[@]+"${MILTER_WRAP[@]}"} setsid "$bin" --config "$RIG_DIR/empty.conf" \
 		--foreground --log "${MILTER_LOG_TO:-stderr}" --rules "$rules" \
 		--socket "$spec" "$@" 2> "$MILTER_LOG" &
@@ -92,10 +120,39 @@ milter_stop() {
 
 milter_log_has() { grep -qE -- "$1" "$MILTER_LOG"; }
 
+# --- redis-server ---------------------------------------------------------------------------
+
+redis_answers() { redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null | grep -q PONG; }
+
+redis_start() {
+	local dir=$1
+	REDIS_PORT=$2
+	setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+		--dir "$dir" --dbfilename redis.rdb --daemonize no >> "$dir/redis.log" 2>&1 &
+	REDIS_PID=$!
+	wait_for 10 redis_answers
+}
+
+redis_stop() {
+	[ -n "$REDIS_PID" ] || return 0
+	if [ "${1:-}" = save ]; then
+		redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown save >/dev/null 2>&1 \
+			|| kill "$REDIS_PID" 2>/dev/null || true
+	else
+		kill -TERM "$REDIS_PID" 2>/dev/null || true
+	fi
+	wait "$REDIS_PID" 2>/dev/null || true
+	REDIS_PID=""
+}
+
 # --- SMTP sessions and checks -------------------------------------------------------------------
 
 pass() { PASSED=$((PASSED + 1)); echo "ok   $*"; }
 fail() { FAILED=$((FAILED + 1)); echo "FAIL $*"; }
+check() {
+	local name=$1; shift
+	if "$@"; then pass "$name"; else fail "$name"; fi
+}
 
 smtp_session() {
 	swaks --server 127.0.0.1 --port "$SMTP_PORT" --timeout 30 "$@" 2>&1 || true
@@ -124,4 +181,16 @@ expect_reply() {
 	local name=$1 ere=$2; shift 2
 	SESSION=$(smtp_session "$@")
 	check_session "$name" "$ere"
+}
+
+# expect_line NAME LINE SWAKS_ARG...: one session shows exactly LINE.
+expect_line() {
+	local name=$1 line=$2; shift 2
+	expect_reply "$name" "$(ere_quote "$line")" --helo client.example "$@"
+}
+
+# expect_queued NAME SWAKS_ARG...: the MTA queued the message.
+expect_queued() {
+	local name=$1; shift
+	expect_reply "$name" "$QUEUED_ERE" --helo client.example "$@"
 }

@@ -1,13 +1,12 @@
 # shellcheck shell=bash
-# A private Postfix on 127.0.0.1 beside policy-milter, for tests/e2e/postfix-e2e.sh and
-# packaging/demo. Source it. The Postfix instance has its own config and queue directory
-# under a temporary work directory, takes mail from 127.0.0.0/8 only and delivers nothing
-# (every transport is discard); the system's Postfix, if any, is left alone.
+# SPDX-License-Identifier: BSD-2-Clause
+# A private Postfix on 127.0.0.1 beside policy-milter, for the end-to-end tests, the
+# Postfix benchmark (bench/run-mta-bench) and packaging/demo. Source it. The Postfix
+# instance has its own config and queue directory under a temporary work directory, takes
+# mail from 127.0.0.0/8 only and delivers nothing (every transport is discard); the
+# system's Postfix, if any, is left alone.
 #
-# The helpers every rig shares come from lib/common.sh (sourced here): work_init,
-# milter_start BIN RULES PORT|SPEC [ARG...], milter_stop, milter_log_has, rig_remove, alive,
-# listening, wait_for, free_port, smtp_session, smtp_commands, ere_quote, check_session,
-# expect_reply, pass/fail with PASSED and FAILED. This file adds:
+# It sources tools/lib.sh (work_init, milter_start, smtp_session, the checks...) and adds:
 #
 #   rig_missing                  what this machine lacks (root, postfix, swaks...), or nothing
 #   rig_init NAME                work_init NAME and the Postfix paths below
@@ -20,8 +19,8 @@
 #   postfix_stop, rig_stop (Postfix and the milter), rig_show_logs
 #   QUEUED_ERE                   the line swaks shows when Postfix queued the message
 
-# shellcheck source=tests/e2e/lib/common.sh
-. "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+# shellcheck source=tools/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 # shellcheck disable=SC2034  # for the scripts that source this
 # swaks shows the server's answer to DATA's end like this when the message is accepted.
