@@ -9,6 +9,7 @@
 #   listening PORT               something listens on 127.0.0.1:PORT (TCP)
 #   wait_for SECONDS COMMAND...  polls COMMAND every 0.1 s until it succeeds
 #   free_port                    a free TCP port on 127.0.0.1
+#   free_ports VAR...            sets each VAR to a free TCP port on 127.0.0.1, all different
 #   work_init NAME               creates RIG_DIR=/tmp/NAME.XXXXXX (mode 755: MTA users must
 #                                traverse it), MILTER_LOG and an empty config file
 #   rig_remove KEEP              removes RIG_DIR unless KEEP is 1
@@ -59,8 +60,18 @@ wait_for() {  # wait_for SECONDS COMMAND...: poll every 0.1 s
 	local deadline=$((SECONDS + $1)); shift
 	until "$@"; do [ $SECONDS -lt $deadline ] || return 1; sleep 0.1; done
 }
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+free_port() { local _fp_port; free_ports _fp_port && echo "$_fp_port"; }
+# All bound at once, so no two can be the same port. The locals' odd names keep them from
+# hiding a caller's variable of the same name from printf -v.
+free_ports() {
+	local _fp_ports _fp_name _fp_i=0
+	read -r -a _fp_ports < <(python3 -c '
+import socket, sys
+held = [socket.socket() for _ in range(int(sys.argv[1]))]
+for s in held: s.bind(("127.0.0.1", 0))
+print(" ".join(str(s.getsockname()[1]) for s in held))' "$#")
+	[ "${#_fp_ports[@]}" = $# ] || return 1
+	for _fp_name; do printf -v "$_fp_name" %s "${_fp_ports[_fp_i]}"; _fp_i=$((_fp_i + 1)); done
 }
 
 work_init() {

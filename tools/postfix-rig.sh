@@ -9,6 +9,7 @@
 # It sources tools/lib.sh (work_init, milter_start, smtp_session, the checks...) and adds:
 #
 #   rig_missing                  what this machine lacks (root, postfix, swaks...), or nothing
+#   rig_require                  skip (exit 77) naming what rig_missing names, if anything
 #   rig_init NAME                work_init NAME and the Postfix paths below
 #   postfix_start SMTP_PORT MILTER_PORT|MILTER HOSTNAME [MAIN_CF_LINE...]
 #                                Postfix on 127.0.0.1:SMTP_PORT with smtpd_milters pointing
@@ -32,6 +33,12 @@ rig_missing() {
 	for tool in postfix swaks python3 ss setsid; do
 		command -v "$tool" >/dev/null || { echo "$tool is not installed"; return; }
 	done
+}
+
+rig_require() {
+	local missing
+	missing=$(rig_missing)
+	[ -z "$missing" ] || skip "$missing"
 }
 
 rig_init() {

@@ -13,8 +13,7 @@ set -euo pipefail
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
 # shellcheck source=tools/postfix-rig.sh
 . "$(dirname "$0")/../../tools/postfix-rig.sh"
-missing=$(rig_missing)
-[ -z "$missing" ] || skip "$missing"
+rig_require
 
 rig_init policy-milter-e2e
 WORK=$RIG_DIR
@@ -56,9 +55,7 @@ EOF
 
 # --- start policy-milter and a private Postfix -------------------------------------------------
 
-SMTP_PORT=$(free_port)
-MILTER_PORT=$(free_port)
-[ "$SMTP_PORT" != "$MILTER_PORT" ] || MILTER_PORT=$(free_port)
+free_ports SMTP_PORT MILTER_PORT
 write_rules "Recipient address rejected: User unknown"
 milter_start "$MILTER_BIN" "$WORK/rules.conf" "$MILTER_PORT" --log-level debug \
 	|| { fail "policy-milter did not listen on $MILTER_PORT"; exit 1; }

@@ -16,13 +16,11 @@
 set -euo pipefail
 
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
-LIB=$(dirname "$0")/lib
 # shellcheck source=tools/postfix-rig.sh
 . "$(dirname "$0")/../../tools/postfix-rig.sh"
 # shellcheck source=tests/e2e/lib/dialogue.sh
-. "$LIB/dialogue.sh"
-missing=$(rig_missing)
-[ -z "$missing" ] || skip "$missing"
+. "$(dirname "$0")/lib/dialogue.sh"
+rig_require
 
 dialogue_suite policy-milter-faults
 
@@ -51,7 +49,7 @@ milter_serving() {
 		--from alice@example.net --to next@echo.test --quit-after RCPT
 }
 
-SMTP_PORT=$(free_port) MILTER_PORT=$(free_port)
+free_ports SMTP_PORT MILTER_PORT
 write_rules "User unknown"
 milter_start "$MILTER_BIN" "$WORK/rules.conf" "$MILTER_PORT" \
 	|| { fail "policy-milter did not listen on $MILTER_PORT"; exit 1; }

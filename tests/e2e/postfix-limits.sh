@@ -23,13 +23,11 @@
 set -euo pipefail
 
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
-LIB=$(dirname "$0")/lib
 # shellcheck source=tools/postfix-rig.sh
 . "$(dirname "$0")/../../tools/postfix-rig.sh"
 # shellcheck source=tests/e2e/lib/dialogue.sh
-. "$LIB/dialogue.sh"
-missing=$(rig_missing)
-[ -z "$missing" ] || skip "$missing"
+. "$(dirname "$0")/lib/dialogue.sh"
+rig_require
 
 dialogue_suite policy-milter-limits
 
@@ -203,8 +201,7 @@ for ((i = 0; i < 2000; i++)); do printf '%076d\n' "$i"; done > "$WORK/big-body.t
 
 # --- start policy-milter and Postfix ----------------------------------------------------------
 
-SMTP_PORT=$(free_port) MILTER_PORT=$(free_port)
-while [ "$MILTER_PORT" = "$SMTP_PORT" ]; do MILTER_PORT=$(free_port); done
+free_ports SMTP_PORT MILTER_PORT
 milter_start "$MILTER_BIN" "$WORK/rules.conf" "$MILTER_PORT" --log-level debug \
 	|| { fail "policy-milter did not listen on $MILTER_PORT"; exit 1; }
 postfix_start "$SMTP_PORT" "$MILTER_PORT" e2e.localdomain \

@@ -15,13 +15,11 @@
 set -euo pipefail
 
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
-LIB=$(dirname "$0")/lib
 # shellcheck source=tools/postfix-rig.sh
 . "$(dirname "$0")/../../tools/postfix-rig.sh"
 # shellcheck source=tests/e2e/lib/dialogue.sh
-. "$LIB/dialogue.sh"
-missing=$(rig_missing)
-[ -z "$missing" ] || skip "$missing"
+. "$(dirname "$0")/lib/dialogue.sh"
+rig_require
 command -v smtp-sink >/dev/null || skip "smtp-sink is not installed (package postfix)"
 
 rig_init policy-milter-replies
@@ -165,7 +163,7 @@ expect_dropped() {
 
 # --- start the sink, policy-milter and Postfix ---------------------------------------------------
 
-SMTP_PORT=$(free_port) MILTER_PORT=$(free_port) SINK_PORT=$(free_port)
+free_ports SMTP_PORT MILTER_PORT SINK_PORT
 mkdir -m 777 "$WORK/sink"
 # smtp-sink drops to nobody; one file per message, named from the template.
 smtp-sink -u nobody -d "$WORK/sink/%H%M%S." "127.0.0.1:$SINK_PORT" 20 \

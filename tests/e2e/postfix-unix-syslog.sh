@@ -15,13 +15,11 @@
 set -euo pipefail
 
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
-LIB=$(dirname "$0")/lib
 # shellcheck source=tools/postfix-rig.sh
 . "$(dirname "$0")/../../tools/postfix-rig.sh"
 # shellcheck source=tests/e2e/lib/syslog.sh
-. "$LIB/syslog.sh"
-missing=$(rig_missing)
-[ -z "$missing" ] || skip "$missing"
+. "$(dirname "$0")/lib/syslog.sh"
+rig_require
 unshare --mount --propagation private true 2>/dev/null || skip "unshare --mount is not permitted here"
 getent group postfix >/dev/null || skip "no group postfix"
 getent passwd nobody >/dev/null || skip "no user nobody"

@@ -20,8 +20,7 @@ set -euo pipefail
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
 # shellcheck source=tools/postfix-rig.sh
 . "$(dirname "$0")/../../tools/postfix-rig.sh"
-missing=$(rig_missing)
-[ -z "$missing" ] || skip "$missing"
+rig_require
 for tool in redis-server redis-cli; do command -v $tool >/dev/null || skip "$tool is not installed"; done
 
 rig_init policy-milter-redis
@@ -96,9 +95,7 @@ back_within() {
 
 # --- start Redis, two milters, two Postfix -------------------------------------------------
 
-REDIS_PORT=$(free_port) SMTP_A=$(free_port) SMTP_B=$(free_port) MILTER_A=$(free_port) MILTER_B=$(free_port)
-[ "$(printf '%s\n' "$REDIS_PORT" "$SMTP_A" "$SMTP_B" "$MILTER_A" "$MILTER_B" | sort -u | wc -l)" = 5 ] \
-	|| { echo "free_port gave the same port twice, try again" >&2; exit 1; }
+free_ports REDIS_PORT SMTP_A SMTP_B MILTER_A MILTER_B
 redis_start "$WORK" "$REDIS_PORT" || { fail "redis-server did not listen on $REDIS_PORT"; exit 1; }
 pass "redis-server on 127.0.0.1:$REDIS_PORT (pid $REDIS_PID)"
 

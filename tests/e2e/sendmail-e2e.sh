@@ -19,11 +19,10 @@
 set -euo pipefail
 
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
-LIB=$(dirname "$0")/lib
 # shellcheck source=tests/e2e/lib/sendmail.sh
-. "$LIB/sendmail.sh"
+. "$(dirname "$0")/lib/sendmail.sh"
 # shellcheck source=tests/e2e/lib/dialogue.sh
-. "$LIB/dialogue.sh"
+. "$(dirname "$0")/lib/dialogue.sh"
 missing=$(sendmail_missing)
 [ -z "$missing" ] || skip "$missing"
 
@@ -117,9 +116,7 @@ printf '# one address a line\nnobody@example.org\n' > "$WORK/invalid-recipients.
 
 # === 1. the milter on an inet socket =========================================================
 
-SMTP_PORT=$(free_port)
-MILTER_PORT=$(free_port)
-[ "$SMTP_PORT" != "$MILTER_PORT" ] || MILTER_PORT=$(free_port)
+free_ports SMTP_PORT MILTER_PORT
 milter_start "$MILTER_BIN" "$WORK/rules.conf" "$MILTER_PORT" --log-level debug \
 	|| { fail "policy-milter did not listen on $MILTER_PORT"; exit 1; }
 pass "policy-milter listening on inet:$MILTER_PORT@127.0.0.1 (pid $MILTER_PID)"

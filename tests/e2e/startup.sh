@@ -22,11 +22,10 @@
 set -euo pipefail
 
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
-LIB=$(dirname "$0")/lib
 # shellcheck source=tools/lib.sh
 . "$(dirname "$0")/../../tools/lib.sh"
 # shellcheck source=tests/e2e/lib/syslog.sh
-. "$LIB/syslog.sh"
+. "$(dirname "$0")/lib/syslog.sh"
 [ "$(id -u)" = 0 ] || skip "needs root (user, group and pid-file checks)"
 command -v python3 >/dev/null || skip "no python3"
 unshare --mount --propagation private true 2>/dev/null || skip "unshare --mount is not permitted here"
