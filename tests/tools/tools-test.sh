@@ -56,13 +56,13 @@ s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind("devlog"); os.chmod
 with open("caught", "ab", buffering=0) as f:
     while True: f.write(s.recv(65536) + b"\n")') &
 	catcher=$!
-	wait_for 5 test -S "$work/devlog" || fail "private-devlog: the catcher did not start"
+	wait_for 20 test -S "$work/devlog" || fail "private-devlog: the catcher did not start"
 	(cd "$work" && "$top/tools/private-devlog" devlog sh -c 'echo $$ > pid; exec logger -t pm-tools-test "hello $$"') &
 	pid=$!
 	wait "$pid" || true
 	check "private-devlog: the program kept the PID ($pid)" [ "$(cat "$work/pid" 2>/dev/null)" = "$pid" ]
 	check "private-devlog: its syslog line reached the socket" \
-		wait_for 5 grep -q "pm-tools-test: hello $pid" "$work/caught"
+		wait_for 20 grep -q "pm-tools-test: hello $pid" "$work/caught"
 fi
 
 echo "$PASSED passed, $FAILED failed"
