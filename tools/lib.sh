@@ -4,6 +4,7 @@
 # ports, policy-milter in the background, swaks sessions and checks, a private
 # redis-server. Source it; tools/postfix-rig.sh (a private Postfix) sources it too.
 #
+#   TOOLS                        the directory of tools/ (this file's)
 #   skip REASON                  prints "SKIP: REASON" and exits 77 (ctest: skipped)
 #   alive PID                    exists and is not a zombie
 #   listening PORT               something listens on 127.0.0.1:PORT (TCP)
