@@ -1,8 +1,11 @@
 // SPDX-License-Identifier: BSD-2-Clause
-#include "policy/test_run.h"
+#include "cli/test_run.h"
 
 #include <fstream>
 #include <sstream>
+#include <utility>
+
+#include "milter/reply_encoding.h"
 
 namespace pm {
 
@@ -73,6 +76,47 @@ std::string format_decision(const Decision& d) {
     return out.str();
 }
 
+namespace {
+
+// Prints `d` as the daemon would send it; true when the session goes on to its next
+// event (not closed, nor accepted or discarded as a whole).
+bool shown(std::ostream& out, Decision d) {
+    fit_replies_for_milter(d);
+    out << format_decision(d);
+    return !d.closes_connection() && d.verdict != Verdict::Accept && d.verdict != Verdict::Discard;
+}
+
+// The same, and true only if the event was not refused either.
+bool passed(std::ostream& out, Decision d) {
+    bool refused = d.refused();
+    return shown(out, std::move(d)) && !refused;
+}
+
+// MAIL, each RCPT (a refused one does not end the transaction) and DATA; true when the
+// message goes on to its headers.
+bool run_envelope(Conversation& conv, const TestTransaction& tx, std::ostream& out) {
+    if (!passed(out, conv.mail(tx.from.value_or(""), tx.auth_user, tx.size, tx.tls))) return false;
+    for (const auto& rcpt : tx.rcpts)
+        if (!shown(out, conv.rcpt(rcpt))) return false;
+    if (conv.facts().accepted_recipients.empty()) return false;
+    return passed(out, conv.data());
+}
+
+// Each --header "Name: value", counted in the message's size as its line would be.
+void add_headers(Conversation& conv, const std::vector<std::string>& headers) {
+    for (const auto& h : headers) {
+        auto colon = h.find(':');
+        std::string name = h.substr(0, colon);
+        std::string value = colon == std::string::npos ? "" : h.substr(colon + 1);
+        auto start = value.find_first_not_of(" \t");
+        value = start == std::string::npos ? "" : value.substr(start);
+        conv.header(name, value);
+        conv.body_bytes(h.size() + 2);
+    }
+}
+
+}  // namespace
+
 int run_test_transaction(std::shared_ptr<const Policy> policy, const TestTransaction& tx,
                          const ConversationOptions& options, std::ostream& out,
                          std::ostream& errors) {
@@ -83,42 +127,13 @@ int run_test_transaction(std::shared_ptr<const Policy> policy, const TestTransac
     }
     MemoryCounterStore store;
     Conversation conv([policy] { return policy; }, store, options);
-
-    // Returns true when the session goes on after this event.
-    auto show = [&](const Decision& d) {
-        out << format_decision(d);
-        if (d.closes_connection() || d.verdict == Verdict::Accept || d.verdict == Verdict::Discard)
-            return false;
-        return true;
-    };
-
-    Decision d = conv.connect(*ip, tx.client_name, tx.client_port);
-    if (!show(d) || d.refused()) return 0;
-    if (tx.helo) {
-        d = conv.helo(*tx.helo);
-        if (!show(d) || d.refused()) return 0;
-    }
+    if (!passed(out, conv.connect(*ip, tx.client_name, tx.client_port))) return 0;
+    if (tx.helo && !passed(out, conv.helo(*tx.helo))) return 0;
     if (!tx.from && tx.rcpts.empty()) return 0;
-    d = conv.mail(tx.from.value_or(""), tx.auth_user, tx.size, tx.tls);
-    if (!show(d) || d.refused()) return 0;
-    for (const auto& rcpt : tx.rcpts) {
-        d = conv.rcpt(rcpt);
-        if (!show(d)) return 0;
-    }
-    if (conv.facts().accepted_recipients.empty()) return 0;
-    d = conv.data();
-    if (!show(d) || d.refused()) return 0;
-    for (const auto& h : tx.headers) {
-        auto colon = h.find(':');
-        std::string name = h.substr(0, colon);
-        std::string value = colon == std::string::npos ? "" : h.substr(colon + 1);
-        auto start = value.find_first_not_of(" \t");
-        value = start == std::string::npos ? "" : value.substr(start);
-        conv.header(name, value);
-        conv.body_bytes(h.size() + 2);
-    }
+    if (!run_envelope(conv, tx, out)) return 0;
+    add_headers(conv, tx.headers);
     if (tx.message_file && !read_message(*tx.message_file, conv, errors)) return 2;
-    show(conv.message());
+    shown(out, conv.message());
     return 0;
 }
 

@@ -11,7 +11,7 @@
 #include <mutex>
 #include <string_view>
 
-#include "config/decision_log.h"
+#include "config/log_escape.h"
 
 namespace pm {
 
@@ -19,7 +19,7 @@ namespace {
 
 // %* in a pattern: the message with control and non-ASCII bytes as \xHH. Every line the
 // daemon logs goes through it, so none can carry a CR or LF that forges a second line,
-// whatever a message string holds (decision_log escapes its fields before this).
+// whatever a message string holds (the decision log escapes its fields before this).
 class EscapedMessage final : public spdlog::custom_flag_formatter {
   public:
     void format(const spdlog::details::log_msg& msg, const std::tm&,

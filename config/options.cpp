@@ -9,6 +9,7 @@
 #include "config/config_file.h"
 #include "config/logging.h"
 #include "config/socket_spec.h"
+#include "pm_version.h"  // generated: PM_VERSION
 
 namespace po = boost::program_options;
 

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "config/test_transaction.h"
 #include "policy/conversation.h"
-#include "policy/test_run.h"
 
 namespace pm {
 

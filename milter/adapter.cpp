@@ -11,8 +11,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
-#include "config/decision_log.h"
+#include "milter/decision_log.h"
+#include "milter/reply_encoding.h"
 #include "policy/esmtp.h"
 
 namespace pm {
@@ -140,7 +142,7 @@ void log_decision(const Decision& d, const LogSubject& subject) {
 bool set_reply(SMFICTX* ctx, const Reply& reply) {
     std::string code = std::to_string(reply.code);
     std::string enhanced = reply.enhanced.to_string();
-    std::string text = reply.milter_text();
+    std::string text = milter_reply_text(reply);
     return smfi_setreply(ctx, code.data(), enhanced.data(), text.data()) == MI_SUCCESS;
 }
 
@@ -167,7 +169,10 @@ sfsistat translate(SMFICTX* ctx, const Decision& d) {
     return SMFIS_CONTINUE;
 }
 
-sfsistat decide(SMFICTX* ctx, Connection& c, const Decision& d) {
+// The replies are cut to what libmilter sends first, so that the log shows them as the
+// client gets them.
+sfsistat decide(SMFICTX* ctx, Connection& c, Decision d) {
+    fit_replies_for_milter(d);
     log_decision(d, c.subject);
     return translate(ctx, d);
 }
@@ -330,7 +335,7 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
         bool tls = !macro(ctx, "{tls_version}").empty();
         Decision d = c.conversation.mail(sender, macro(ctx, "{auth_authen}"),
                                          argv ? declared_size(argv) : 0, tls);
-        return decide(ctx, c, d);
+        return decide(ctx, c, std::move(d));
     });
 }
 
@@ -352,7 +357,7 @@ sfsistat on_data(SMFICTX* ctx) {
         refresh_queue_id(ctx, c.subject);
         Decision d = c.conversation.data();
         c.subject.recipient_count = c.conversation.facts().accepted_recipients.size();
-        return decide(ctx, c, d);
+        return decide(ctx, c, std::move(d));
     });
 }
 
@@ -400,7 +405,7 @@ sfsistat on_eom(SMFICTX* ctx) {
                 spdlog::warn("{}: smfi_quarantine failed (was SMFIF_QUARANTINE granted?)",
                              c.subject.queue_id);
         }
-        sfsistat status = decide(ctx, c, d);
+        sfsistat status = decide(ctx, c, std::move(d));
         c.subject.sender.reset();
         c.subject.recipient_count.reset();
         return status;

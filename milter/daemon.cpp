@@ -43,6 +43,7 @@
 #include "milter/socket_file.h"
 #include "milter/startup.h"
 #include "milter/systemd_notify.h"
+#include "pm_version.h"  // generated: PM_VERSION
 #include "policy/policy.h"
 #ifdef PM_WITH_REDIS
 #include "store/redis_counter_store.h"

@@ -7,14 +7,12 @@ namespace pm {
 
 namespace {
 
-// Control characters become spaces and non-ASCII bytes '?', up to `max_octets`; `fits`
-// may stop it earlier.
-template <class Fits>
-std::string printable_ascii(std::string_view text, std::size_t max_octets, Fits fits) {
+// Control characters become spaces and non-ASCII bytes '?', up to `max_octets`.
+std::string printable_ascii(std::string_view text, std::size_t max_octets) {
     std::string out;
     out.reserve(std::min(text.size(), max_octets));
     for (char ch : text) {
-        if (out.size() == max_octets || !fits(ch)) break;
+        if (out.size() == max_octets) break;
         auto c = static_cast<unsigned char>(ch);
         if (c < 0x20 || c == 0x7F)
             out += ' ';
@@ -29,31 +27,15 @@ std::string printable_ascii(std::string_view text, std::size_t max_octets, Fits 
 }  // namespace
 
 std::string sanitize_reply_text(std::string_view text, std::size_t prefix_length) {
-    std::size_t room = kMaxReplyLine - 2 - prefix_length;  // 2: the CRLF
-    // The text also has to fit libmilter's limit once each '%' is doubled for it.
-    std::size_t milter_octets = 0;
-    return printable_ascii(text, room, [&](char c) {
-        milter_octets += c == '%' ? 2 : 1;
-        return milter_octets <= kMaxMilterReplyText;
-    });
+    return printable_ascii(text, kMaxReplyLine - 2 - prefix_length);  // 2: the CRLF
 }
 
 std::string sanitize_text(std::string_view text, std::size_t max_octets) {
-    return printable_ascii(text, max_octets, [](char) { return true; });
+    return printable_ascii(text, max_octets);
 }
 
 std::string Reply::line() const {
     return std::to_string(code) + ' ' + enhanced.to_string() + ' ' + text;
-}
-
-std::string Reply::milter_text() const {
-    std::string out;
-    out.reserve(text.size());
-    for (char c : text) {
-        out += c;
-        if (c == '%') out += '%';
-    }
-    return out;
 }
 
 std::string_view verdict_name(Verdict v) {

@@ -15,9 +15,6 @@ namespace pm {
 
 // The longest reply line RFC 5321 §4.5.3.1.5 allows, CRLF included.
 inline constexpr std::size_t kMaxReplyLine = 512;
-// libmilter's smfi_setreply() refuses a reply text over 980 octets (MAXREPLYLEN), counted
-// with each '%' doubled as it must be passed (tests/protocol finds the edge).
-inline constexpr std::size_t kMaxMilterReplyText = 980;
 // An added header's value: one line of RFC 5322 §2.1.1 at most.
 inline constexpr std::size_t kMaxHeaderValue = 998;
 // A quarantine reason, which the MTA logs and keeps with the message: a reply line's worth.
@@ -31,13 +28,11 @@ struct Reply {
 
     // "550 5.1.1 text", exactly as the client sees it.
     std::string line() const;
-    // The text for smfi_setreply, which treats '%' as a format character.
-    std::string milter_text() const;
 };
 
 // Makes expanded text safe for a reply: control characters (CR, LF, NUL...) become
-// spaces, non-ASCII bytes become '?', and the whole line is cut to 512 octets (shorter
-// when many '%' would not fit libmilter once doubled).
+// spaces, non-ASCII bytes become '?', and the whole line is cut to 512 octets. (The
+// milter cuts it further for libmilter: milter/reply_encoding.h.)
 std::string sanitize_reply_text(std::string_view text, std::size_t prefix_length);
 // The same for an added header's value or a quarantine reason, cut to `max_octets`.
 std::string sanitize_text(std::string_view text, std::size_t max_octets);

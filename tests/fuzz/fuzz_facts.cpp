@@ -33,7 +33,7 @@
 #include <string_view>
 #include <vector>
 
-#include "config/decision_log.h"
+#include "milter/decision_log.h"
 #include "policy/conversation.h"
 #include "policy/decision.h"
 #include "policy/policy.h"

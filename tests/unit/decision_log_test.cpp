@@ -4,8 +4,9 @@
 
 #include <spdlog/spdlog.h>
 
-#include "config/decision_log.h"
+#include "config/log_escape.h"
 #include "config/logging.h"
+#include "milter/decision_log.h"
 #include "test_util.h"
 
 namespace pm {
