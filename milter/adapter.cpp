@@ -94,7 +94,9 @@ struct Connection {
     std::shared_ptr<const Policy> policy;   // in force for this connection
     std::shared_ptr<const Policy> refused;  // a newer one it cannot run
     Conversation conversation;
-    LogSubject subject;  // what the log says about the session
+    // The MTA's queue id for the log, the one thing of the session only the adapter knows;
+    // empty until the MTA names one.
+    std::string queue_id;
 };
 
 Connection* connection_of(SMFICTX* ctx) {
@@ -115,10 +117,10 @@ std::string_view macro(SMFICTX* ctx, const char* name) {
     return value ? value : "";
 }
 
-void refresh_queue_id(SMFICTX* ctx, LogSubject& subject) {
+void refresh_queue_id(SMFICTX* ctx, Connection& c) {
     std::string_view id = macro(ctx, "i");
     // Asked at every step of a transaction, the same id each time once it is known.
-    if (!id.empty() && id != subject.queue_id) subject.queue_id = id;
+    if (!id.empty() && id != c.queue_id) c.queue_id = id;
 }
 
 // The least severe decision line the logger writes. Most events decide nothing and log
@@ -129,8 +131,10 @@ LogLevel lowest_logged_level() {
     return LogLevel::Warning;
 }
 
-void log_decision(const Decision& d, const LogSubject& subject) {
-    for (const auto& line : decision_log_lines(d, subject, lowest_logged_level())) {
+void log_decision(const Decision& d, const Connection& c, std::string_view recipient) {
+    LogEvent event{c.queue_id, recipient};
+    auto lines = decision_log_lines(d, c.conversation.facts(), event, lowest_logged_level());
+    for (const auto& line : lines) {
         switch (line.level) {
             case LogLevel::Debug: spdlog::debug("{}", line.text); break;
             case LogLevel::Info: spdlog::info("{}", line.text); break;
@@ -170,10 +174,10 @@ sfsistat translate(SMFICTX* ctx, const Decision& d) {
 }
 
 // The replies are cut to what libmilter sends first, so that the log shows them as the
-// client gets them.
-sfsistat decide(SMFICTX* ctx, Connection& c, Decision d) {
+// client gets them. `recipient`: that of a rcpt event, for the log.
+sfsistat decide(SMFICTX* ctx, Connection& c, Decision d, std::string_view recipient = {}) {
     fit_replies_for_milter(d);
-    log_decision(d, c.subject);
+    log_decision(d, c, recipient);
     return translate(ctx, d);
 }
 
@@ -225,14 +229,6 @@ std::optional<IpAddress> ip_of(const sockaddr* sa, std::uint32_t& port) {
         return IpAddress::from_v6(bits);
     }
     return std::nullopt;  // AF_UNIX and anything else: no client IP
-}
-
-// {client_name} is the MTA's verified reverse name. Postfix and Sendmail may put the
-// bracketed address there when there is none; the policy then sees "unknown".
-std::string client_name_of(SMFICTX* ctx) {
-    std::string_view name = macro(ctx, "{client_name}");
-    if (name.empty() || name.front() == '[') return "unknown";
-    return std::string(name);
 }
 
 // ESMTP SIZE=N among the MAIL FROM parameters; 0 if absent or malformed (parse_esmtp_size:
@@ -309,9 +305,9 @@ sfsistat on_connect(SMFICTX* ctx, char*, _SOCK_ADDR* address) {
 
         std::uint32_t port = 0;
         std::optional<IpAddress> ip = ip_of(address, port);
-        c->subject.client_name = client_name_of(ctx);
-        c->subject.client_ip = ip ? ip->to_string() : "";
-        return decide(ctx, *c, c->conversation.connect(ip, c->subject.client_name, port));
+        // {client_name} is the MTA's verified reverse name, or the bracketed address when
+        // there is none (Facts::set_client makes that "unknown").
+        return decide(ctx, *c, c->conversation.connect(ip, macro(ctx, "{client_name}"), port));
     });
 }
 
@@ -326,12 +322,8 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     return guarded(ctx, ReplyPhase::Transaction, "envfrom", [&] {
         Connection& c = require_connection(ctx);
         const char* sender = argv && argv[0] ? argv[0] : "<>";
-        LogSubject& s = c.subject;
-        s.queue_id.clear();  // a new transaction: NOQUEUE until the MTA names one
-        refresh_queue_id(ctx, s);
-        s.sender = Address::unwrap(sender);  // what Address::from_smtp keeps as raw()
-        s.recipient.reset();
-        s.recipient_count.reset();
+        c.queue_id.clear();  // a new transaction: NOQUEUE until the MTA names one
+        refresh_queue_id(ctx, c);
         bool tls = !macro(ctx, "{tls_version}").empty();
         Decision d = c.conversation.mail(sender, macro(ctx, "{auth_authen}"),
                                          argv ? declared_size(argv) : 0, tls);
@@ -343,21 +335,18 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
     return guarded(ctx, ReplyPhase::Transaction, "envrcpt", [&] {
         Connection& c = require_connection(ctx);
         const char* recipient = argv && argv[0] ? argv[0] : "";
-        refresh_queue_id(ctx, c.subject);
-        c.subject.recipient = Address::unwrap(recipient);
-        sfsistat status = decide(ctx, c, c.conversation.rcpt(recipient));
-        c.subject.recipient.reset();
-        return status;
+        refresh_queue_id(ctx, c);
+        // The conversation keeps the recipient only if it accepts it: the log takes it from
+        // the event, as Address::from_smtp keeps it in raw().
+        return decide(ctx, c, c.conversation.rcpt(recipient), Address::unwrap(recipient));
     });
 }
 
 sfsistat on_data(SMFICTX* ctx) {
     return guarded(ctx, ReplyPhase::Transaction, "data", [&] {
         Connection& c = require_connection(ctx);
-        refresh_queue_id(ctx, c.subject);
-        Decision d = c.conversation.data();
-        c.subject.recipient_count = c.conversation.facts().accepted_recipients.size();
-        return decide(ctx, c, std::move(d));
+        refresh_queue_id(ctx, c);
+        return decide(ctx, c, c.conversation.data());
     });
 }
 
@@ -388,27 +377,23 @@ sfsistat on_body(SMFICTX* ctx, unsigned char*, size_t length) {
 sfsistat on_eom(SMFICTX* ctx) {
     return guarded(ctx, ReplyPhase::Transaction, "eom", [&] {
         Connection& c = require_connection(ctx);
-        refresh_queue_id(ctx, c.subject);
-        c.subject.recipient_count = c.conversation.facts().accepted_recipients.size();
+        refresh_queue_id(ctx, c);
         Decision d = c.conversation.message();
         if (!d.refused() && d.verdict != Verdict::Discard) {
             // smfi_addheader takes char* but only copies from it: d's strings go as they are.
             for (auto& [name, value] : d.headers_to_add) {
                 if (smfi_addheader(ctx, name.data(), value.data()) != MI_SUCCESS)
                     spdlog::warn("{}: smfi_addheader \"{}\" failed (was SMFIF_ADDHDRS granted?)",
-                                 c.subject.queue_id, name);
+                                 c.queue_id, name);
             }
         }
         if (d.verdict == Verdict::Quarantine) {
             std::string reason = d.quarantine_reason.empty() ? d.rule_id : d.quarantine_reason;
             if (smfi_quarantine(ctx, reason.data()) != MI_SUCCESS)
                 spdlog::warn("{}: smfi_quarantine failed (was SMFIF_QUARANTINE granted?)",
-                             c.subject.queue_id);
+                             c.queue_id);
         }
-        sfsistat status = decide(ctx, c, std::move(d));
-        c.subject.sender.reset();
-        c.subject.recipient_count.reset();
-        return status;
+        return decide(ctx, c, std::move(d));
     });
 }
 
@@ -418,9 +403,7 @@ sfsistat on_abort(SMFICTX* ctx) {
     return guarded(ctx, ReplyPhase::None, "abort", [&] {
         if (Connection* c = connection_of(ctx)) {
             c->conversation.abort();
-            c->subject.sender.reset();
-            c->subject.recipient_count.reset();
-            c->subject.queue_id.clear();
+            c->queue_id.clear();
         }
         return SMFIS_CONTINUE;
     });

@@ -19,34 +19,51 @@ void append_quoted(std::string& out, std::string_view key, std::string_view valu
 
 // Each line is built by appending to one string: this runs for every decision the
 // daemon logs, and a chain of operator+ costs a temporary (an allocation) per piece.
-void append_prefix(std::string& out, const LogSubject& s, Stage stage) {
-    if (s.queue_id.empty())
+void append_prefix(std::string& out, const LogEvent& e, Stage stage) {
+    if (e.queue_id.empty())
         out += "NOQUEUE";
     else
-        append_log_value(out, s.queue_id, false);
+        append_log_value(out, e.queue_id, false);
     out += ": stage=";
     out += stage_name(stage);
 }
 
-void append_context(std::string& out, const LogSubject& s) {
+// What the context says at each stage; the facts may hold more (a transaction's stay
+// after its message, for one).
+struct Context {
+    const Facts& facts;
+    const LogEvent& event;
+    std::string client_ip;  // the connect facts' address as text, once per decision
+    bool from, to, nrcpt;
+
+    Context(const Facts& f, const LogEvent& e, Stage stage)
+        : facts(f),
+          event(e),
+          client_ip(f.client_ip ? f.client_ip->to_string() : "unknown"),
+          from(f.mail_seen && stage_index(stage) >= stage_index(Stage::Mail)),
+          to(stage == Stage::Rcpt),
+          nrcpt(stage == Stage::Data || stage == Stage::Message) {}
+};
+
+void append_context(std::string& out, const Context& c) {
     out += " client=";
-    append_log_value(out, s.client_name, false);
+    append_log_value(out, c.facts.client_name, false);
     out += '[';
-    append_log_value(out, s.client_ip.empty() ? std::string_view("unknown") : s.client_ip, false);
+    append_log_value(out, c.client_ip, false);
     out += ']';
-    if (s.sender) {
+    if (c.from) {
         out += " from=<";
-        append_log_value(out, *s.sender, false);
+        append_log_value(out, c.facts.sender.raw(), false);
         out += '>';
     }
-    if (s.recipient) {
+    if (c.to) {
         out += " to=<";
-        append_log_value(out, *s.recipient, false);
+        append_log_value(out, c.event.recipient, false);
         out += '>';
     }
-    if (s.recipient_count) {
+    if (c.nrcpt) {
         out += " nrcpt=";
-        out += std::to_string(*s.recipient_count);
+        out += std::to_string(c.facts.accepted_recipients.size());
     }
 }
 
@@ -73,8 +90,8 @@ LogLevel decision_level(const Decision& d) {
 
 }  // namespace
 
-std::vector<LogLine> decision_log_lines(const Decision& d, const LogSubject& subject,
-                                        LogLevel min_level) {
+std::vector<LogLine> decision_log_lines(const Decision& d, const Facts& facts,
+                                        const LogEvent& event, LogLevel min_level) {
     // A refused or discarded message gets no headers: log only those really added.
     bool log_added = !d.refused() && d.verdict != Verdict::Discard;
     bool hits =
@@ -85,24 +102,25 @@ std::vector<LogLine> decision_log_lines(const Decision& d, const LogSubject& sub
     // formatted at all.
     if (!hits && level < min_level) return lines;
 
+    Context context(facts, event, d.stage);
     auto start_line = [&] {
         std::string text;
         text.reserve(256);  // one allocation for a typical line
-        append_prefix(text, subject, d.stage);
+        append_prefix(text, event, d.stage);
         return text;
     };
     if (hits) {
         for (const auto& hit : d.observed) {
             std::string text = start_line();
             append_hit(text, hit, true);
-            append_context(text, subject);
+            append_context(text, context);
             lines.push_back({LogLevel::Info, std::move(text)});
         }
         if (log_added)
             for (const auto& hit : d.added) {
                 std::string text = start_line();
                 append_hit(text, hit, false);
-                append_context(text, subject);
+                append_context(text, context);
                 lines.push_back({LogLevel::Info, std::move(text)});
             }
     }
@@ -117,7 +135,7 @@ std::vector<LogLine> decision_log_lines(const Decision& d, const LogSubject& sub
     text += verdict_name(d.verdict);
     if (d.reply) append_reply(text, *d.reply);
     if (d.verdict == Verdict::Quarantine) append_quoted(text, " reason=", d.quarantine_reason);
-    append_context(text, subject);
+    append_context(text, context);
     if (!d.error.empty()) append_quoted(text, " error=", d.error);
     lines.push_back({level, std::move(text)});
     return lines;

@@ -5,7 +5,7 @@
 //	#include "milter/decision_log.h"
 //
 //	std::vector<LogLine> decision_log_lines(const Decision& d,
-//		const LogSubject& subject, LogLevel min_level);
+//		const Facts& facts, const LogEvent& event, LogLevel min_level);
 // DESCRIPTION
 //	One log line per decision, in Postfix's style (policy-milter(8), LOGGING):
 //	  QUEUEID: stage=rcpt rule=ID action=reject reply="550 5.1.1 ..." client=NAME[IP]
@@ -14,24 +14,20 @@
 //	field value is escaped (config/log_escape.h): none carries a control byte.
 #pragma once
 
-#include <cstddef>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "policy/decision.h"
+#include "policy/facts.h"
 
 namespace pm {
 
-// What the log says about the session, as the adapter saw it when the event happened.
-struct LogSubject {
-    std::string queue_id;  // empty: not known yet, logged as NOQUEUE
-    std::string client_name = "unknown";
-    std::string client_ip;                       // empty: no IP (unix socket), logged as unknown
-    std::optional<std::string> sender;           // from MAIL on, without brackets ("" for <>)
-    std::optional<std::string> recipient;        // the recipient of a rcpt event
-    std::optional<std::size_t> recipient_count;  // at data and message
+// What only the adapter knows about the event being logged; the rest comes from the
+// conversation's Facts, as the event left them (Conversation::facts()).
+struct LogEvent {
+    std::string_view queue_id;   // empty: not known yet, logged as NOQUEUE
+    std::string_view recipient;  // of a rcpt event, without brackets (Address::unwrap)
 };
 
 enum class LogLevel { Debug, Info, Warning };
@@ -45,7 +41,11 @@ struct LogLine {
 // for a refused or discarded message), then the decision itself. A decision no rule made
 // is a debug line, unless a store error note comes with it. Lines below `min_level` are
 // left out, and cost nothing to format.
-std::vector<LogLine> decision_log_lines(const Decision& d, const LogSubject& subject,
+// The context of every line: client=NAME[IP] from the connect facts, from=<sender> once
+// MAIL was given (at mail, rcpt, data and message), to=<recipient> at rcpt, and
+// nrcpt=N (the accepted recipients) at data and message.
+std::vector<LogLine> decision_log_lines(const Decision& d, const Facts& facts,
+                                        const LogEvent& event,
                                         LogLevel min_level = LogLevel::Debug);
 
 }  // namespace pm

@@ -459,6 +459,7 @@ void Conversation::start_transaction_if_needed() {
     in_transaction_ = true;
     message_accepted_ = false;
     pending_.clear();
+    facts_.reset_transaction();  // the last one's, kept until now for the log
     // A reload applies from the next transaction on.
     if (auto latest = source_()) policy_ = std::move(latest);
 }
@@ -487,7 +488,7 @@ Decision Conversation::mail(std::string_view sender, std::string_view auth_user,
     if (connection_accepted_) return undecided(Stage::Mail);
     Decision d = evaluate(Stage::Mail);
     after_message_event(d);
-    if (d.refused()) abort();
+    if (d.refused()) end_transaction();
     return d;
 }
 
@@ -533,15 +534,18 @@ Decision Conversation::message() {
     if (counts) commit_or_refuse(d, Stage::Message);
     pending_.clear();
     in_transaction_ = false;
-    facts_.reset_transaction();
     return d;
 }
 
-void Conversation::abort() {
+void Conversation::end_transaction() {
     pending_.clear();
     event_pending_.clear();
     in_transaction_ = false;
     message_accepted_ = false;
+}
+
+void Conversation::abort() {
+    end_transaction();
     facts_.reset_transaction();
 }
 

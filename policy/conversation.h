@@ -49,6 +49,9 @@ class Conversation {
     // RSET or an aborted transaction: nothing of it is counted.
     void abort();
 
+    // The facts as the last event left them: a transaction's stay until the next one
+    // starts (or abort()), so that the decision log can describe the event just decided,
+    // a refused MAIL and the end of a message included.
     const Facts& facts() const { return facts_; }
     const Policy& policy() const { return *policy_; }
     std::shared_ptr<const Policy> policy_ptr() const { return policy_; }
@@ -72,6 +75,8 @@ class Conversation {
     void commit_or_refuse(Decision& d, Stage stage);
     Decision store_failure(Decision d, Stage stage, const std::string& id, const char* what) const;
     void after_message_event(Decision& d);
+    // Drops the transaction's staged counts and state; its facts stay (see facts()).
+    void end_transaction();
     void start_transaction_if_needed();
 
     PolicySource source_;

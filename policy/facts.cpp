@@ -76,6 +76,7 @@ void Facts::set_helo(std::string_view name) {
 
 void Facts::set_sender(std::string_view smtp_address, std::string_view auth, std::uint64_t size,
                        bool tls_on) {
+    mail_seen = true;
     sender = Address::from_smtp(smtp_address);
     auth_user = std::string(auth);
     auth_user_lower = ascii_lower(auth);
@@ -98,6 +99,7 @@ std::string_view Facts::header(std::string_view lower_name) const {
 }
 
 void Facts::reset_transaction() {
+    mail_seen = false;
     sender = Address{};
     auth_user.clear();
     auth_user_lower.clear();

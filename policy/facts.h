@@ -57,6 +57,7 @@ struct Facts {
     // helo
     std::string helo, helo_lower;
     // mail
+    bool mail_seen = false;  // MAIL given in this transaction (`sender` is empty for <>)
     Address sender;
     std::string auth_user, auth_user_lower;
     std::uint64_t mail_size = 0;
@@ -71,6 +72,8 @@ struct Facts {
     std::vector<std::pair<std::string, std::string>> headers;
     std::uint64_t message_size = 0;
 
+    // `name` as xxfi_connect gives it: empty or "[192.0.2.1]" when the MTA has no verified
+    // name, which becomes "unknown" here and nowhere else.
     void set_client(std::optional<IpAddress> ip, std::string_view name, std::uint32_t port);
     void set_helo(std::string_view name);
     void set_sender(std::string_view smtp_address, std::string_view auth, std::uint64_t size,

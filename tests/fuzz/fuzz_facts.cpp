@@ -178,7 +178,7 @@ bool printable_ascii(std::string_view s) {
     return true;
 }
 
-void check_decision(const pm::Decision& d, const pm::LogSubject& subject,
+void check_decision(const pm::Decision& d, const pm::LogEvent& event,
                     const pm::Conversation& conv) {
     if (d.reply) {
         check(printable_ascii(d.reply->text), "reply text not printable", d.reply->text);
@@ -193,7 +193,7 @@ void check_decision(const pm::Decision& d, const pm::LogSubject& subject,
           d.quarantine_reason);
     check(d.quarantine_reason.size() <= pm::kMaxQuarantineReason, "quarantine reason too long",
           d.quarantine_reason);
-    for (const auto& line : pm::decision_log_lines(d, subject))
+    for (const auto& line : pm::decision_log_lines(d, conv.facts(), event))
         check(printable_ascii(line.text), "log line with a control or non-ASCII byte", line.text);
     // At most one kept value per header name, each a name the policy reads.
     const auto& kept = conv.facts().headers;
@@ -246,7 +246,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     pm::MemoryCounterStore store;
     pm::Conversation conv([&] { return all[current]; }, store, options);
-    pm::LogSubject subject;
+    std::string queue_id;  // what the adapter keeps for the log
     Reader in(data + 1, size - 1);
     int events = 0;
     while (!in.done() && ++events < 4096) {
@@ -257,11 +257,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 std::string ip(in.str());
                 std::string_view name = in.str();
                 auto port = static_cast<std::uint32_t>(in.number());
-                subject = pm::LogSubject{};
-                subject.client_name = std::string(name);
-                auto parsed = pm::parse_ip(ip);
-                subject.client_ip = parsed ? parsed->to_string() : "";
-                d = conv.connect(parsed, name, port);
+                queue_id.clear();
+                d = conv.connect(pm::parse_ip(ip), name, port);
                 break;
             }
             case 'h': d = conv.helo(in.str()); break;
@@ -270,25 +267,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 std::string auth(in.str());
                 std::uint64_t declared = in.number();
                 bool tls = !in.str().empty();
-                subject.sender = std::string(pm::Address::unwrap(sender));
-                subject.recipient.reset();
-                subject.recipient_count.reset();
+                queue_id.clear();
                 d = conv.mail(sender, auth, declared, tls);
                 break;
             }
             case 'r': {
                 std::string rcpt(in.str());
-                subject.recipient = std::string(pm::Address::unwrap(rcpt));
                 d = conv.rcpt(rcpt);
-                check_decision(d, subject, conv);
-                subject.recipient.reset();
+                check_decision(d, pm::LogEvent{queue_id, pm::Address::unwrap(rcpt)}, conv);
                 decided = false;
                 break;
             }
-            case 'd':
-                d = conv.data();
-                subject.recipient_count = conv.facts().accepted_recipients.size();
-                break;
+            case 'd': d = conv.data(); break;
             case 'x': {
                 std::string name(in.str());
                 std::string value(in.str());
@@ -301,16 +291,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 conv.body_bytes(in.number() % (1u << 30));
                 decided = false;
                 break;
-            case 'e':
-                subject.recipient_count = conv.facts().accepted_recipients.size();
-                d = conv.message();
-                break;
+            case 'e': d = conv.message(); break;
             case 'a':
                 conv.abort();
+                queue_id.clear();
                 decided = false;
                 break;
             case 'q':
-                subject.queue_id = std::string(in.str());
+                queue_id = std::string(in.str());
                 decided = false;
                 break;
             case 'p':
@@ -319,7 +307,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 break;
             default: decided = false; break;
         }
-        if (decided) check_decision(d, subject, conv);
+        if (decided) check_decision(d, pm::LogEvent{queue_id, {}}, conv);
     }
     return 0;
 }

@@ -15,14 +15,18 @@ namespace {
 using testing::must_load;
 using testing::Session;
 
-LogSubject rcpt_subject() {
-    LogSubject s;
-    s.client_name = "mx.example.net";
-    s.client_ip = "192.0.2.10";
-    s.sender = "alice@example.net";
-    s.recipient = "nobody@example.org";
-    return s;
+// The facts of a session from mx.example.net [192.0.2.10] with MAIL FROM
+// alice@example.net, as the rcpt events below leave them.
+Facts rcpt_facts() {
+    Facts f;
+    f.set_client(parse_ip("192.0.2.10"), "mx.example.net", 4711);
+    f.set_helo("mx.example.net");
+    f.set_sender("<alice@example.net>", "", 0, false);
+    return f;
 }
+
+// The adapter's part of the rcpt event: no queue id yet, the recipient.
+const LogEvent kToNobody{"", "nobody@example.org"};
 
 Decision rcpt_decision(const std::string& rules, const std::string& rcpt,
                        ConversationOptions options = {}) {
@@ -38,8 +42,8 @@ const char* kUnknownUser = R"(rule "unknown-user" at rcpt
     reject 550 5.1.1 "<{recipient}>: Recipient address rejected: User unknown")";
 
 TEST(DecisionLog, RejectAtRcptBeforeQueueId) {
-    auto lines =
-        decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>"), rcpt_subject());
+    auto lines = decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>"),
+                                    rcpt_facts(), kToNobody);
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].level, LogLevel::Info);
     EXPECT_EQ(lines[0].text,
@@ -50,18 +54,18 @@ TEST(DecisionLog, RejectAtRcptBeforeQueueId) {
 }
 
 TEST(DecisionLog, QueueIdReplacesNoqueue) {
-    LogSubject s = rcpt_subject();
-    s.queue_id = "4XyZ1abc";
-    auto lines = decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>"), s);
+    LogEvent e{"4XyZ1abc", "nobody@example.org"};
+    auto lines =
+        decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>"), rcpt_facts(), e);
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].text.rfind("4XyZ1abc: stage=rcpt rule=unknown-user ", 0), 0u)
         << lines[0].text;
 }
 
 TEST(DecisionLog, NoRuleIsDebugOnly) {
-    LogSubject s = rcpt_subject();
-    s.recipient = "someone@example.org";
-    auto lines = decision_log_lines(rcpt_decision(kUnknownUser, "<someone@example.org>"), s);
+    LogEvent e{"", "someone@example.org"};
+    auto lines =
+        decision_log_lines(rcpt_decision(kUnknownUser, "<someone@example.org>"), rcpt_facts(), e);
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].level, LogLevel::Debug);
     EXPECT_EQ(lines[0].text,
@@ -73,7 +77,7 @@ TEST(DecisionLog, ObserveLogsWouldReject) {
     ConversationOptions observe;
     observe.observe_all = true;
     auto lines = decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>", observe),
-                                    rcpt_subject());
+                                    rcpt_facts(), kToNobody);
     ASSERT_EQ(lines.size(), 2u);
     EXPECT_EQ(lines[0].level, LogLevel::Info);
     EXPECT_EQ(lines[0].text,
@@ -89,25 +93,25 @@ TEST(DecisionLog, LinesBelowTheMinimumLevelAreLeftOut) {
     ConversationOptions observe;
     observe.observe_all = true;
     Decision d = rcpt_decision(kUnknownUser, "<nobody@example.org>", observe);
-    auto all = decision_log_lines(d, rcpt_subject());
-    auto info = decision_log_lines(d, rcpt_subject(), LogLevel::Info);
+    auto all = decision_log_lines(d, rcpt_facts(), kToNobody);
+    auto info = decision_log_lines(d, rcpt_facts(), kToNobody, LogLevel::Info);
     ASSERT_EQ(all.size(), 2u);
     ASSERT_EQ(info.size(), 1u);  // the would-reject line, not the debug one
     EXPECT_EQ(info[0].level, LogLevel::Info);
     EXPECT_EQ(info[0].text, all[0].text);
-    EXPECT_TRUE(decision_log_lines(d, rcpt_subject(), LogLevel::Warning).empty());
+    EXPECT_TRUE(decision_log_lines(d, rcpt_facts(), kToNobody, LogLevel::Warning).empty());
 
     Decision refused = rcpt_decision(kUnknownUser, "<nobody@example.org>");
-    auto refused_info = decision_log_lines(refused, rcpt_subject(), LogLevel::Info);
+    auto refused_info = decision_log_lines(refused, rcpt_facts(), kToNobody, LogLevel::Info);
     ASSERT_EQ(refused_info.size(), 1u);
-    EXPECT_EQ(refused_info[0].text, decision_log_lines(refused, rcpt_subject())[0].text);
+    EXPECT_EQ(refused_info[0].text, decision_log_lines(refused, rcpt_facts(), kToNobody)[0].text);
 }
 
 TEST(DecisionLog, ConnectWithoutIpOrSender) {
     Session s(must_load(R"(rule "blocked" at connect reject 554 5.7.1 "Go away")"));
     Decision d = s.conv.connect(std::nullopt, "unknown", 0);
-    LogSubject subject;  // unix-socket client: no IP, no name
-    auto lines = decision_log_lines(d, subject);
+    // A unix-socket client: no IP, no name.
+    auto lines = decision_log_lines(d, s.conv.facts(), LogEvent{});
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].text,
               "NOQUEUE: stage=connect rule=blocked action=reject reply=\"554 5.7.1 Go away\" "
@@ -125,12 +129,8 @@ rule "hold" at message when header["Subject"] matches /invoice/i quarantine "sus
     s.conv.header("Subject", "Your Invoice");
     s.conv.body_bytes(100);
     Decision d = s.conv.message();
-    LogSubject subject;
-    subject.queue_id = "ABC123";
-    subject.client_ip = "2001:db8::1";
-    subject.sender = "";
-    subject.recipient_count = 1;
-    auto lines = decision_log_lines(d, subject);
+    // The facts of the message stay until the next transaction: the log reads them.
+    auto lines = decision_log_lines(d, s.conv.facts(), LogEvent{"ABC123", ""});
     ASSERT_EQ(lines.size(), 2u);
     EXPECT_EQ(lines[0].text,
               "ABC123: stage=message rule=tag action=add-header header=\"X-Policy: checked "
@@ -149,7 +149,8 @@ rule "big" at message when message.size > 10 reject 552 5.3.4 "Too big")"));
     s.conv.rcpt("<b@example.org>");
     s.conv.data();
     s.conv.body_bytes(100);
-    auto lines = decision_log_lines(s.conv.message(), LogSubject{});
+    Decision d = s.conv.message();
+    auto lines = decision_log_lines(d, s.conv.facts(), LogEvent{});
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_NE(lines[0].text.find("rule=big action=reject"), std::string::npos) << lines[0].text;
 }
@@ -158,7 +159,7 @@ TEST(DecisionLog, SoftBounceShowsTheTempfailSent) {
     ConversationOptions soft;
     soft.soft_bounce = true;
     auto lines = decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>", soft),
-                                    rcpt_subject());
+                                    rcpt_facts(), kToNobody);
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_NE(lines[0].text.find("action=tempfail reply=\"450 4.1.1 "), std::string::npos)
         << lines[0].text;
@@ -191,13 +192,10 @@ rule "hold" at message quarantine "held: {header[Subject]}")"),
     s.conv.data();
     s.conv.header("Subject", "a\r\n b\" client=evil[6.6.6.6] \\x0a\xc3\xa9");
     Decision d = s.conv.message();
-    LogSubject subject;
-    subject.queue_id = "Q\n1";
-    subject.client_name = "mx\x1b[2J.example";
-    subject.client_ip = "192.0.2.1";
-    subject.sender = std::string("a\r\nb\0c@x", 8);
-    subject.recipient_count = 1;
-    auto lines = decision_log_lines(d, subject);
+    Facts facts = s.conv.facts();
+    facts.set_client(parse_ip("192.0.2.1"), "mx\x1b[2J.example", 25);
+    facts.set_sender(std::string_view("a\r\nb\0c@x", 8), "", 0, false);
+    auto lines = decision_log_lines(d, facts, LogEvent{"Q\n1", ""});
     ASSERT_EQ(lines.size(), 3u);
     const std::string context =
         " client=mx\\x1b[2J.example[192.0.2.1] from=<a\\x0d\\x0ab\\x00c@x> nrcpt=1";
@@ -221,14 +219,60 @@ TEST(DecisionLog, QuotedValuesEndOnlyAtTheirClosingQuote) {
     d.rule_id = "r\x7f";
     d.reply = Reply{451, {4, 3, 0}, "say \"hi\" \\ bye"};
     d.error = "store: \"bad\"\nforged: line";
-    LogSubject subject;
-    subject.recipient = "<\"x client=evil[6.6.6.6] \"@example.com>\r";
-    auto lines = decision_log_lines(d, subject);
+    LogEvent e{"", "<\"x client=evil[6.6.6.6] \"@example.com>\r"};
+    auto lines = decision_log_lines(d, Facts{}, e);
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].text,
               "NOQUEUE: stage=rcpt rule=r\\x7f action=tempfail reply=\"451 4.3.0 say \\\"hi\\\" "
               "\\\\ bye\" client=unknown[unknown] to=<<\"x client=evil[6.6.6.6] "
               "\"@example.com>\\x0d> error=\"store: \\\"bad\\\"\\x0aforged: line\"");
+}
+
+// Issue 12: the log reads the conversation's facts, which keep what the event saw until
+// the next event: the sender of a refused MAIL, the sender and recipients of a message.
+TEST(DecisionLog, RefusedMailAndEndOfMessageKeepTheirFacts) {
+    Session s(must_load(R"(
+rule "spoofed" at mail when sender.domain == "forged.example" reject 553 5.7.1 "No"
+rule "lottery" at message reject 554 5.7.1 "Message content rejected")"));
+    s.conv.connect(parse_ip("192.0.2.1"), "[192.0.2.1]", 25);
+    Decision d = s.conv.mail("<someone@forged.example>", "", 0, false);
+    auto lines = decision_log_lines(d, s.conv.facts(), LogEvent{});
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0].text,
+              "NOQUEUE: stage=mail rule=spoofed action=reject reply=\"553 5.7.1 No\" "
+              "client=unknown[192.0.2.1] from=<someone@forged.example>");
+
+    s.conv.mail("<alice@example.net>", "", 0, false);
+    s.conv.rcpt("<b@example.org>");
+    s.conv.rcpt("<c@example.org>");
+    s.conv.data();
+    d = s.conv.message();
+    lines = decision_log_lines(d, s.conv.facts(), LogEvent{"Q1", ""});
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0].text,
+              "Q1: stage=message rule=lottery action=reject reply=\"554 5.7.1 Message content "
+              "rejected\" client=unknown[192.0.2.1] from=<alice@example.net> nrcpt=2");
+
+    // A helo after the message (no RSET) says nothing of it; the next transaction, or
+    // an abort, starts from nothing.
+    lines = decision_log_lines(s.conv.helo("mx"), s.conv.facts(), LogEvent{});
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0].text, "NOQUEUE: stage=helo action=continue client=unknown[192.0.2.1]");
+    s.conv.abort();
+    EXPECT_FALSE(s.conv.facts().mail_seen);
+    EXPECT_TRUE(s.conv.facts().accepted_recipients.empty());
+}
+
+// A rcpt without MAIL (a hostile milter client) logs no from=, as no MAIL was seen.
+TEST(DecisionLog, NoSenderWithoutMail) {
+    Session s(must_load(R"(rule "r" at rcpt reject 550 5.1.1 "No")"));
+    s.conv.connect(parse_ip("192.0.2.1"), "mx.example.net", 25);
+    Decision d = s.conv.rcpt("<b@example.org>");
+    auto lines = decision_log_lines(d, s.conv.facts(), LogEvent{"", "b@example.org"});
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0].text,
+              "NOQUEUE: stage=rcpt rule=r action=reject reply=\"550 5.1.1 No\" "
+              "client=mx.example.net[192.0.2.1] to=<b@example.org>");
 }
 
 TEST(DecisionLog, EscapeLogLineKeepsBackslashesAndHexesTheRest) {

@@ -369,9 +369,10 @@ TEST(Actions, OnlyHeadersThePolicyReadsAreKept) {
     EXPECT_EQ(s.conv.facts().headers.size(), 2u);
     Decision d = s.conv.message();
     EXPECT_EQ(d.rule_id, "subj");
-    EXPECT_EQ(s.conv.facts().headers.size(), 0u);  // reset with the transaction
 
+    // Kept for the decision log until the next transaction starts, then reset.
     s.conv.mail("<a@x>", "", 0, false);
+    EXPECT_EQ(s.conv.facts().headers.size(), 0u);
     s.conv.rcpt("<b@y>");
     s.conv.data();
     s.conv.header("X-Mailer", "Mailer 2.0");
