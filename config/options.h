@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// The command line and the daemon's config file (spec §8), through Boost.Program_options.
+// The command line and the daemon's config file (policy-milter(8), OPTIONS;
+// policy-milter.conf(5)), through Boost.Program_options.
 #pragma once
 
 #include <map>

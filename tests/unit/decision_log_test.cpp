@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Spec §8: one Postfix-style log line per decision, as the daemon writes it.
+// policy-milter(8), LOGGING: one Postfix-style log line per decision, as the daemon writes it.
 #include <gtest/gtest.h>
 
 #include <spdlog/spdlog.h>

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Spec §4-§6: each field at each stage, each operator, each list item kind, actions.
+// policy-milter.rules(5), STAGES AND FIELDS, CONDITIONS, ACTIONS: each field at each stage, each
+// operator, each list item kind, actions.
 #include <gtest/gtest.h>
 
 #include <filesystem>

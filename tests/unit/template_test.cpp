@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Spec §6: reply text expansion is safe for SMTP and libmilter whatever the client sent.
+// policy-milter.rules(5), Templates: reply text expansion is safe for SMTP and libmilter whatever
+// the client sent.
 #include <gtest/gtest.h>
 
 #include "milter/reply_encoding.h"
