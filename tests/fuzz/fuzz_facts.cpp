@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "milter/decision_log.h"
+#include "milter/reply_encoding.h"
 #include "policy/conversation.h"
 #include "policy/decision.h"
 #include "policy/policy.h"
@@ -193,7 +194,13 @@ void check_decision(const pm::Decision& d, const pm::LogEvent& event,
           d.quarantine_reason);
     check(d.quarantine_reason.size() <= pm::kMaxQuarantineReason, "quarantine reason too long",
           d.quarantine_reason);
-    for (const auto& line : pm::decision_log_lines(d, conv.facts(), event))
+    // What the adapter sends: every reply within libmilter's limit once '%' is doubled.
+    pm::Decision sent = d;
+    pm::fit_replies_for_milter(sent);
+    if (sent.reply)
+        check(pm::milter_reply_text(*sent.reply).size() <= pm::kMaxMilterReplyText,
+              "reply over libmilter's limit", sent.reply->text);
+    for (const auto& line : pm::decision_log_lines(sent, conv.facts(), event))
         check(printable_ascii(line.text), "log line with a control or non-ASCII byte", line.text);
     // At most one kept value per header name, each a name the policy reads.
     const auto& kept = conv.facts().headers;
