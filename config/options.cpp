@@ -9,6 +9,7 @@
 #include "config/config_file.h"
 #include "config/logging.h"
 #include "config/socket_spec.h"
+#include "policy/units.h"
 
 namespace po = boost::program_options;
 
