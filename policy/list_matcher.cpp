@@ -282,6 +282,9 @@ void GlobSet::Impl::index_globs() {
     }
 }
 
+// The lookup's parts below are inline: they were one function, and a lookup that matches
+// early costs a few dozen nanoseconds, so a call each would show (glob_bench "words / all";
+// "pieces / all" runs 2,000 waits).
 bool GlobSet::Impl::matches(std::string_view v) const {
     if (match_all) return true;
     thread_local std::vector<Candidate> candidates;
@@ -295,7 +298,8 @@ bool GlobSet::Impl::matches(std::string_view v) const {
 
 // Looks the value's prefixes and suffixes up: true if a glob without middle pieces
 // matches; the globs with middle pieces become candidates for the pass.
-bool GlobSet::Impl::anchored_match(std::string_view v, std::vector<Candidate>& candidates) const {
+inline bool GlobSet::Impl::anchored_match(std::string_view v,
+                                          std::vector<Candidate>& candidates) const {
     for (std::size_t n : prefix_sizes) {
         if (n > v.size()) break;
         if (auto it = by_prefix.find(v.substr(0, n)); it != by_prefix.end())
@@ -311,8 +315,8 @@ bool GlobSet::Impl::anchored_match(std::string_view v, std::vector<Candidate>& c
     return false;
 }
 
-bool GlobSet::Impl::consider(std::string_view v, std::uint32_t g,
-                             std::vector<Candidate>& candidates) const {
+inline bool GlobSet::Impl::consider(std::string_view v, std::uint32_t g,
+                                    std::vector<Candidate>& candidates) const {
     const Glob& glob = globs[g];
     if (!glob.has_star) return v.size() == glob.prefix.size();
     if (v.size() < glob.prefix.size() + glob.suffix.size() || !v.ends_with(glob.suffix))
@@ -323,7 +327,8 @@ bool GlobSet::Impl::consider(std::string_view v, std::uint32_t g,
 }
 
 // One pass of the automaton over the value; stops at the first glob that completes.
-bool GlobSet::Impl::pass(std::string_view v, const std::vector<Candidate>& candidates) const {
+inline bool GlobSet::Impl::pass(std::string_view v,
+                                const std::vector<Candidate>& candidates) const {
     thread_local Scratch s;
     s.begin(literal_size.size());
     std::size_t next_candidate = 0;
@@ -346,8 +351,8 @@ bool GlobSet::Impl::pass(std::string_view v, const std::vector<Candidate>& candi
 }
 
 // Literal `lit` occurs ending at offset `end`: the globs waiting for it move on.
-bool GlobSet::Impl::occurrence(Scratch& s, std::uint32_t lit, std::size_t end,
-                               std::size_t size) const {
+inline bool GlobSet::Impl::occurrence(Scratch& s, std::uint32_t lit, std::size_t end,
+                                      std::size_t size) const {
     std::size_t start = end + 1 - literal_size[lit];
     if (s.fired[lit] != s.stamp) {  // the first occurrence serves every unanchored glob
         s.fired[lit] = s.stamp;
@@ -364,8 +369,8 @@ bool GlobSet::Impl::occurrence(Scratch& s, std::uint32_t lit, std::size_t end,
 }
 
 // Glob g waits for its piece k, at or after `pos`, all of its pieces by `limit`.
-void GlobSet::Impl::wait(Scratch& s, std::uint32_t g, std::uint32_t k, std::size_t pos,
-                         std::size_t limit) const {
+inline void GlobSet::Impl::wait(Scratch& s, std::uint32_t g, std::uint32_t k, std::size_t pos,
+                                std::size_t limit) const {
     std::uint32_t lit = pieces[piece_start[g] + k];
     auto w = static_cast<std::uint32_t>(s.pool.size());
     s.pool.push_back({g, k, pos, limit, 0});
@@ -379,8 +384,8 @@ void GlobSet::Impl::wait(Scratch& s, std::uint32_t g, std::uint32_t k, std::size
 }
 
 // Glob g found its piece k ending at offset `end`: it matches, or waits for the next.
-bool GlobSet::Impl::found(Scratch& s, std::uint32_t g, std::uint32_t k, std::size_t end,
-                          std::size_t limit) const {
+inline bool GlobSet::Impl::found(Scratch& s, std::uint32_t g, std::uint32_t k, std::size_t end,
+                                 std::size_t limit) const {
     if (end + 1 > limit) return false;  // leftmost already ends too late
     if (k + 1 == piece_count(g)) return true;
     wait(s, g, k + 1, end + 1, limit);
@@ -503,7 +508,7 @@ std::string ListMatcher::add_host(std::string_view item, std::string_view field_
         return "is a mail address, but " + std::string(field_name) + " is a host name";
     if (lower.find('*') != std::string::npos)
         globs_.add(lower);
-    else if (lower.front() == '.' && lower.size() > 1)
+    else if (lower.size() > 1 && lower.front() == '.')
         subdomains_.insert(std::string_view(lower).substr(1));
     else
         exact_.insert(normalize_host(lower));

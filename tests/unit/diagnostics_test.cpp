@@ -630,6 +630,15 @@ TEST(Diagnostics, InlineListItemOfTheWrongKind) {
          "name"});
 }
 
+// An empty item is a value like any other (the empty host name, the null sender), not a
+// read past the end of the item.
+TEST(Diagnostics, EmptyInlineListItemsAreAccepted) {
+    expect_diagnostics(
+        "rule \"a\" at connect when client.name in [ \"\", \".\" ] reject\n"
+        "rule \"b\" at mail when sender in [ \"\" ] or auth.user in [ \"\" ] reject\n",
+        {});
+}
+
 TEST(Diagnostics, OneListUsedWithTwoFieldTypesIsCheckedForEach) {
     expect_diagnostics(
         "list mixed = [ 192.0.2.1, \"a@b.example\" ]\n"
