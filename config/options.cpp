@@ -10,6 +10,7 @@
 #include "config/logging.h"
 #include "config/socket_spec.h"
 #include "pm_version.h"  // generated: PM_VERSION
+#include "policy/units.h"
 
 namespace po = boost::program_options;
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <iterator>
 
 namespace pm {
 
@@ -45,17 +46,37 @@ namespace {
 
 // Characters shown by code point: those that look like a space or like nothing at all,
 // and the direction marks that make text read other than it is stored.
+struct CodePointRange {
+    long first, last;
+};
+constexpr CodePointRange kInvisible[] = {
+    {0x7F, 0xA0},        // DEL, C1 controls, no-break space
+    {0xAD, 0xAD},        // soft hyphen
+    {0x034F, 0x034F},    // combining grapheme joiner
+    {0x061C, 0x061C},    // Arabic letter mark
+    {0x115F, 0x1160},    // Hangul fillers
+    {0x1680, 0x1680},    // Ogham space mark
+    {0x180E, 0x180E},    // Mongolian vowel separator
+    {0x2000, 0x200F},    // spaces, zero widths, direction marks
+    {0x2028, 0x202F},    // line and paragraph separators, embeddings, narrow no-break space
+    {0x205F, 0x206F},    // medium mathematical space, word joiner, invisible operators
+    {0x3000, 0x3000},    // ideographic space
+    {0x3164, 0x3164},    // Hangul filler
+    {0xFE00, 0xFE0F},    // variation selectors
+    {0xFEFF, 0xFEFF},    // byte-order mark
+    {0xFFA0, 0xFFA0},    // halfwidth Hangul filler
+    {0xFFF0, 0xFFFB},    // specials, interlinear annotation
+    {0xE0000, 0xE0FFF},  // tags, variation selectors supplement
+};
+
 bool is_invisible(long cp) {
-    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0xA0) || cp == 0xAD || cp == 0x034F ||
-           cp == 0x061C || cp == 0x115F || cp == 0x1160 || cp == 0x1680 || cp == 0x180E ||
-           (cp >= 0x2000 && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202F) ||
-           (cp >= 0x205F && cp <= 0x206F) || cp == 0x3000 || cp == 0x3164 ||
-           (cp >= 0xFE00 && cp <= 0xFE0F) || cp == 0xFEFF || cp == 0xFFA0 ||
-           (cp >= 0xFFF0 && cp <= 0xFFFB) || (cp >= 0xE0000 && cp <= 0xE0FFF);
+    if (cp < 0x20) return true;  // C0 controls
+    return std::any_of(std::begin(kInvisible), std::end(kInvisible),
+                       [cp](const CodePointRange& r) { return cp >= r.first && cp <= r.last; });
 }
 
 std::string u_plus(long cp) {
-    char buf[24];
+    char buf[sizeof "U+" + 2 * sizeof(unsigned long)];  // every hex digit, and the NUL
     std::snprintf(buf, sizeof buf, "U+%04lX", static_cast<unsigned long>(cp));
     return buf;
 }
@@ -139,7 +160,7 @@ std::string visible_text(std::string_view text) {
         }
         auto [cp, n] = decode_utf8(text.substr(i));
         if (cp < 0) {
-            char buf[8];
+            char buf[sizeof "<0xFF>"];
             std::snprintf(buf, sizeof buf, "<0x%02X>", static_cast<unsigned char>(text[i]));
             out += buf;
         } else if (is_invisible(cp)) {

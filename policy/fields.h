@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// The fields rules can test (spec §4): name, value type, and the stage that adds them.
+// The fields rules can test (policy-milter.rules(5), STAGES AND FIELDS): name, value type,
+// and the stage that adds them.
 #pragma once
 
 #include <array>
@@ -28,8 +29,9 @@ enum class FieldId {
     RecipientDomain,
     RcptCount,
     Header,
-    MessageSize,
+    MessageSize,  // the last: kFieldCount counts on it
 };
+inline constexpr std::size_t kFieldCount = static_cast<std::size_t>(FieldId::MessageSize) + 1;
 
 // How a field's values compare and which list items fit it.
 enum class ValueType { Ip, Host, Address, Text, Number, Bool };
@@ -44,7 +46,7 @@ struct FieldInfo {
 
 namespace detail {
 // Every field, indexed by FieldId: the table behind field_info and find_field.
-inline constexpr std::array<FieldInfo, 16> kFields = {{
+inline constexpr std::array<FieldInfo, kFieldCount> kFields = {{
     {"client.ip", FieldId::ClientIp, ValueType::Ip, Stage::Connect, false},
     {"client.name", FieldId::ClientName, ValueType::Host, Stage::Connect, false},
     {"client.port", FieldId::ClientPort, ValueType::Number, Stage::Connect, false},
@@ -62,6 +64,13 @@ inline constexpr std::array<FieldInfo, 16> kFields = {{
     {"header", FieldId::Header, ValueType::Text, Stage::Message, false},
     {"message.size", FieldId::MessageSize, ValueType::Number, Stage::Message, false},
 }};
+
+constexpr bool fields_in_id_order() {
+    for (std::size_t i = 0; i < kFields.size(); ++i)
+        if (static_cast<std::size_t>(kFields[i].id) != i) return false;
+    return true;
+}
+static_assert(fields_in_id_order(), "kFields is indexed by FieldId");
 }  // namespace detail
 
 const FieldInfo* find_field(std::string_view name);  // "header" is found as Header

@@ -13,6 +13,7 @@ namespace {
 
 constexpr Ipv6Bits kV4MappedPrefix = static_cast<Ipv6Bits>(0xFFFF) << 32;
 constexpr Ipv6Bits kV4MappedMask = ~static_cast<Ipv6Bits>(0xFFFFFFFFu);
+constexpr std::size_t kIpv6Bytes = kIpv6Bits / 8;  // as inet_pton writes them
 
 bool parse_v4(std::string_view text, std::uint32_t& out) {
     std::uint32_t bits = 0;
@@ -40,7 +41,7 @@ bool parse_v6(std::string_view text, Ipv6Bits& out) {
     char buf[INET6_ADDRSTRLEN + 1];
     std::memcpy(buf, text.data(), text.size());
     buf[text.size()] = '\0';
-    unsigned char bytes[16];
+    unsigned char bytes[kIpv6Bytes];
     if (inet_pton(AF_INET6, buf, bytes) != 1) return false;
     Ipv6Bits bits = 0;
     for (unsigned char b : bytes) bits = (bits << 8) | b;
@@ -63,9 +64,9 @@ std::string IpAddress::to_string() const {
         inet_ntop(AF_INET, &be, buf, sizeof buf);
         return buf;
     }
-    unsigned char bytes[16];
+    unsigned char bytes[kIpv6Bytes];
     Ipv6Bits bits = v6_bits;
-    for (int i = 15; i >= 0; --i) {
+    for (std::size_t i = kIpv6Bytes; i-- > 0;) {
         bytes[i] = static_cast<unsigned char>(bits & 0xFF);
         bits >>= 8;
     }
@@ -107,10 +108,10 @@ std::optional<IpPrefix> parse_ip_prefix(std::string_view text) {
     unsigned max_len;
     if (parse_v4(addr_text, v4)) {
         p.address = IpAddress::from_v4(v4);
-        max_len = 32;
+        max_len = kIpv4Bits;
     } else if (addr_text.find(':') != std::string_view::npos && parse_v6(addr_text, v6)) {
         p.address = IpAddress{true, 0, v6};
-        max_len = 128;
+        max_len = kIpv6Bits;
     } else {
         return std::nullopt;
     }
@@ -135,59 +136,77 @@ std::optional<IpPrefix> parse_ip_prefix(std::string_view text) {
     return p;
 }
 
-std::string ip_prefix_problem(std::string_view text) {
-    auto slash = text.find('/');
-    std::string_view addr = text.substr(0, slash);
-    bool v4_like = !addr.empty() && addr.find_first_not_of("0123456789.") == std::string_view::npos;
-    bool v6_like = addr.find(':') != std::string_view::npos &&
-                   addr.find_first_not_of("0123456789abcdefABCDEF:.%") == std::string_view::npos &&
-                   addr.find_first_not_of(":") != std::string_view::npos;
-    if (!v4_like && !v6_like && addr.find('%') == std::string_view::npos) return {};
-    std::uint32_t v4;
-    Ipv6Bits v6;
-    if (v4_like && !parse_v4(addr, v4)) {
-        // Split into parts and say what is wrong with the first bad one.
-        std::vector<std::string_view> parts;
-        for (std::size_t from = 0;;) {
-            auto dot = addr.find('.', from);
-            parts.push_back(addr.substr(from, dot - from));
-            if (dot == std::string_view::npos) break;
-            from = dot + 1;
-        }
-        if (parts.size() != 4)
-            return "an IPv4 address has four parts, not " + std::to_string(parts.size());
-        std::string fixed;
-        bool leading_zero = false;
-        for (auto part : parts) {
-            if (part.empty()) return "an IPv4 address has no empty parts";
-            std::size_t nz = part.find_first_not_of('0');
-            std::string_view digits = nz == std::string_view::npos ? "0" : part.substr(nz);
-            if (digits.size() > 3 || (digits.size() == 3 && digits > "255"))
-                return "part '" + std::string(part) + "' is more than 255";
-            if (part.size() > 1 && part[0] == '0') leading_zero = true;
-            if (!fixed.empty()) fixed += '.';
-            fixed += digits;
-        }
-        if (leading_zero)
-            return "leading zeros are not allowed (some software reads 010 as octal 8): write " +
-                   fixed + (slash == std::string_view::npos ? "" : std::string(text.substr(slash)));
-        return {};
+namespace {
+
+bool looks_like_v4(std::string_view addr) {
+    return !addr.empty() && addr.find_first_not_of("0123456789.") == std::string_view::npos;
+}
+
+bool looks_like_v6(std::string_view addr) {
+    return addr.find(':') != std::string_view::npos &&
+           addr.find_first_not_of("0123456789abcdefABCDEF:.%") == std::string_view::npos &&
+           addr.find_first_not_of(":") != std::string_view::npos;
+}
+
+// What is wrong with the first bad part of `addr`, digits and dots that parse_v4
+// refused; `length` ("/24" or empty) is kept in the corrected address.
+std::string v4_problem(std::string_view addr, std::string_view length) {
+    std::vector<std::string_view> parts;
+    for (std::size_t from = 0;;) {
+        auto dot = addr.find('.', from);
+        parts.push_back(addr.substr(from, dot - from));
+        if (dot == std::string_view::npos) break;
+        from = dot + 1;
     }
-    if (addr.find('%') != std::string_view::npos)
-        return "zone indexes ('%' and what follows) are not allowed";
-    if (!v4_like && !parse_v6(addr, v6)) return {};
-    if (slash == std::string_view::npos) return {};
-    std::string_view len = text.substr(slash + 1);
-    unsigned max_len = v4_like ? 32 : 128;
+    if (parts.size() != 4)
+        return "an IPv4 address has four parts, not " + std::to_string(parts.size());
+    std::string fixed;
+    bool leading_zero = false;
+    for (auto part : parts) {
+        if (part.empty()) return "an IPv4 address has no empty parts";
+        std::size_t nz = part.find_first_not_of('0');
+        std::string_view digits = nz == std::string_view::npos ? "0" : part.substr(nz);
+        if (digits.size() > 3 || (digits.size() == 3 && digits > "255"))
+            return "part '" + std::string(part) + "' is more than 255";
+        if (part.size() > 1 && part[0] == '0') leading_zero = true;
+        if (!fixed.empty()) fixed += '.';
+        fixed += digits;
+    }
+    if (leading_zero)
+        return "leading zeros are not allowed (some software reads 010 as octal 8): write " +
+               fixed + std::string(length);
+    return {};
+}
+
+std::string prefix_length_problem(std::string_view len, bool v4) {
+    unsigned max_len = v4 ? kIpv4Bits : kIpv6Bits;
     if (len.empty()) return "no prefix length after '/'";
     if (len.find_first_not_of("0123456789") != std::string_view::npos)
         return "prefix length '" + std::string(len) + "' is not a number";
     if (len.size() > 1 && len[0] == '0')
         return "prefix length '" + std::string(len) + "' has a leading zero";
     if (len.size() > 3 || std::stoul(std::string(len)) > max_len)
-        return std::string("an ") + (v4_like ? "IPv4" : "IPv6") + " prefix length is at most " +
+        return std::string("an ") + (v4 ? "IPv4" : "IPv6") + " prefix length is at most " +
                std::to_string(max_len) + ", not " + std::string(len);
     return {};
+}
+
+}  // namespace
+
+std::string ip_prefix_problem(std::string_view text) {
+    auto slash = text.find('/');
+    std::string_view addr = text.substr(0, slash);
+    bool v4_like = looks_like_v4(addr);
+    bool zoned = addr.find('%') != std::string_view::npos;
+    if (!v4_like && !looks_like_v6(addr) && !zoned) return {};
+    std::uint32_t v4;
+    Ipv6Bits v6;
+    if (v4_like && !parse_v4(addr, v4))
+        return v4_problem(addr, slash == std::string_view::npos ? "" : text.substr(slash));
+    if (zoned) return "zone indexes ('%' and what follows) are not allowed";
+    if (!v4_like && !parse_v6(addr, v6)) return {};
+    if (slash == std::string_view::npos) return {};
+    return prefix_length_problem(text.substr(slash + 1), v4_like);
 }
 
 void IpSet::add(const IpPrefix& prefix) {

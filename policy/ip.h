@@ -17,6 +17,10 @@ namespace pm {
 
 __extension__ typedef unsigned __int128 Ipv6Bits;  // GCC and clang both have it
 
+// Address lengths in bits: the longest prefix of each family.
+inline constexpr unsigned kIpv4Bits = 32;
+inline constexpr unsigned kIpv6Bits = 128;
+
 struct IpAddress {
     bool v6 = false;
     std::uint32_t v4_bits = 0;  // host order

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "policy/lexer.h"
 
+#include <algorithm>
+#include <iterator>
+
 namespace pm {
 
 namespace {
@@ -13,6 +16,28 @@ bool is_word_char(char c) {
 bool is_digit(char c) {
     return c >= '0' && c <= '9';
 }
+
+// A character that is a token of its own, or the first of a two-character one.
+struct Punctuation {
+    char first;
+    TokenKind single;  // the token it is alone
+    char second;       // '\0': none
+    TokenKind pair;    // the token of first and second together
+};
+constexpr Punctuation kPunctuation[] = {
+    {'[', TokenKind::LBracket, '\0', TokenKind::LBracket},
+    {']', TokenKind::RBracket, '\0', TokenKind::RBracket},
+    {'(', TokenKind::LParen, '\0', TokenKind::LParen},
+    {')', TokenKind::RParen, '\0', TokenKind::RParen},
+    {',', TokenKind::Comma, '\0', TokenKind::Comma},
+    {'=', TokenKind::Assign, '=', TokenKind::Eq},
+    {'!', TokenKind::Invalid, '=', TokenKind::NotEq},
+    {'<', TokenKind::Less, '=', TokenKind::LessEq},
+    {'>', TokenKind::Greater, '=', TokenKind::GreaterEq},
+    // Not operators of the language; kept whole so the parser can say 'and'/'or'.
+    {'&', TokenKind::Invalid, '&', TokenKind::Invalid},
+    {'|', TokenKind::Invalid, '|', TokenKind::Invalid},
+};
 
 class Lexer {
   public:
@@ -61,25 +86,9 @@ class Lexer {
 
     void lex_one(Token& t) {
         char c = src_[pos_];
-        auto two = [&](char next) { return pos_ + 1 < src_.size() && src_[pos_ + 1] == next; };
-        switch (c) {
-            case '[': return single(t, TokenKind::LBracket);
-            case ']': return single(t, TokenKind::RBracket);
-            case '(': return single(t, TokenKind::LParen);
-            case ')': return single(t, TokenKind::RParen);
-            case ',': return single(t, TokenKind::Comma);
-            case '=': return two('=') ? pair(t, TokenKind::Eq) : single(t, TokenKind::Assign);
-            case '!': return two('=') ? pair(t, TokenKind::NotEq) : single(t, TokenKind::Invalid);
-            case '<': return two('=') ? pair(t, TokenKind::LessEq) : single(t, TokenKind::Less);
-            case '>':
-                return two('=') ? pair(t, TokenKind::GreaterEq) : single(t, TokenKind::Greater);
-            // Not operators of the language; kept whole so the parser can say 'and'/'or'.
-            case '&': return two('&') ? pair(t, TokenKind::Invalid) : single(t, TokenKind::Invalid);
-            case '|': return two('|') ? pair(t, TokenKind::Invalid) : single(t, TokenKind::Invalid);
-            case '"': return string(t);
-            case '/': return regex(t);
-            default: break;
-        }
+        if (c == '"') return string(t);
+        if (c == '/') return regex(t);
+        if (punctuation(t, c)) return;
         if (is_word_char(c)) return word(t);
         // One whole UTF-8 sequence, so the message can quote it.
         std::size_t n = 1;
@@ -90,6 +99,18 @@ class Lexer {
         t.kind = TokenKind::Invalid;
         t.text = std::string(src_.substr(pos_, n));
         pos_ += n;
+    }
+
+    // Brackets, commas and operators, one or two characters: false for any other.
+    bool punctuation(Token& t, char c) {
+        auto p = std::find_if(std::begin(kPunctuation), std::end(kPunctuation),
+                              [c](const Punctuation& x) { return x.first == c; });
+        if (p == std::end(kPunctuation)) return false;
+        if (p->second != '\0' && pos_ + 1 < src_.size() && src_[pos_ + 1] == p->second)
+            pair(t, p->pair);
+        else
+            single(t, p->single);
+        return true;
     }
 
     void single(Token& t, TokenKind kind) {
@@ -174,29 +195,6 @@ class Lexer {
 };
 
 }  // namespace
-
-std::string_view token_kind_name(TokenKind kind) {
-    switch (kind) {
-        case TokenKind::Word: return "word";
-        case TokenKind::String: return "string";
-        case TokenKind::Regex: return "regex";
-        case TokenKind::LBracket: return "'['";
-        case TokenKind::RBracket: return "']'";
-        case TokenKind::LParen: return "'('";
-        case TokenKind::RParen: return "')'";
-        case TokenKind::Comma: return "','";
-        case TokenKind::Assign: return "'='";
-        case TokenKind::Eq: return "'=='";
-        case TokenKind::NotEq: return "'!='";
-        case TokenKind::Less: return "'<'";
-        case TokenKind::LessEq: return "'<='";
-        case TokenKind::Greater: return "'>'";
-        case TokenKind::GreaterEq: return "'>='";
-        case TokenKind::End: return "end of file";
-        case TokenKind::Invalid: return "invalid character";
-    }
-    return "token";
-}
 
 std::vector<Token> tokenize(std::string_view source) {
     return Lexer(source).run();

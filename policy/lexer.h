@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Tokens of the rules language (spec §2). Newlines are not significant; the parser
+// Tokens of the rules language (policy-milter.rules(5), LEXICAL CONVENTIONS): tokenize()
+// splits a whole rules file into them. Newlines are not significant; the parser
 // recognises keywords among words, so the lexer stays context-free except for regexes,
 // which begin with '/' wherever a token begins.
 #pragma once
@@ -43,8 +44,6 @@ struct Token {
     std::vector<std::uint32_t> char_columns;
     bool unterminated = false;  // string or regex ran to end of line
 };
-
-std::string_view token_kind_name(TokenKind kind);
 
 // Splits a whole rules file into tokens, ending with one End token.
 std::vector<Token> tokenize(std::string_view source);

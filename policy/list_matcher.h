@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// A list compiled for the type of field it is matched against (spec §5): IP prefixes,
-// addresses (exact, @domain, .domain, globs), host names (exact, .name, globs), text
-// (exact, globs) or numbers. All text matching is ASCII case-insensitive.
+// A list compiled for the type of field it is matched against (policy-milter.rules(5),
+// "List items by field type"): IP prefixes, addresses (exact, @domain, .domain, globs),
+// host names (exact, .name, globs), text (exact, globs) or numbers. All text matching is
+// ASCII case-insensitive. ListMatcher::add_item checks and adds one item as written,
+// finish() compiles, the contains_* functions answer; GlobSet is the glob part.
 #pragma once
 
 #include <cstdint>
@@ -73,6 +75,11 @@ class ListMatcher {
     bool contains_number(std::uint64_t n) const { return numbers_.count(n) > 0; }
 
   private:
+    std::string add_ip(std::string_view item, std::string_view field_name);
+    std::string add_address(std::string_view item, std::string_view field_name);
+    std::string add_host(std::string_view item, std::string_view field_name);
+    std::string add_text(std::string_view item);
+    std::string add_number(std::string_view item, std::string_view field_name);
     bool subdomain_match(std::string_view lower_host) const;
 
     ValueType type_;
@@ -85,14 +92,5 @@ class ListMatcher {
     std::unordered_set<std::uint64_t> numbers_;
     bool null_sender_ = false;
 };
-
-// Parses a number with an optional size unit (K, KB, M, MB, G, GB: powers of 1024).
-bool parse_size(std::string_view text, std::uint64_t& out);
-// Parses a duration: a number with s, m, h or d. Returns seconds.
-bool parse_duration(std::string_view text, std::uint64_t& seconds);
-// Why parse_size or parse_duration refused `text`, as a hint such as "units are upper
-// case: 20MB"; empty when there is nothing more to say than that it is not one.
-std::string size_problem(std::string_view text);
-std::string duration_problem(std::string_view text);
 
 }  // namespace pm

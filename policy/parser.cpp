@@ -13,6 +13,7 @@
 #include "policy/lexer.h"
 #include "policy/policy.h"
 #include "policy/text_file.h"
+#include "policy/units.h"
 
 namespace pm {
 
@@ -24,6 +25,8 @@ const std::set<std::string, std::less<>> kKeywords = {
     "accept", "reject", "tempfail", "discard", "quarantine", "add-header"};
 
 constexpr int kMaxNesting = 64;
+// RE2's memory budget for one regex of a rule: a bigger one is refused as invalid.
+constexpr std::int64_t kMaxRegexMemory = 8 << 20;
 // Bad lines of one list file reported one by one; the rest are counted in one warning.
 constexpr std::size_t kMaxListWarnings = 20;
 // No item is this long; a longer line is a bad line, and is not kept whole in memory.
@@ -198,9 +201,22 @@ class PolicyBuilder {
             case TokenKind::End: return "end of file";
             case TokenKind::String: return "string \"" + t.text + "\"";
             case TokenKind::Regex: return "regex /" + t.text + "/";
-            case TokenKind::Word: return quote(t.text);
-            default: return quote(t.text);
+            case TokenKind::Word:
+            case TokenKind::LBracket:
+            case TokenKind::RBracket:
+            case TokenKind::LParen:
+            case TokenKind::RParen:
+            case TokenKind::Comma:
+            case TokenKind::Assign:
+            case TokenKind::Eq:
+            case TokenKind::NotEq:
+            case TokenKind::Less:
+            case TokenKind::LessEq:
+            case TokenKind::Greater:
+            case TokenKind::GreaterEq:
+            case TokenKind::Invalid: break;
         }
+        return quote(t.text);
     }
 
     [[noreturn]] void fail(const Token& t, const std::string& message) {
@@ -404,7 +420,8 @@ class PolicyBuilder {
             name.resize(slash);
             if (name != "client.ip")
                 fail(t, "only client.ip can be grouped by prefix, not " + quote(name));
-            if (ec != std::errc{} || p != digits.data() + digits.size() || len == 0 || len > 128)
+            if (ec != std::errc{} || p != digits.data() + digits.size() || len == 0 ||
+                len > kIpv6Bits)
                 fail(t, "prefix length in " + quote(t.text) + " must be 1 to 128");
             prefix = len;
         }
@@ -424,30 +441,51 @@ class PolicyBuilder {
     void limit_amount(Statement& st) {
         expect_word("max");
         const Token& n = expect(TokenKind::Word, "a number after 'max'");
-        std::uint64_t max = 0;
-        bool has_size_unit = !n.text.empty() && (n.text.back() == 'K' || n.text.back() == 'M' ||
-                                                 n.text.back() == 'G' || n.text.back() == 'B');
-        if (!parse_size(n.text, max)) {
+        Limit& lim = *st.limit;
+        bool has_size_unit = limit_max(n, lim);
+        const Token& unit_tok = peek();
+        if (std::optional<LimitUnit> named = limit_unit_word(unit_tok)) {
+            next();
+            if (has_size_unit && *named != LimitUnit::Bytes)
+                diags_.error(loc(unit_tok), "a size such as " + quote(n.text) +
+                                                " counts bytes, not " + unit_tok.text);
+            lim.unit = *named;
+        }
+        check_limit_unit(st, unit_tok, n);
+        expect_word("per");
+        const Token& d = expect(TokenKind::Word, "a duration such as 1h after 'per'");
+        if (!parse_duration(d.text, lim.window_seconds)) {
+            std::string why = duration_problem(d.text);
+            fail(d, "expected a duration such as 30s, 10m, 1h or 1d, found " + quote(d.text) +
+                        (why.empty() ? "" : ": " + why));
+        }
+    }
+
+    // The number after 'max'. True if it has a size unit (20M): the limit counts bytes.
+    bool limit_max(const Token& n, Limit& lim) {
+        char last = n.text.empty() ? '\0' : n.text.back();
+        bool has_size_unit = last == 'K' || last == 'M' || last == 'G' || last == 'B';
+        if (!parse_size(n.text, lim.max)) {
             std::string why = size_problem(n.text);
             fail(n, "expected a number after 'max', found " + quote(n.text) +
                         (why.empty() ? "" : ": " + why));
         }
-        Limit& lim = *st.limit;
-        lim.max = max;
         lim.unit = has_size_unit ? LimitUnit::Bytes : LimitUnit::Messages;
-        const Token& unit_tok = peek();
-        if (is_word(unit_tok, "messages") || is_word(unit_tok, "recipients") ||
-            is_word(unit_tok, "bytes")) {
-            next();
-            LimitUnit named = unit_tok.text == "messages"     ? LimitUnit::Messages
-                              : unit_tok.text == "recipients" ? LimitUnit::Recipients
-                                                              : LimitUnit::Bytes;
-            if (has_size_unit && named != LimitUnit::Bytes)
-                diags_.error(loc(unit_tok), "a size such as " + quote(n.text) +
-                                                " counts bytes, not " + unit_tok.text);
-            lim.unit = named;
-        }
-        // The milter must ask the MTA for what the limit counts, as for a condition.
+        return has_size_unit;
+    }
+
+    static std::optional<LimitUnit> limit_unit_word(const Token& t) {
+        if (t.kind != TokenKind::Word) return std::nullopt;
+        if (t.text == "messages") return LimitUnit::Messages;
+        if (t.text == "recipients") return LimitUnit::Recipients;
+        if (t.text == "bytes") return LimitUnit::Bytes;
+        return std::nullopt;
+    }
+
+    // What the limit counts must be known at its stage; the milter must ask the MTA for
+    // it, as for a field a condition reads.
+    void check_limit_unit(const Statement& st, const Token& unit_tok, const Token& n) {
+        const Limit& lim = *st.limit;
         FieldId counted = lim.unit == LimitUnit::Recipients ? FieldId::RcptCount
                           : st.stage == Stage::Message      ? FieldId::MessageSize
                                                             : FieldId::MailSize;
@@ -462,13 +500,6 @@ class PolicyBuilder {
                          "a limit on bytes counts at mail (mail.size) or message "
                          "(message.size), not at " +
                              std::string(stage_name(st.stage)));
-        expect_word("per");
-        const Token& d = expect(TokenKind::Word, "a duration such as 1h after 'per'");
-        if (!parse_duration(d.text, lim.window_seconds)) {
-            std::string why = duration_problem(d.text);
-            fail(d, "expected a duration such as 30s, 10m, 1h or 1d, found " + quote(d.text) +
-                        (why.empty() ? "" : ": " + why));
-        }
     }
 
     // ---- conditions ------------------------------------------------------------------
@@ -548,21 +579,38 @@ class PolicyBuilder {
             compile_regex(c);
             return c;
         }
-        switch (op.kind) {
-            case TokenKind::Eq: c.op = CompareOp::Eq; break;
-            case TokenKind::NotEq: c.op = CompareOp::NotEq; break;
-            case TokenKind::Less: c.op = CompareOp::Less; break;
-            case TokenKind::LessEq: c.op = CompareOp::LessEq; break;
-            case TokenKind::Greater: c.op = CompareOp::Greater; break;
-            case TokenKind::GreaterEq: c.op = CompareOp::GreaterEq; break;
-            default:
-                expected("'==', '!=', '<', '<=', '>', '>=', 'in' or 'matches' after " +
-                         quote(c.field.display()));
-        }
+        std::optional<CompareOp> compare = compare_op(op.kind);
+        if (!compare)
+            expected("'==', '!=', '<', '<=', '>', '>=', 'in' or 'matches' after " +
+                     quote(c.field.display()));
+        c.op = *compare;
         next();
         c.kind = Condition::Kind::Compare;
         literal(c, op);
         return c;
+    }
+
+    static std::optional<CompareOp> compare_op(TokenKind kind) {
+        switch (kind) {
+            case TokenKind::Eq: return CompareOp::Eq;
+            case TokenKind::NotEq: return CompareOp::NotEq;
+            case TokenKind::Less: return CompareOp::Less;
+            case TokenKind::LessEq: return CompareOp::LessEq;
+            case TokenKind::Greater: return CompareOp::Greater;
+            case TokenKind::GreaterEq: return CompareOp::GreaterEq;
+            case TokenKind::Word:
+            case TokenKind::String:
+            case TokenKind::Regex:
+            case TokenKind::LBracket:
+            case TokenKind::RBracket:
+            case TokenKind::LParen:
+            case TokenKind::RParen:
+            case TokenKind::Comma:
+            case TokenKind::Assign:
+            case TokenKind::End:
+            case TokenKind::Invalid: break;
+        }
+        return std::nullopt;
     }
 
     FieldRef field_ref(const Token& t, const std::string& name, Stage stage) {
@@ -600,59 +648,66 @@ class PolicyBuilder {
 
     void literal(Condition& c, const Token& op) {
         const FieldInfo& info = c.field.info();
-        const Token& v = peek();
         bool ordering = c.op != CompareOp::Eq && c.op != CompareOp::NotEq;
         if (ordering && info.type != ValueType::Number)
             fail(op, quote(op.text) + " compares numbers, but " + quote(c.field.display()) +
                          " is " + std::string(value_type_name(info.type)));
         switch (info.type) {
-            case ValueType::Number: {
-                if (v.kind != TokenKind::Word || !parse_size(v.text, c.number)) {
-                    std::string why = v.kind == TokenKind::Word ? size_problem(v.text) : "";
-                    if (!why.empty())
-                        fail(v, "expected a number after " + quote(op.text) + ", found " +
-                                    quote(v.text) + ": " + why);
-                    expected("a number after " + quote(op.text));
-                }
-                next();
-                return;
-            }
-            case ValueType::Ip: {
-                std::optional<IpPrefix> p;
-                if (v.kind == TokenKind::Word) p = parse_ip_prefix(v.text);
-                if (!p) {
-                    std::string why = v.kind == TokenKind::Word ? ip_prefix_problem(v.text) : "";
-                    if (!why.empty())
-                        fail(v, "expected an IP address or prefix after " + quote(op.text) +
-                                    ", found " + quote(v.text) + ": " + why);
-                    expected("an IP address or prefix after " + quote(op.text));
-                }
-                // An error, not a silent widening: a typo in the address or the length is
-                // likelier than a wish for the wider network (Postfix refuses it too).
-                if (p->host_bits_set)
-                    diags_.error(loc(v), "prefix " + quote(v.text) +
-                                             " has host bits set; did you mean '" +
-                                             p->address.to_string() + "/" +
-                                             std::to_string(p->length) + "'?");
-                c.prefix = p;
-                next();
-                return;
-            }
-            default: {
-                if (v.kind != TokenKind::String) {
-                    if (v.kind == TokenKind::Word && !kKeywords.count(v.text))
-                        fail(v, "expected a quoted string after " + quote(op.text) + ": write \"" +
-                                    v.text + "\"");
-                    expected("a quoted string after " + quote(op.text));
-                }
-                if (v.unterminated) fail(v, "unterminated string");
-                c.text =
-                    info.type == ValueType::Host ? normalize_host(v.text) : ascii_lower(v.text);
-                if (info.type == ValueType::Address && c.text == "<>") c.text.clear();
-                next();
-                return;
-            }
+            case ValueType::Number: return number_literal(c, op);
+            case ValueType::Ip: return ip_literal(c, op);
+            case ValueType::Host:
+            case ValueType::Address:
+            case ValueType::Text:
+            case ValueType::Bool: return text_literal(c, op);
         }
+    }
+
+    void number_literal(Condition& c, const Token& op) {
+        const Token& v = peek();
+        if (v.kind != TokenKind::Word || !parse_size(v.text, c.number)) {
+            std::string why = v.kind == TokenKind::Word ? size_problem(v.text) : "";
+            if (!why.empty())
+                fail(v, "expected a number after " + quote(op.text) + ", found " + quote(v.text) +
+                            ": " + why);
+            expected("a number after " + quote(op.text));
+        }
+        next();
+    }
+
+    void ip_literal(Condition& c, const Token& op) {
+        const Token& v = peek();
+        std::optional<IpPrefix> p;
+        if (v.kind == TokenKind::Word) p = parse_ip_prefix(v.text);
+        if (!p) {
+            std::string why = v.kind == TokenKind::Word ? ip_prefix_problem(v.text) : "";
+            if (!why.empty())
+                fail(v, "expected an IP address or prefix after " + quote(op.text) + ", found " +
+                            quote(v.text) + ": " + why);
+            expected("an IP address or prefix after " + quote(op.text));
+        }
+        // An error, not a silent widening: a typo in the address or the length is
+        // likelier than a wish for the wider network (Postfix refuses it too).
+        if (p->host_bits_set)
+            diags_.error(loc(v), "prefix " + quote(v.text) + " has host bits set; did you mean '" +
+                                     p->address.to_string() + "/" + std::to_string(p->length) +
+                                     "'?");
+        c.prefix = p;
+        next();
+    }
+
+    void text_literal(Condition& c, const Token& op) {
+        const Token& v = peek();
+        if (v.kind != TokenKind::String) {
+            if (v.kind == TokenKind::Word && !kKeywords.count(v.text))
+                fail(v, "expected a quoted string after " + quote(op.text) + ": write \"" + v.text +
+                            "\"");
+            expected("a quoted string after " + quote(op.text));
+        }
+        if (v.unterminated) fail(v, "unterminated string");
+        ValueType type = c.field.info().type;
+        c.text = type == ValueType::Host ? normalize_host(v.text) : ascii_lower(v.text);
+        if (type == ValueType::Address && c.text == "<>") c.text.clear();
+        next();
     }
 
     void list_reference(Condition& c) {
@@ -672,15 +727,10 @@ class PolicyBuilder {
         } else {
             expected("a list name, '[' or 'file'");
         }
-        pending_[pending_key(c)] = std::move(ref);
-    }
-
-    // The condition objects move while the tree is built, so a pending reference is
-    // recorded by a unique tag stored in the condition (its text) and found later by walk.
-    std::size_t pending_key(Condition& c) {
-        std::size_t key = next_pending_++;
-        c.text = std::to_string(key);
-        return key;
+        // The condition objects move while the tree is built, so the reference is found
+        // again by its index, not by address.
+        c.list_index = static_cast<std::uint32_t>(pending_.size());
+        pending_.push_back(std::move(ref));
     }
 
     void compile_regex(Condition& c) {
@@ -699,7 +749,7 @@ class PolicyBuilder {
         RE2::Options options;
         options.set_case_sensitive(!icase);
         options.set_log_errors(false);
-        options.set_max_mem(8 << 20);
+        options.set_max_mem(kMaxRegexMemory);
         auto re = std::make_shared<RE2>(t.text, options);
         if (!re->ok()) {
             diags_.error(loc(t), "invalid regex /" + t.text + "/: " + re->error());
@@ -772,76 +822,92 @@ class PolicyBuilder {
 
     void refusal(Action& a, const Token& verb, Stage stage) {
         Refusal kind = a.kind == ActionKind::Reject ? Refusal::Reject : Refusal::Tempfail;
-        int want_class = kind == Refusal::Reject ? 5 : 4;
+        int want_class = refusal_class(kind);
         a.code = default_code(stage, kind);
-        bool code_given = false;
-        const Token* code_tok = nullptr;
-        if (peek().kind == TokenKind::Word && is_reply_code_word(peek().text)) {
-            code_tok = &next();
-            code_given = true;
-            a.code = std::stoi(code_tok->text);
-            int klass = a.code / 100;
-            if (klass != want_class) {
-                diags_.error(loc(*code_tok), "reply code " + code_tok->text + " is " +
-                                                 (klass == 4   ? "temporary (4xx)"
-                                                  : klass == 5 ? "permanent (5xx)"
-                                                               : "not a refusal") +
-                                                 ", but " + quote(verb.text) + " needs a " +
-                                                 std::to_string(want_class) +
-                                                 "xx code; allowed at " +
-                                                 std::string(stage_name(stage)) + ": " +
-                                                 allowed_codes_text(stage, kind));
-            } else if (!code_allowed(stage, kind, a.code)) {
-                std::string msg = "reply code " + code_tok->text + " is not allowed for " +
-                                  quote(verb.text) + " at the " + std::string(stage_name(stage)) +
-                                  " stage; allowed: " + allowed_codes_text(stage, kind);
-                if (stage == Stage::Rcpt && a.code == 554)
-                    msg += " (RFC 5321 has no 554 for RCPT: use 550)";
-                diags_.error(loc(*code_tok), msg);
-            }
-        } else if (peek().kind == TokenKind::Word && !peek().text.empty() &&
-                   peek().text[0] >= '0' && peek().text[0] <= '9') {
-            if (parse_enhanced_code(peek().text))
-                fail(peek(), "enhanced status code " + quote(peek().text) +
-                                 " needs a reply code before it, e.g. '" + std::to_string(a.code) +
-                                 " " + peek().text + "'");
-            fail(peek(), "invalid reply code " + quote(peek().text) + "; allowed at " +
-                             std::string(stage_name(stage)) + ": " +
-                             allowed_codes_text(stage, kind));
-        }
+        bool code_given = reply_code(a, verb, stage, kind);
         a.enhanced = default_enhanced_code(a.code);
         if (a.code / 100 != want_class) a.enhanced.klass = want_class;
-        if (code_given && peek().kind == TokenKind::Word && !peek().text.empty() &&
-            peek().text[0] >= '0' && peek().text[0] <= '9') {
-            const Token& x = next();
-            auto enhanced = parse_enhanced_code(x.text);
-            if (!enhanced) {
-                diags_.error(loc(x), "invalid enhanced status code " + quote(x.text) +
-                                         " (RFC 3463: CLASS.SUBJECT.DETAIL, e.g. " +
-                                         std::to_string(want_class) + ".7.1)");
-            } else if (enhanced->klass != a.code / 100) {
-                diags_.error(loc(x), "enhanced status code " + quote(x.text) + " has class " +
-                                         std::to_string(enhanced->klass) + " but reply code " +
-                                         std::to_string(a.code) + " has class " +
-                                         std::to_string(a.code / 100) +
-                                         "; the MTA would drop the reply");
-            } else {
-                a.enhanced = *enhanced;
-                if (!enhanced_code_registered(*enhanced))
-                    diags_.warning(loc(x), "enhanced status code " + quote(x.text) +
-                                               " is not in the IANA registry");
-                std::string mismatch = enhanced_code_stage_mismatch(*enhanced, stage);
-                if (!mismatch.empty())
-                    diags_.warning(loc(x),
-                                   "enhanced status code " + quote(x.text) + " " + mismatch);
-            }
-        }
+        if (code_given && starts_with_digit(peek())) enhanced_code(a, next(), stage, want_class);
         if (peek().kind == TokenKind::String) {
             const Token& text = next();
             if (text.unterminated) fail(text, "unterminated string");
             warn_code_in_text(a, text, code_given);
             a.text = parse_template(text, stage, "reply text");
         }
+    }
+
+    static int refusal_class(Refusal kind) { return kind == Refusal::Reject ? 5 : 4; }
+
+    static bool starts_with_digit(const Token& t) {
+        return t.kind == TokenKind::Word && !t.text.empty() && t.text[0] >= '0' && t.text[0] <= '9';
+    }
+
+    // The reply code after 'reject' or 'tempfail', if one is written (true then).
+    bool reply_code(Action& a, const Token& verb, Stage stage, Refusal kind) {
+        const Token& t = peek();
+        if (t.kind == TokenKind::Word && is_reply_code_word(t.text)) {
+            next();
+            a.code = std::stoi(t.text);
+            check_reply_code(t, a.code, verb, stage, kind);
+            return true;
+        }
+        if (starts_with_digit(t)) {
+            if (parse_enhanced_code(t.text))
+                fail(t, "enhanced status code " + quote(t.text) +
+                            " needs a reply code before it, e.g. '" + std::to_string(a.code) + " " +
+                            t.text + "'");
+            fail(t, "invalid reply code " + quote(t.text) + "; allowed at " +
+                        std::string(stage_name(stage)) + ": " + allowed_codes_text(stage, kind));
+        }
+        return false;
+    }
+
+    void check_reply_code(const Token& t, int code, const Token& verb, Stage stage, Refusal kind) {
+        int want_class = refusal_class(kind);
+        int klass = code / 100;
+        if (klass != want_class) {
+            diags_.error(loc(t), "reply code " + t.text + " is " +
+                                     (klass == 4   ? "temporary (4xx)"
+                                      : klass == 5 ? "permanent (5xx)"
+                                                   : "not a refusal") +
+                                     ", but " + quote(verb.text) + " needs a " +
+                                     std::to_string(want_class) + "xx code; allowed at " +
+                                     std::string(stage_name(stage)) + ": " +
+                                     allowed_codes_text(stage, kind));
+        } else if (!code_allowed(stage, kind, code)) {
+            std::string msg = "reply code " + t.text + " is not allowed for " + quote(verb.text) +
+                              " at the " + std::string(stage_name(stage)) +
+                              " stage; allowed: " + allowed_codes_text(stage, kind);
+            if (stage == Stage::Rcpt && code == 554)
+                msg += " (RFC 5321 has no 554 for RCPT: use 550)";
+            diags_.error(loc(t), msg);
+        }
+    }
+
+    // The enhanced status code after a reply code: kept if valid, else reported.
+    void enhanced_code(Action& a, const Token& x, Stage stage, int want_class) {
+        auto enhanced = parse_enhanced_code(x.text);
+        if (!enhanced) {
+            diags_.error(loc(x), "invalid enhanced status code " + quote(x.text) +
+                                     " (RFC 3463: CLASS.SUBJECT.DETAIL, e.g. " +
+                                     std::to_string(want_class) + ".7.1)");
+            return;
+        }
+        if (enhanced->klass != a.code / 100) {
+            diags_.error(loc(x), "enhanced status code " + quote(x.text) + " has class " +
+                                     std::to_string(enhanced->klass) + " but reply code " +
+                                     std::to_string(a.code) + " has class " +
+                                     std::to_string(a.code / 100) +
+                                     "; the MTA would drop the reply");
+            return;
+        }
+        a.enhanced = *enhanced;
+        if (!enhanced_code_registered(*enhanced))
+            diags_.warning(
+                loc(x), "enhanced status code " + quote(x.text) + " is not in the IANA registry");
+        std::string mismatch = enhanced_code_stage_mismatch(*enhanced, stage);
+        if (!mismatch.empty())
+            diags_.warning(loc(x), "enhanced status code " + quote(x.text) + " " + mismatch);
     }
 
     // reject "550 5.7.1 no" replies "550 5.7.1 550 5.7.1 no": the code and the enhanced
@@ -889,30 +955,14 @@ class PolicyBuilder {
     }
 
     Template parse_template(const Token& t, Stage stage, std::string_view what) {
+        warn_non_ascii(t, what);
         Template out;
         const std::string& s = t.text;
         std::string literal;
-        // The MTA gets ASCII: every other byte goes out as '?'. Said once, at the first.
         for (std::size_t i = 0; i < s.size(); ++i) {
-            if (static_cast<unsigned char>(s[i]) < 0x80) continue;
-            auto [cp, n] = decode_utf8(std::string_view(s).substr(i));
-            std::string shown = cp < 0 ? visible_text(s.substr(i, 1))
-                                : visible_text(s.substr(i, n)) == s.substr(i, n)
-                                    ? quote(s.substr(i, n)) + " (" + code_point_name(cp) + ")"
-                                    : code_point_name(cp);
-            diags_.warning(loc_in_string(t, i), "non-ASCII character " + shown + " in the " +
-                                                    std::string(what) + " is sent as '" +
-                                                    std::string(cp < 0 ? 1 : n, '?') + "'");
-            break;
-        }
-        for (std::size_t i = 0; i < s.size(); ++i) {
-            if (s[i] == '{' && i + 1 < s.size() && s[i + 1] == '{') {
-                literal += '{';
-                ++i;
-                continue;
-            }
-            if (s[i] != '{') {
+            if (s[i] != '{' || (i + 1 < s.size() && s[i + 1] == '{')) {
                 literal += s[i];
+                if (s[i] == '{') ++i;  // "{{" is a literal '{'
                 continue;
             }
             auto close = s.find('}', i + 1);
@@ -921,38 +971,71 @@ class PolicyBuilder {
                              "unclosed '{' in text; write '{{' for a literal '{'");
                 break;
             }
-            std::string name = s.substr(i + 1, close - i - 1);
-            std::string header;
-            if (name.rfind("header[", 0) == 0 && name.back() == ']') {
-                header = name.substr(7, name.size() - 8);
-                if (header.size() >= 2 && header.front() == '"' && header.back() == '"')
-                    header = header.substr(1, header.size() - 2);
-                name = "header";
-            }
-            const FieldInfo* info = find_field(name);
-            if (!info || (info->id == FieldId::Header && header.empty())) {
-                diags_.error(loc_in_string(t, i + 1),
-                             "unknown field " + quote(s.substr(i + 1, close - i - 1)) + " in text" +
-                                 (info ? std::string() : field_hint(name)));
-            } else if (stage_index(info->since) > stage_index(stage)) {
-                diags_.error(loc_in_string(t, i + 1),
-                             "field " + quote(name) + " is not available at the " +
-                                 std::string(stage_name(stage)) + " stage (it is known from " +
-                                 std::string(stage_name(info->since)) + " on)");
-            } else {
+            if (std::optional<FieldRef> ref = template_field(t, i, close, stage)) {
                 if (!literal.empty()) out.parts.push_back({std::move(literal), std::nullopt});
                 literal.clear();
-                FieldRef ref;
-                ref.id = info->id;
-                ref.header = ascii_lower(header);
-                if (info->id == FieldId::Header) note_header(ref.header);
-                policy_->used_fields_[static_cast<std::size_t>(info->id)] = true;
-                out.parts.push_back({{}, ref});
+                out.parts.push_back({{}, std::move(*ref)});
             }
             i = close;
         }
         if (!literal.empty()) out.parts.push_back({std::move(literal), std::nullopt});
         return out;
+    }
+
+    // The MTA gets ASCII: every other byte goes out as '?'. Said once, at the first.
+    void warn_non_ascii(const Token& t, std::string_view what) {
+        const std::string& s = t.text;
+        auto at = std::find_if(s.begin(), s.end(),
+                               [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+        if (at == s.end()) return;
+        auto i = static_cast<std::size_t>(at - s.begin());
+        auto [cp, n] = decode_utf8(std::string_view(s).substr(i));
+        std::string shown = cp < 0 ? visible_text(s.substr(i, 1))
+                            : visible_text(s.substr(i, n)) == s.substr(i, n)
+                                ? quote(s.substr(i, n)) + " (" + code_point_name(cp) + ")"
+                                : code_point_name(cp);
+        diags_.warning(loc_in_string(t, i), "non-ASCII character " + shown + " in the " +
+                                                std::string(what) + " is sent as '" +
+                                                std::string(cp < 0 ? 1 : n, '?') + "'");
+    }
+
+    // The field of "{name}" at t.text[open..close], or nullopt after reporting why not.
+    std::optional<FieldRef> template_field(const Token& t, std::size_t open, std::size_t close,
+                                           Stage stage) {
+        std::string written = t.text.substr(open + 1, close - open - 1);
+        std::string name = written;
+        std::string header = header_of_template_field(name);
+        const FieldInfo* info = find_field(name);
+        if (!info || (info->id == FieldId::Header && header.empty())) {
+            diags_.error(loc_in_string(t, open + 1), "unknown field " + quote(written) +
+                                                         " in text" +
+                                                         (info ? std::string() : field_hint(name)));
+            return std::nullopt;
+        }
+        if (stage_index(info->since) > stage_index(stage)) {
+            diags_.error(loc_in_string(t, open + 1),
+                         "field " + quote(name) + " is not available at the " +
+                             std::string(stage_name(stage)) + " stage (it is known from " +
+                             std::string(stage_name(info->since)) + " on)");
+            return std::nullopt;
+        }
+        FieldRef ref;
+        ref.id = info->id;
+        ref.header = ascii_lower(header);
+        if (info->id == FieldId::Header) note_header(ref.header);
+        policy_->used_fields_[static_cast<std::size_t>(info->id)] = true;
+        return ref;
+    }
+
+    // {header["Name"]} or {header[Name]}: turns `name` into "header" and returns Name.
+    static std::string header_of_template_field(std::string& name) {
+        constexpr std::string_view kOpen = "header[";
+        if (!name.starts_with(kOpen) || !name.ends_with(']')) return {};
+        std::string header = name.substr(kOpen.size(), name.size() - kOpen.size() - 1);
+        if (header.size() >= 2 && header.front() == '"' && header.back() == '"')
+            header = header.substr(1, header.size() - 2);
+        name = "header";
+        return header;
     }
 
     // ---- whole-file checks -----------------------------------------------------------
@@ -981,9 +1064,7 @@ class PolicyBuilder {
     void resolve_in(Condition& c) {
         for (auto& child : c.children) resolve_in(child);
         if (c.kind != Condition::Kind::InList) return;
-        std::size_t key = std::stoul(c.text);
-        c.text.clear();
-        PendingListRef& ref = pending_.at(key);
+        PendingListRef& ref = pending_.at(c.list_index);
         ListSource* src = nullptr;
         if (!ref.name.empty()) {
             auto it = named_lists_.find(ref.name);
@@ -1138,8 +1219,7 @@ class PolicyBuilder {
     std::map<std::string, ListSource> named_lists_;
     std::vector<std::string> list_order_;
     std::vector<ListSource> anonymous_lists_;
-    std::map<std::size_t, PendingListRef> pending_;
-    std::size_t next_pending_ = 0;
+    std::vector<PendingListRef> pending_;  // by Condition::list_index
     std::array<std::optional<std::pair<std::string, std::uint32_t>>, kStageCount> unconditional_;
 };
 

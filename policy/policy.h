@@ -39,6 +39,7 @@ struct Condition {
     std::optional<IpPrefix> prefix;
     std::shared_ptr<const ListMatcher> list;
     std::shared_ptr<const re2::RE2> regex;
+    std::uint32_t list_index = 0;  // InList: the file's list reference, resolved into `list`
 };
 
 // Reply text with {field} references, expanded against the facts of the event.

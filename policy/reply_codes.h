@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Which SMTP reply codes each stage may answer with (spec §7), their defaults, and
-// RFC 3463 enhanced status codes checked against the IANA registry.
+// Which SMTP reply codes each stage may answer with (policy-milter.rules(5), REPLY CODES),
+// their defaults, and RFC 3463 enhanced status codes checked against the IANA registry.
 #pragma once
 
 #include <optional>
@@ -40,7 +40,7 @@ std::optional<EnhancedCode> parse_enhanced_code(std::string_view text);
 bool enhanced_code_registered(const EnhancedCode& code);
 // Why an enhanced code does not fit a stage (a recipient-address code at mail), or empty.
 std::string enhanced_code_stage_mismatch(const EnhancedCode& code, Stage stage);
-// X.7.1 by default, 4.7.0 for 421 (spec §6).
+// X.7.1 by default, 4.7.0 for 421 (policy-milter.rules(5), REPLY CODES).
 EnhancedCode default_enhanced_code(int reply_code);
 
 }  // namespace pm

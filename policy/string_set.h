@@ -28,7 +28,6 @@ class StringSet {
     }
     std::size_t size() const { return size_; }
     bool empty() const { return size_ == 0; }
-    std::size_t memory_bytes() const { return arena_.capacity() + slots_.capacity() * 8; }
     // Gives back the arena's spare capacity. Only a small arena is copied for it: a large
     // one is mapped pages, and the capacity beyond what was written was never resident.
     void shrink_to_fit() {

@@ -630,6 +630,15 @@ TEST(Diagnostics, InlineListItemOfTheWrongKind) {
          "name"});
 }
 
+// An empty item is a value like any other (the empty host name, the null sender), not a
+// read past the end of the item.
+TEST(Diagnostics, EmptyInlineListItemsAreAccepted) {
+    expect_diagnostics(
+        "rule \"a\" at connect when client.name in [ \"\", \".\" ] reject\n"
+        "rule \"b\" at mail when sender in [ \"\" ] or auth.user in [ \"\" ] reject\n",
+        {});
+}
+
 TEST(Diagnostics, OneListUsedWithTwoFieldTypesIsCheckedForEach) {
     expect_diagnostics(
         "list mixed = [ 192.0.2.1, \"a@b.example\" ]\n"
@@ -922,6 +931,44 @@ TEST(Diagnostics, InvisibleCharactersAreNamedByCodePoint) {
               "a<U+00A0>b<U+FEFF>c<U+000A><0xFF>\xC3\xA9");
     expect_diagnostics("rule \"a\" at\xC2\xA0helo reject\n",
                        {"t.rules:1:12: error: unexpected character U+00A0 (no-break space)"});
+}
+
+// The set of code points shown as <U+XXXX>, pinned against the predicate it was first
+// written as, over every code point.
+TEST(Diagnostics, InvisibleCodePointsAreExactlyTheListedOnes) {
+    auto reference = [](long cp) {
+        return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0xA0) || cp == 0xAD ||
+               cp == 0x034F || cp == 0x061C || cp == 0x115F || cp == 0x1160 || cp == 0x1680 ||
+               cp == 0x180E || (cp >= 0x2000 && cp <= 0x200F) || (cp >= 0x2028 && cp <= 0x202F) ||
+               (cp >= 0x205F && cp <= 0x206F) || cp == 0x3000 || cp == 0x3164 ||
+               (cp >= 0xFE00 && cp <= 0xFE0F) || cp == 0xFEFF || cp == 0xFFA0 ||
+               (cp >= 0xFFF0 && cp <= 0xFFFB) || (cp >= 0xE0000 && cp <= 0xE0FFF);
+    };
+    auto utf8 = [](long cp) {
+        std::string out;
+        auto byte = [&](long b) { out += static_cast<char>(b); };
+        if (cp < 0x80) {
+            byte(cp);
+        } else if (cp < 0x800) {
+            byte(0xC0 | (cp >> 6));
+            byte(0x80 | (cp & 0x3F));
+        } else if (cp < 0x10000) {
+            byte(0xE0 | (cp >> 12));
+            byte(0x80 | ((cp >> 6) & 0x3F));
+            byte(0x80 | (cp & 0x3F));
+        } else {
+            byte(0xF0 | (cp >> 18));
+            byte(0x80 | ((cp >> 12) & 0x3F));
+            byte(0x80 | ((cp >> 6) & 0x3F));
+            byte(0x80 | (cp & 0x3F));
+        }
+        return out;
+    };
+    for (long cp = 0; cp <= 0x10FFFF; ++cp) {
+        if (cp >= 0xD800 && cp <= 0xDFFF) continue;  // surrogates are not UTF-8
+        bool shown_by_code = pm::visible_text(utf8(cp)).starts_with("<U+");
+        ASSERT_EQ(shown_by_code, reference(cp)) << std::hex << cp;
+    }
 }
 
 TEST(Diagnostics, ClosestMatch) {
