@@ -8,7 +8,8 @@
 // policy_load, not here):
 //   large  bench/data/large.rules: 1,000 rules, a list of 1,000,000 CIDRs used at connect
 //          and at rcpt, a list of 1,000,000 addresses used at rcpt (bench/gen-large-policy)
-//   small  bench/data/small/small.rules: the spec §1 example, the baseline
+//   small  bench/data/small/small.rules: the baseline, the example policy of
+//          policy-milter.rules(5), EXAMPLES
 //
 // Rcpt/<policy>/<mix>: connect, helo and MAIL FROM are done once in setup. One benchmark
 //   iteration is one transaction of kRcptsPerTransaction RCPT TO events; only the

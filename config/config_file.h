@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// The daemon's config file (spec §8): `key = value` lines and `#` comments. The lines are
-// read here, so that every error is reported at its FILE:LINE:COL; the good ones go to
-// Boost.Program_options as parsed_options, which converts and stores their values.
+// The daemon's config file (policy-milter.conf(5), FORMAT): `key = value` lines and `#` comments.
+// The lines are read here, so that every error is reported at its FILE:LINE:COL; the good ones go
+// to Boost.Program_options as parsed_options, which converts and stores their values.
 #pragma once
 
 #include <boost/program_options.hpp>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Where the daemon logs (spec §8): syslog (ident policy-milter, facility mail, unless
-// syslog-name and syslog-facility say otherwise) or stderr.
+// Where the daemon logs (policy-milter(8), LOGGING): syslog (ident policy-milter, facility mail,
+// unless syslog-name and syslog-facility say otherwise) or stderr.
 #pragma once
 
 #include <optional>

@@ -5,10 +5,10 @@
 // protocol_fixture.h for how the daemon is started, stopped and logged.
 //
 //   Negotiation   what the daemon asks for: steps switched off, macros, actions
-//   Stages        every stage and every action of the rules contract (spec §6, §7)
-//   Transactions  several messages per connection, RSET (SMFIC_ABORT), SMFIC_QUIT_NC
-//   Switches      --soft-bounce and --observe
-//   Malformed     bad protocol input: the daemon drops or answers that connection, keeps
+//   Stages        every stage and every action of the rules contract (policy-milter.rules(5),
+//   ACTIONS and REPLY CODES) Transactions  several messages per connection, RSET (SMFIC_ABORT),
+//   SMFIC_QUIT_NC Switches      --soft-bounce and --observe Malformed     bad protocol input: the
+//   daemon drops or answers that connection, keeps
 //                 serving the others, and stays up
 //   LibmilterLimits  long texts cut to what libmilter sends (a reply with many '%', a
 //                 quarantine reason over 64 KiB)
@@ -1366,7 +1366,7 @@ class LibmilterLimits : public OwnDaemon {};
 
 // smfi_setreply() refuses a text over 980 octets counted with each '%' doubled: the reply
 // text is cut so that it fits, else the MTA would send its own default reply instead of
-// the rule's (spec §6: the reply is always set).
+// the rule's (policy-milter.rules(5), REPLY CODES: the reply is always set).
 TEST_F(LibmilterLimits, ManyPercentSignsStillGetTheRulesReply) {
     ASSERT_NO_FATAL_FAILURE(start("percent", StagesPolicy::rules));
     mc::Client c = open_session(*daemon_);

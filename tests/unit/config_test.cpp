@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// The daemon's config file (spec §8): `key = value` lines, every error as
-// FILE:LINE:COL: error: message in one run, the command line winning over the file.
+// The daemon's config file (policy-milter.conf(5), FORMAT and DIAGNOSTICS): `key = value` lines,
+// every error as FILE:LINE:COL: error: message in one run, the command line winning over the file.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>

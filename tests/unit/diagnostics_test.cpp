@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Load-time diagnostics of the rules language (spec §2-§8): every broken file below is
-// checked for the complete list of diagnostics it produces, in order, with the exact
+// Load-time diagnostics of the rules language (policy-milter.rules(5), DIAGNOSTICS): every broken
+// file below is checked for the complete list of diagnostics it produces, in order, with the exact
 // FILE:LINE:COL, severity and text. A policy is returned exactly when there is no error.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -226,7 +226,7 @@ TEST(Diagnostics, QuarantineAndAddHeaderArguments) {
          "t.rules:3:41: error: unknown field 'nope' in text"});
 }
 
-// ---- reply codes (spec §7) --------------------------------------------------------------
+// ---- reply codes (policy-milter.rules(5), REPLY CODES) ------------------------------------
 
 TEST(Diagnostics, ReplyCodesAtConnect) {
     expect_diagnostics(

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// socket-mode and socket-group (spec §8): what a unix socket's permissions become, from the
-// command line or the config file.
+// socket-mode and socket-group (policy-milter.conf(5), KEYS): what a unix socket's permissions
+// become, from the command line or the config file.
 #include <gtest/gtest.h>
 
 #include <algorithm>
