@@ -158,7 +158,7 @@ void rcpt_bench(benchmark::State& state, bool large, Mix m) {
     auto policy = large ? g.large : g.small;
     auto inputs = recipients(large, m);
     pm::MemoryCounterStore store;
-    pm::Conversation conv([policy] { return policy; }, store);
+    pm::Conversation conv(policy, store);
     conv.connect(g.client_ip, kClientName, 40000);
     conv.helo(kClientName);
     conv.mail(kSender, "", 12345, true);
@@ -190,7 +190,7 @@ void connect_bench(benchmark::State& state, bool large, Mix m) {
     auto policy = large ? g.large : g.small;
     auto inputs = clients(large, m);
     pm::MemoryCounterStore store;
-    pm::Conversation conv([policy] { return policy; }, store);
+    pm::Conversation conv(policy, store);
     std::size_t next = 0;
     std::uint64_t refused = 0, evaluated = 0;
     for (auto _ : state) {
