@@ -49,12 +49,13 @@ void Conversation::commit_or_refuse(Decision& d, Stage stage) {
 
 Decision Conversation::connect(std::optional<IpAddress> ip, std::string_view client_name,
                                std::uint32_t port) {
-    if (next_) policy_ = std::move(next_);
-    facts_ = Facts{};
-    facts_.set_client(ip, client_name, port);
+    // A new session: nothing of an earlier one on this object carries over.
     ledger_.clear();
     ledger_.set_helo_counted(false);
     transaction_ = Transaction::None;
+    if (next_) policy_ = std::move(next_);
+    facts_ = Facts{};
+    facts_.set_client(ip, client_name, port);
     Decision d = run(Stage::Connect);
     // Connection-level limits count connections, at once: there is no message to wait
     // for. An accepted connection, like an accepted message, counts nothing.
