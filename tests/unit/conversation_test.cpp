@@ -64,6 +64,28 @@ TEST(Conversation, ConnectStartsASessionAfresh) {
     EXPECT_EQ(c.mail("<a@x>", "", 0, false).verdict, Verdict::Reject);
 }
 
+// What a transaction staged never leaks into the next session's commit: before, a connect
+// in the middle of a transaction committed that transaction's counts with its own.
+TEST(Conversation, ConnectForgetsWhatAnUnfinishedTransactionStaged) {
+    MemoryCounterStore store;
+    auto p = must_load(
+        "limit \"c\" at connect key client.ip max 9 per 1h tempfail\n"
+        "limit \"r\" at rcpt key sender max 9 per 1h tempfail\n");
+    Conversation c(p, store);
+    c.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    c.mail("<a@x>", "", 0, false);
+    EXPECT_EQ(c.rcpt("<b@y>").verdict, Verdict::Continue);
+    c.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    EXPECT_EQ(store.count("r\x1f"
+                          "a@x",
+                          3600),
+              0u);
+    EXPECT_EQ(store.count("c\x1f"
+                          "192.0.2.1",
+                          3600),
+              2u);
+}
+
 // Accept and discard settle the transaction's message: no more rules for it, and the next
 // MAIL runs them again.
 TEST(Conversation, ADecidedMessageRunsNoMoreRulesUntilTheNextMail) {
