@@ -27,6 +27,7 @@ LimitLedger::Check LimitLedger::stage(LimitRequest r) {
 }
 
 void LimitLedger::end_event(bool kept) {
+    if (event_.empty()) return;  // most events stage no limit
     if (kept)
         for (auto& [key, p] : event_) {
             Pending& total = transaction_[key];

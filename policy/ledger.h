@@ -50,7 +50,9 @@ class LimitLedger {
         std::string error;  // the store's, when it did not answer
     };
     // Starts an event with nothing staged for it.
-    void begin_event() { event_.clear(); }
+    void begin_event() {
+        if (!event_.empty()) event_.clear();
+    }
     // Stages `r` for this event, unless the store cannot answer. A request for a key that
     // the event staged already adds to it.
     Check stage(LimitRequest r);
@@ -72,9 +74,10 @@ class LimitLedger {
     // Commits the transaction's counts, all or none, and forgets them. With `enforce`,
     // a limit with `enforce` set stops the commit if it would go over its max.
     Commit commit(bool enforce);
+    // Asked at every event: an empty map is left as it is, not cleared again.
     void clear() {
-        transaction_.clear();
-        event_.clear();
+        if (!transaction_.empty()) transaction_.clear();
+        if (!event_.empty()) event_.clear();
     }
     // A connection is counted at helo once: a repeated HELO/EHLO (after STARTTLS) adds
     // nothing to any helo limit.
