@@ -126,7 +126,7 @@ int run_test_transaction(std::shared_ptr<const Policy> policy, const TestTransac
         return 2;
     }
     MemoryCounterStore store;
-    Conversation conv([policy] { return policy; }, store, options);
+    Conversation conv(policy, store, options);
     if (!passed(out, conv.connect(*ip, tx.client_name, tx.client_port))) return 0;
     if (tx.helo && !passed(out, conv.helo(*tx.helo))) return 0;
     if (!tx.from && tx.rcpts.empty()) return 0;

@@ -69,9 +69,10 @@ struct Connection {
                std::optional<Needs> needs)
         : granted(needs),
           policy(std::move(negotiated)),
-          conversation([this] { return policy_in_force(); }, *g_settings.store, options) {}
+          conversation(policy, *g_settings.store, options) {}
 
-    // The policy for the connection and then for each new transaction: the latest one,
+    // The policy for the connection and then for each new transaction, handed to the
+    // conversation at connect and at each MAIL: the latest one,
     // unless it needs a callback, an action or a macro this connection did not negotiate
     // (a reload cannot renegotiate: its rules would see no headers, say, fail to
     // quarantine, or take every authenticated client for one that is not).
@@ -307,6 +308,7 @@ sfsistat on_connect(SMFICTX* ctx, char*, _SOCK_ADDR* address) {
         std::optional<IpAddress> ip = ip_of(address, port);
         // {client_name} is the MTA's verified reverse name, or the bracketed address when
         // there is none (Facts::set_client makes that "unknown").
+        c->conversation.use_policy(c->policy_in_force());
         return decide(ctx, *c, c->conversation.connect(ip, macro(ctx, "{client_name}"), port));
     });
 }
@@ -325,6 +327,7 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
         c.queue_id.clear();  // a new transaction: NOQUEUE until the MTA names one
         refresh_queue_id(ctx, c);
         bool tls = !macro(ctx, "{tls_version}").empty();
+        c.conversation.use_policy(c.policy_in_force());  // a reload applies from here on
         Decision d = c.conversation.mail(sender, macro(ctx, "{auth_authen}"),
                                          argv ? declared_size(argv) : 0, tls);
         return decide(ctx, c, std::move(d));

@@ -13,9 +13,9 @@
 namespace pm {
 
 struct AdapterSettings {
-    PolicySource policy;                           // the policy in force right now
-    std::function<ConversationOptions()> options;  // read at each new connection
-    CounterStore* store = nullptr;                 // shared by all connections
+    std::function<std::shared_ptr<const Policy>()> policy;  // the latest loaded policy
+    std::function<ConversationOptions()> options;           // read at each new connection
+    CounterStore* store = nullptr;                          // shared by all connections
 };
 
 // libmilter callbacks carry no user pointer, so the settings are process-wide. Call once,

@@ -39,16 +39,7 @@ std::string Reply::line() const {
 }
 
 std::string_view verdict_name(Verdict v) {
-    switch (v) {
-        case Verdict::Continue: return "continue";
-        case Verdict::Pass: return "pass";
-        case Verdict::Accept: return "accept";
-        case Verdict::Reject: return "reject";
-        case Verdict::Tempfail: return "tempfail";
-        case Verdict::Discard: return "discard";
-        case Verdict::Quarantine: return "quarantine";
-    }
-    return "continue";
+    return v == Verdict::Continue ? "continue" : action_name(static_cast<ActionKind>(v));
 }
 
 std::string_view action_name(ActionKind kind) {

@@ -37,7 +37,22 @@ std::string sanitize_reply_text(std::string_view text, std::size_t prefix_length
 // The same for an added header's value or a quarantine reason, cut to `max_octets`.
 std::string sanitize_text(std::string_view text, std::size_t max_octets);
 
-enum class Verdict { Continue, Pass, Accept, Reject, Tempfail, Discard, Quarantine };
+// What one event comes to: Continue when no statement decided it, else the action of the
+// one that did. The values are ActionKind's, so a deciding action is its own verdict and
+// prints as the same word; add-header never decides (it adds and the stage goes on).
+enum class Verdict {
+    Continue = -1,
+    Pass = static_cast<int>(ActionKind::Pass),
+    Accept = static_cast<int>(ActionKind::Accept),
+    Reject = static_cast<int>(ActionKind::Reject),
+    Tempfail = static_cast<int>(ActionKind::Tempfail),
+    Discard = static_cast<int>(ActionKind::Discard),
+    Quarantine = static_cast<int>(ActionKind::Quarantine),
+};
+// The verdict of a deciding action (action_is_terminal: not add-header).
+constexpr Verdict verdict_of(ActionKind kind) {
+    return static_cast<Verdict>(kind);
+}
 
 struct RuleHit {
     std::string rule_id;

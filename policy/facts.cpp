@@ -88,13 +88,19 @@ void Facts::add_header(std::string_view name, std::string_view value) {
     // header() answers with the first value: only that one is kept. The scan is over the
     // names the policy reads, a handful, not over the message's headers.
     for (const auto& kept : headers)
-        if (equals_lower(name, kept.first)) return;
-    headers.emplace_back(ascii_lower(name), std::string(value));
+        if (equals_lower(name, kept.name)) return;
+    headers.push_back({ascii_lower(name), std::string(value), ascii_lower(value)});
 }
 
 std::string_view Facts::header(std::string_view lower_name) const {
-    for (const auto& [name, value] : headers)
-        if (name == lower_name) return value;
+    for (const auto& h : headers)
+        if (h.name == lower_name) return h.value;
+    return {};
+}
+
+std::string_view Facts::header_lower(std::string_view lower_name) const {
+    for (const auto& h : headers)
+        if (h.name == lower_name) return h.value_lower;
     return {};
 }
 

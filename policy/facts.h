@@ -69,7 +69,12 @@ struct Facts {
     // message: the first value of each header the policy reads, by lower-case name. A later
     // copy of the same header is never read, so it is not kept: a sender repeating one
     // header 800,000 times would otherwise cost tens of MB per connection.
-    std::vector<std::pair<std::string, std::string>> headers;
+    struct Header {
+        std::string name;         // lower case
+        std::string value;        // as the message has it
+        std::string value_lower;  // lower-cased once here, not at every rule that reads it
+    };
+    std::vector<Header> headers;
     std::uint64_t message_size = 0;
 
     // `name` as xxfi_connect gives it: empty or "[192.0.2.1]" when the MTA has no verified
@@ -82,6 +87,8 @@ struct Facts {
     void add_header(std::string_view name, std::string_view value);
     // First value of a header, by lower-case name; empty if absent.
     std::string_view header(std::string_view lower_name) const;
+    // The same value in lower case.
+    std::string_view header_lower(std::string_view lower_name) const;
     // Forget the transaction (MAIL, RSET, abort): keep connect and helo facts.
     void reset_transaction();
 };

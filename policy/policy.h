@@ -19,6 +19,7 @@
 #include "policy/list_matcher.h"
 #include "policy/reply_codes.h"
 #include "policy/stage.h"
+#include "policy/template.h"
 
 namespace re2 {
 class RE2;
@@ -40,18 +41,6 @@ struct Condition {
     std::shared_ptr<const ListMatcher> list;
     std::shared_ptr<const re2::RE2> regex;
     std::uint32_t list_index = 0;  // InList: the file's list reference, resolved into `list`
-};
-
-// Reply text with {field} references, expanded against the facts of the event.
-struct Template {
-    struct Part {
-        std::string literal;
-        std::optional<FieldRef> field;
-    };
-    std::vector<Part> parts;
-
-    std::string expand(const Facts& facts, Stage stage) const;
-    bool empty() const { return parts.empty(); }
 };
 
 enum class ActionKind { Pass, Accept, Reject, Tempfail, Discard, Quarantine, AddHeader };

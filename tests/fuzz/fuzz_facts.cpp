@@ -205,10 +205,9 @@ void check_decision(const pm::Decision& d, const pm::LogEvent& event,
     // At most one kept value per header name, each a name the policy reads.
     const auto& kept = conv.facts().headers;
     for (std::size_t i = 0; i < kept.size(); ++i) {
-        check(conv.policy().uses_header(kept[i].first), "kept a header no rule reads",
-              kept[i].first);
+        check(conv.policy().uses_header(kept[i].name), "kept a header no rule reads", kept[i].name);
         for (std::size_t j = 0; j < i; ++j)
-            check(kept[j].first != kept[i].first, "kept a header twice", kept[i].first);
+            check(kept[j].name != kept[i].name, "kept a header twice", kept[i].name);
     }
 }
 
@@ -252,7 +251,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::size_t current = (data[0] >> 3) % all.size();
 
     pm::MemoryCounterStore store;
-    pm::Conversation conv([&] { return all[current]; }, store, options);
+    pm::Conversation conv(all[current], store, options);
     std::string queue_id;  // what the adapter keeps for the log
     Reader in(data + 1, size - 1);
     int events = 0;
@@ -310,6 +309,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 break;
             case 'p':
                 current = in.number() % all.size();
+                conv.use_policy(all[current]);  // from the next connection or transaction on
                 decided = false;
                 break;
             default: decided = false; break;

@@ -17,7 +17,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
     pm::MemoryCounterStore store;
     auto policy = result.policy;
-    pm::Conversation conv([policy] { return policy; }, store);
+    pm::Conversation conv(policy, store);
     conv.connect(pm::parse_ip("2001:db8::1"), "mx.example.net", 25);
     conv.helo("mx.example.net");
     conv.mail("<a%b@example.net>", "user", 1234, true);

@@ -392,7 +392,7 @@ TEST_F(RedisStoreTest, ConversationsShareOneLimit) {
         "limit \"sender-hourly\" at mail key sender max 3 per 1h\n"
         "    tempfail 452 4.7.1 \"Too many messages from {sender}\"\n");
     auto send = [&](CounterStore& store) {
-        Conversation c([p] { return p; }, store);
+        Conversation c(p, store);
         c.connect(parse_ip("192.0.2.1"), "unknown", 1);
         Decision d = c.mail("<a@x>", "", 0, false);
         if (d.refused()) return summary(d);
@@ -403,7 +403,7 @@ TEST_F(RedisStoreTest, ConversationsShareOneLimit) {
     EXPECT_EQ(send(mta1), "continue");
     EXPECT_EQ(send(mta2), "continue");
     // Two in parallel for the last one.
-    Conversation x([p] { return p; }, mta1), y([p] { return p; }, mta2);
+    Conversation x(p, mta1), y(p, mta2);
     for (Conversation* c : {&x, &y}) {
         c->connect(parse_ip("192.0.2.1"), "unknown", 1);
         EXPECT_EQ(c->mail("<a@x>", "", 0, false).verdict, Verdict::Continue);

@@ -402,9 +402,10 @@ TEST(Actions, RepeatedHeaderKeepsOnlyItsFirstCopy) {
         }
         const auto& kept = s.conv.facts().headers;
         ASSERT_EQ(kept.size(), 2u);
-        EXPECT_EQ(kept[0], (std::pair<std::string, std::string>("subject",
-                                                                message == 0 ? "First" : "other")));
-        EXPECT_EQ(kept[1], (std::pair<std::string, std::string>("from", "x0@example.org")));
+        EXPECT_EQ(kept[0].name, "subject");
+        EXPECT_EQ(kept[0].value, message == 0 ? "First" : "other");
+        EXPECT_EQ(kept[1].name, "from");
+        EXPECT_EQ(kept[1].value, "x0@example.org");
         Decision d = s.conv.message();
         EXPECT_EQ(d.rule_id, message == 0 ? "subj" : "") << summary(d);
     }

@@ -26,7 +26,7 @@ struct FakeClock {
 
 struct LimitedSession {
     LimitedSession(std::shared_ptr<const Policy> p, MemoryCounterStore& store)
-        : policy(std::move(p)), conv([this] { return policy; }, store) {}
+        : policy(std::move(p)), conv(policy, store) {}
     std::shared_ptr<const Policy> policy;
     Conversation conv;
 };
@@ -215,18 +215,18 @@ class FailingStore : public CounterStore {
 TEST(Limits, StoreErrorTempfailsOrPasses) {
     FailingStore store;
     auto p = must_load(kSenderHourly);
-    Conversation c([p] { return p; }, store);
+    Conversation c(p, store);
     c.connect(parse_ip("192.0.2.1"), "unknown", 1);
     Decision d = c.mail("<a@x>", "", 0, false);
     EXPECT_EQ(summary(d), "tempfail 451 4.3.0 Local error in processing, try again later");
     EXPECT_NE(d.error.find("store unavailable"), std::string::npos);
     ConversationOptions pass;
     pass.on_store_error = StoreErrorMode::Pass;
-    Conversation c2([p] { return p; }, store, pass);
+    Conversation c2(p, store, pass);
     c2.connect(parse_ip("192.0.2.1"), "unknown", 1);
     EXPECT_EQ(c2.mail("<a@x>", "", 0, false).verdict, Verdict::Continue);
     auto pc = must_load("limit \"c\" at connect key client.ip max 5 per 1m tempfail\n");
-    Conversation c3([pc] { return pc; }, store);
+    Conversation c3(pc, store);
     EXPECT_EQ(summary(c3.connect(parse_ip("192.0.2.1"), "unknown", 1)),
               "tempfail 421 4.3.0 Local error in processing, try again later");
 }
@@ -269,7 +269,7 @@ TEST(Limits, AcceptedConnectionCountsNothing) {
         "limit \"conn\" at connect key client.ip max 1 per 1m tempfail 421\n"
         "rule \"lan\" at connect when client.ip in [10.0.0.0/8] accept\n");
     for (int i = 0; i < 3; ++i) {
-        Conversation c([p] { return p; }, store);
+        Conversation c(p, store);
         EXPECT_EQ(c.connect(parse_ip("10.0.0.1"), "unknown", 1).verdict, Verdict::Accept);
     }
 }
@@ -277,11 +277,11 @@ TEST(Limits, AcceptedConnectionCountsNothing) {
 TEST(Limits, HeloLimitCountsTheConnectionOnce) {
     MemoryCounterStore store;
     auto p = must_load("limit \"h\" at helo key helo max 1 per 1m tempfail 421\n");
-    Conversation c([p] { return p; }, store);
+    Conversation c(p, store);
     c.connect(parse_ip("192.0.2.1"), "unknown", 1);
     EXPECT_EQ(c.helo("mx.example.").verdict, Verdict::Continue);
     EXPECT_EQ(c.helo("MX.example").verdict, Verdict::Continue);  // EHLO again after STARTTLS
-    Conversation c2([p] { return p; }, store);
+    Conversation c2(p, store);
     c2.connect(parse_ip("192.0.2.1"), "unknown", 1);
     EXPECT_TRUE(c2.helo("mx.example").refused());  // same key as == compares it
 }
@@ -291,7 +291,7 @@ TEST(Limits, KeyOnAHeader) {
     auto p =
         must_load("limit \"list\" at message key header[\"List-Id\"] max 1 per 1h tempfail 451\n");
     auto message = [&](const char* list_id) {
-        Conversation c([p] { return p; }, store);
+        Conversation c(p, store);
         c.connect(parse_ip("192.0.2.1"), "unknown", 1);
         c.mail("<a@x>", "", 0, false);
         c.rcpt("<b@y>");
@@ -310,7 +310,7 @@ TEST(Limits, DiscardedMessageCountsAndEndsTheMessage) {
         "limit \"l\" at mail key sender max 1 per 1h tempfail\n"
         "rule \"drop\" at rcpt when recipient.local == \"spamtrap\" discard\n"
         "rule \"never\" at data reject\n");
-    Conversation c([p] { return p; }, store);
+    Conversation c(p, store);
     c.connect(parse_ip("192.0.2.1"), "unknown", 1);
     c.mail("<a@x>", "", 0, false);
     EXPECT_EQ(c.rcpt("<spamtrap@y>").verdict, Verdict::Discard);
@@ -361,7 +361,7 @@ TEST(Limits, ConcurrentTransactionsNeverOverAdmit) {
         EXPECT_EQ(c.rcpt("<b@y>").verdict, Verdict::Continue);
         c.data();
     };
-    Conversation one([p] { return p; }, store), two([p] { return p; }, store);
+    Conversation one(p, store), two(p, store);
     open(one);
     open(two);
     EXPECT_EQ(one.message().verdict, Verdict::Continue);
@@ -385,7 +385,7 @@ TEST(Limits, ConcurrentCommitKeepsAnAllowedCode) {
     auto p = must_load(
         "limit \"s\" at mail key sender max 1 per 1h tempfail 452 4.7.1 \"Too many from "
         "{sender}\"\n");
-    Conversation one([p] { return p; }, store), two([p] { return p; }, store);
+    Conversation one(p, store), two(p, store);
     for (Conversation* c : {&one, &two}) {
         c->connect(parse_ip("192.0.2.1"), "unknown", 1);
         c->mail("<a@x>", "", 0, false);
@@ -399,7 +399,7 @@ TEST(Limits, ConcurrentCommitKeepsAnAllowedCode) {
 TEST(Limits, ObservedLimitCommitsOverItsMax) {
     MemoryCounterStore store;
     auto p = must_load("limit \"s\" at mail key sender max 1 per 1h tempfail observe\n");
-    Conversation one([p] { return p; }, store), two([p] { return p; }, store);
+    Conversation one(p, store), two(p, store);
     for (Conversation* c : {&one, &two}) {
         c->connect(parse_ip("192.0.2.1"), "unknown", 1);
         c->mail("<a@x>", "", 0, false);
@@ -427,7 +427,7 @@ TEST(Limits, StoreFailingAtCommit) {
     for (auto mode : {StoreErrorMode::Tempfail, StoreErrorMode::Pass}) {
         ConversationOptions o;
         o.on_store_error = mode;
-        Conversation c([p] { return p; }, store, o);
+        Conversation c(p, store, o);
         c.connect(parse_ip("192.0.2.1"), "unknown", 1);
         c.mail("<a@x>", "", 0, false);
         c.rcpt("<b@y>");

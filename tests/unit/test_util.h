@@ -37,7 +37,7 @@ inline std::string diagnostics_of(const std::string& text, const std::string& ba
 // A session with its own counter store, for driving stages in tests.
 struct Session {
     explicit Session(std::shared_ptr<const Policy> p, ConversationOptions o = {})
-        : policy(std::move(p)), conv([this] { return policy; }, store, o) {}
+        : policy(std::move(p)), conv(policy, store, o) {}
     std::shared_ptr<const Policy> policy;
     MemoryCounterStore store;
     Conversation conv;

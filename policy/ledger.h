@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// LIMIT LEDGER
+//   LimitLedger(store, on_store_error)
+//   begin_event()        an event starts, nothing staged for it yet
+//   stage(request)       an event's count: within the limit, over it, or no store answer
+//   end_event(kept)      the event's counts join the transaction's, or are dropped
+//   commit(enforce)      the transaction's counts into the store, all or none
+//   clear()              forget the transaction's counts (RSET, abort, a refusal)
+//   helo_counted()       whether the connection was counted at helo already
+//
+// What one session has counted but not yet committed, and the store-error policy
+// (policy-milter.rules(5), LIMITS, "What is counted, and when"). An event's counts are
+// staged apart from the transaction's, since a refused event counts nothing; the
+// transaction's are committed once its message is accepted (at connect and helo, at
+// once). When the store cannot answer, StoreErrorMode says whether the event passes
+// uncounted or is tempfailed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "policy/counter_store.h"
+#include "policy/policy.h"
+
+namespace pm {
+
+enum class StoreErrorMode { Tempfail, Pass };
+
+// One limit's count for one event.
+struct LimitRequest {
+    std::string key;  // the limit's ID and its key values, separated by \x1f
+    std::uint64_t amount = 0;
+    const Statement* statement = nullptr;  // the limit, of a policy that outlives the session
+    bool enforce = false;  // a refusing, not observed limit: its max also holds at commit
+};
+
+// What the store said, under the store-error policy.
+enum class StoreAnswer { Answered, Passed, Failed };
+
+class LimitLedger {
+  public:
+    LimitLedger(CounterStore& store, StoreErrorMode on_store_error)
+        : store_(store), on_store_error_(on_store_error) {}
+
+    struct Check {
+        StoreAnswer store = StoreAnswer::Answered;
+        bool over = false;  // the committed count, what the transaction staged and this
+                            // amount together exceed the limit's max
+        std::string error;  // the store's, when it did not answer
+    };
+    // Starts an event with nothing staged for it.
+    void begin_event() {
+        if (!event_.empty()) event_.clear();
+    }
+    // Stages `r` for this event, unless the store cannot answer. A request for a key that
+    // the event staged already adds to it.
+    Check stage(LimitRequest r);
+    // True if this event or the transaction has staged a count (even 0) under `key`.
+    bool staged(const std::string& key) const {
+        return transaction_.count(key) != 0 || event_.count(key) != 0;
+    }
+    // Ends an event: its counts join the transaction's when `kept`, else are dropped.
+    void end_event(bool kept);
+
+    struct Commit {
+        StoreAnswer store = StoreAnswer::Answered;
+        // When the store refused the commit: the limit that concurrent transactions filled
+        // since this one was checked. When it did not answer: the first limit staged.
+        const Statement* statement = nullptr;
+        std::string error;
+        bool refused() const { return store == StoreAnswer::Answered && statement; }
+    };
+    // Commits the transaction's counts, all or none, and forgets them. With `enforce`,
+    // a limit with `enforce` set stops the commit if it would go over its max.
+    Commit commit(bool enforce);
+    // Asked at every event: an empty map is left as it is, not cleared again.
+    void clear() {
+        if (!transaction_.empty()) transaction_.clear();
+        if (!event_.empty()) event_.clear();
+    }
+    // A connection is counted at helo once: a repeated HELO/EHLO (after STARTTLS) adds
+    // nothing to any helo limit.
+    bool helo_counted() const { return helo_counted_; }
+    void set_helo_counted(bool counted) { helo_counted_ = counted; }
+
+  private:
+    struct Pending {
+        std::uint64_t amount = 0;
+        const Statement* statement = nullptr;
+        bool enforce = false;
+    };
+    StoreAnswer failed() const {
+        return on_store_error_ == StoreErrorMode::Pass ? StoreAnswer::Passed : StoreAnswer::Failed;
+    }
+
+    CounterStore& store_;
+    StoreErrorMode on_store_error_;
+    // By key: the store is handed the commit in key order, and the first limit it names
+    // when it fails is the first key's.
+    std::map<std::string, Pending> transaction_;
+    std::map<std::string, Pending> event_;
+    bool helo_counted_ = false;
+};
+
+}  // namespace pm

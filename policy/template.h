@@ -1,0 +1,32 @@
+// SPDX-License-Identifier: BSD-2-Clause
+// TEMPLATES
+//   Template::expand(facts, stage)   the text with each {field} replaced by its value
+//
+// Reply texts, quarantine reasons and added header values may name fields in braces
+// (policy-milter.rules(5), REPLY CODES, Templates). A field is expanded as the client wrote it; a
+// per-recipient field after rcpt lists every accepted recipient, separated by ", ".
+// The result is raw: the caller sanitises it for where it goes.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/facts.h"
+#include "policy/fields.h"
+#include "policy/stage.h"
+
+namespace pm {
+
+struct Template {
+    struct Part {
+        std::string literal;
+        std::optional<FieldRef> field;
+    };
+    std::vector<Part> parts;
+
+    std::string expand(const Facts& facts, Stage stage) const;
+    bool empty() const { return parts.empty(); }
+};
+
+}  // namespace pm
