@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <system_error>
 
 #include "milter/adapter.h"
 #include "milter/socket_file.h"
@@ -101,10 +102,15 @@ bool Listener::start(std::string& why) {
         why = "pipe2 failed";
         return false;
     }
-    thread_ = std::thread([this] {
-        succeeded_ = smfi_main() == MI_SUCCESS;
-        [[maybe_unused]] ssize_t n = write(ended_[1], "X", 1);
-    });
+    try {
+        thread_ = std::thread([this] {
+            succeeded_ = smfi_main() == MI_SUCCESS;
+            [[maybe_unused]] ssize_t n = write(ended_[1], "X", 1);
+        });
+    } catch (const std::system_error& e) {  // a failed start, not std::terminate
+        why = std::string("cannot start libmilter's thread: ") + e.what();
+        return false;
+    }
     return true;
 }
 
