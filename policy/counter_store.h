@@ -1,6 +1,13 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Sliding-window counters for `limit` statements. The store is shared by every
-// connection of the daemon and survives policy reloads.
+// Sliding-window counters for `limit` statements (policy-milter.rules(5), LIMITS). The
+// store is shared by every connection of the daemon and survives policy reloads.
+//
+//   CounterStore        the interface the core uses: count, check_and_add (all or none),
+//                       describe and probe; StoreError when the store cannot answer
+//   kSlotsPerWindow ... the sliding window both stores keep, and slot_length_ms()
+//   storage_key()       the key as a store keeps it (long parts hashed)
+//   MemoryCounterStore  the in-process store; the Redis one is store/redis_counter_store.h,
+//                       and store/factory.h chooses between them by name
 #pragma once
 
 #include <chrono>
