@@ -38,9 +38,7 @@
 #include <vector>
 
 #include "policy/counter_store.h"
-#ifdef PM_WITH_REDIS
-#include "store/redis_counter_store.h"
-#endif
+#include "store/factory.h"
 
 namespace {
 
@@ -158,32 +156,32 @@ int main(int argc, char** argv) {
     benchmark::Initialize(&argc, argv);
     if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 2;
 
-#ifndef PM_WITH_REDIS
-    if (!redis.empty()) {
-        std::cerr << "limit_bench: built without Redis support (PM_WITH_REDIS=OFF)\n";
-        return 2;
-    }
-#endif
     pm::MemoryCounterStore memory;
     fill(memory, "memory");
     register_store("memory", &memory);
 
-#ifdef PM_WITH_REDIS
-    std::unique_ptr<pm::RedisCounterStore> redis_store;
+    std::unique_ptr<pm::CounterStore> redis_store;
     if (!redis.empty()) {
-        pm::RedisSettings settings;
+        // HOST:PORT, as the store setting's redis://HOST:PORT (an IPv6 HOST in brackets).
         auto colon = redis.rfind(':');
         if (colon == std::string::npos) {
             std::cerr << "limit_bench: --redis wants HOST:PORT, got " << redis << "\n";
             return 2;
         }
-        settings.host = redis.substr(0, colon);
-        settings.port = std::atoi(redis.c_str() + colon + 1);
-        settings.prefix = "pm-bench:";
-        settings.timeout = std::chrono::milliseconds(2000);
-        redis_store = std::make_unique<pm::RedisCounterStore>(settings);
+        std::string host = redis.substr(0, colon);
+        if (host.find(':') != std::string::npos) host = "[" + host + "]";
+        pm::StoreSettings settings;
+        settings.name = "redis://" + host + redis.substr(colon);
+        settings.redis_prefix = "pm-bench:";
+        settings.redis_timeout = std::chrono::milliseconds(2000);
+        std::string why;
+        redis_store = pm::make_counter_store(settings, why);
+        if (!redis_store) {
+            std::cerr << "limit_bench: " << why << "\n";
+            return 2;
+        }
         try {
-            redis_store->ping();
+            redis_store->probe();
             fill(*redis_store, "redis");
         } catch (const pm::StoreError& e) {
             std::cerr << "limit_bench: " << e.what() << "\n";
@@ -191,7 +189,6 @@ int main(int argc, char** argv) {
         }
         register_store("redis", redis_store.get());
     }
-#endif
 
     benchmark::RunSpecifiedBenchmarks();
     benchmark::Shutdown();

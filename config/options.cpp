@@ -11,6 +11,7 @@
 #include "config/socket_spec.h"
 #include "pm_version.h"  // generated: PM_VERSION
 #include "policy/units.h"
+#include "store/factory.h"
 
 namespace po = boost::program_options;
 
@@ -169,16 +170,7 @@ std::string value_problem(const std::string& key, const std::string& value) {
     }
     if (key == "socket-mode" && !parse_socket_mode(value))
         return "socket-mode '" + value + "' is not an octal mode from 0 to 0777";
-    if (key == "store" && value != "memory") {
-        if (value.rfind("redis://", 0) != 0)
-            return "store '" + value + "' is not 'memory' or 'redis://HOST:PORT/DB'";
-#ifdef PM_WITH_REDIS
-        std::string why;
-        if (!parse_redis_url(value, why)) return "store '" + value + "': " + why;
-#else
-        return "store '" + value + "': this build has no Redis support (PM_WITH_REDIS=OFF)";
-#endif
-    }
+    if (key == "store") return store_setting_problem(value).value_or("");
     if (key == "redis-timeout" && !parse_timeout_ms(value))
         return "redis-timeout '" + value + "' is not a number of milliseconds from 1 to 60000";
     if (key == "store-on-error" && value != "tempfail" && value != "pass")
@@ -202,76 +194,6 @@ std::string check_values(const po::variables_map& vm, Options& o) {
 }
 
 }  // namespace
-
-std::optional<RedisAddress> parse_redis_url(const std::string& url, std::string& why) {
-    const std::string scheme = "redis://";
-    if (url.rfind(scheme, 0) != 0) {
-        why = "not a redis:// URL";
-        return std::nullopt;
-    }
-    std::string rest = url.substr(scheme.size());
-    if (rest.find('@') != std::string::npos) {
-        why = "put the password in redis-password-file, not in the URL";
-        return std::nullopt;
-    }
-    RedisAddress a;
-    std::string hostport = rest, db;
-    if (auto slash = rest.find('/'); slash != std::string::npos) {
-        hostport = rest.substr(0, slash);
-        db = rest.substr(slash + 1);
-    }
-    std::string port;
-    if (!hostport.empty() && hostport[0] == '[') {
-        auto close = hostport.find(']');
-        if (close == std::string::npos) {
-            why = "no ']' after the IPv6 address";
-            return std::nullopt;
-        }
-        a.host = hostport.substr(1, close - 1);
-        std::string after = hostport.substr(close + 1);
-        if (!after.empty()) {
-            if (after[0] != ':') {
-                why = "expected ':PORT' after ']'";
-                return std::nullopt;
-            }
-            port = after.substr(1);
-            if (port.empty()) port = "-";
-        }
-    } else if (auto colon = hostport.find(':'); colon != std::string::npos) {
-        a.host = hostport.substr(0, colon);
-        port = hostport.substr(colon + 1);
-        if (port.empty()) port = "-";
-    } else {
-        a.host = hostport;
-    }
-    if (a.host.empty()) {
-        why = "no host";
-        return std::nullopt;
-    }
-    auto number = [](const std::string& text, long max) -> long {
-        if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != text.npos)
-            return -1;
-        long n = std::stol(text);
-        return n <= max ? n : -1;
-    };
-    if (!port.empty()) {
-        long p = number(port, 65535);
-        if (p < 1) {
-            why = "port '" + port + "' is not a number from 1 to 65535";
-            return std::nullopt;
-        }
-        a.port = static_cast<int>(p);
-    }
-    if (!db.empty()) {
-        long n = number(db, 10000);
-        if (n < 0) {
-            why = "database '" + db + "' is not a number";
-            return std::nullopt;
-        }
-        a.db = static_cast<int>(n);
-    }
-    return a;
-}
 
 bool dump_config(const Options& o, std::ostream& out, std::ostream& err) {
     auto yes_no = [](bool b) { return std::string(b ? "yes" : "no"); };
@@ -331,18 +253,11 @@ ConversationOptions Options::conversation() const {
     return c;
 }
 
-std::optional<int> parse_options(int argc, const char* const argv[], Options& o, std::ostream& out,
-                                 std::ostream& err) {
-    po::options_description all;
-    all.add(command_options()).add(daemon_options()).add(test_options());
-    po::variables_map cli;
-    try {
-        po::store(po::command_line_parser(argc, argv).options(all).run(), cli);
-        po::notify(cli);
-    } catch (const po::error& e) {
-        err << "policy-milter: " << e.what() << "\nTry 'policy-milter --help'.\n";
-        return 2;
-    }
+namespace {
+
+// --help and --version print and stop: the exit code, or nullopt for neither.
+std::optional<int> help_or_version(const po::variables_map& cli, const po::options_description& all,
+                                   Options& o, std::ostream& out) {
     if (cli.count("help")) {
         out << "Usage: policy-milter [options]\n"
                "       policy-milter --check [--rules FILE]\n"
@@ -357,11 +272,15 @@ std::optional<int> parse_options(int argc, const char* const argv[], Options& o,
         o.mode = Mode::Version;  // main() adds the libmilter version
         return 0;
     }
+    return std::nullopt;
+}
 
-    // The config file: a missing default one is fine, a named one must exist.
+// The config file under the command line, into `merged`, its values checked and applied
+// to `o`. The config file: a missing default one is fine, a named one must exist.
+std::optional<int> apply_config_file(const po::variables_map& cli, po::variables_map& merged,
+                                     Options& o, std::ostream& out, std::ostream& err) {
     bool named_config = cli.count("config") > 0;
     if (named_config) o.config_file = cli["config"].as<std::string>();
-    po::variables_map merged = cli;
     po::options_description keys = daemon_options();
     ConfigFile file = read_config_file(o.config_file, named_config, keys, value_problem);
     if (std::size_t errors = file.diagnostics.error_count()) {
@@ -386,7 +305,42 @@ std::optional<int> parse_options(int argc, const char* const argv[], Options& o,
         err << "policy-milter: " << why << '\n';
         return 2;
     }
+    return std::nullopt;
+}
 
+// The transaction of --test, from its options.
+std::optional<int> read_test_transaction(const po::variables_map& cli, TestTransaction& t,
+                                         std::ostream& err) {
+    if (!cli.count("client")) {
+        err << "policy-milter: --test needs --client IP\n";
+        return 2;
+    }
+    auto str = [&](const char* key, auto& field) {
+        if (cli.count(key)) field = cli[key].as<std::string>();
+    };
+    auto list = [&](const char* key, std::vector<std::string>& field) {
+        if (cli.count(key)) field = cli[key].as<std::vector<std::string>>();
+    };
+    t.client_ip = cli["client"].as<std::string>();
+    str("client-name", t.client_name);
+    if (cli.count("client-port")) t.client_port = cli["client-port"].as<std::uint32_t>();
+    str("helo", t.helo);
+    str("from", t.from);
+    str("auth", t.auth_user);
+    t.tls = cli.count("tls") > 0;
+    list("rcpt", t.rcpts);
+    list("header", t.headers);
+    str("message", t.message_file);
+    if (cli.count("size") && !parse_size(cli["size"].as<std::string>(), t.size)) {
+        err << "policy-milter: --size \"" << cli["size"].as<std::string>()
+            << "\" is not a number\n";
+        return 2;
+    }
+    return std::nullopt;
+}
+
+// --check, --test or --dump-config, at most one of them.
+std::optional<int> choose_mode(const po::variables_map& cli, Options& o, std::ostream& err) {
     if (cli.count("check") + cli.count("test") + cli.count("dump-config") > 1) {
         err << "policy-milter: --check, --test and --dump-config cannot be combined\n";
         return 2;
@@ -395,28 +349,29 @@ std::optional<int> parse_options(int argc, const char* const argv[], Options& o,
     if (cli.count("dump-config")) o.mode = Mode::DumpConfig;
     if (cli.count("test")) {
         o.mode = Mode::Test;
-        TestTransaction& t = o.test;
-        if (!cli.count("client")) {
-            err << "policy-milter: --test needs --client IP\n";
-            return 2;
-        }
-        t.client_ip = cli["client"].as<std::string>();
-        if (cli.count("client-name")) t.client_name = cli["client-name"].as<std::string>();
-        if (cli.count("client-port")) t.client_port = cli["client-port"].as<std::uint32_t>();
-        if (cli.count("helo")) t.helo = cli["helo"].as<std::string>();
-        if (cli.count("from")) t.from = cli["from"].as<std::string>();
-        if (cli.count("auth")) t.auth_user = cli["auth"].as<std::string>();
-        t.tls = cli.count("tls") > 0;
-        if (cli.count("rcpt")) t.rcpts = cli["rcpt"].as<std::vector<std::string>>();
-        if (cli.count("header")) t.headers = cli["header"].as<std::vector<std::string>>();
-        if (cli.count("message")) t.message_file = cli["message"].as<std::string>();
-        if (cli.count("size") && !parse_size(cli["size"].as<std::string>(), t.size)) {
-            err << "policy-milter: --size \"" << cli["size"].as<std::string>()
-                << "\" is not a number\n";
-            return 2;
-        }
+        return read_test_transaction(cli, o.test, err);
     }
     return std::nullopt;
+}
+
+}  // namespace
+
+std::optional<int> parse_options(int argc, const char* const argv[], Options& o, std::ostream& out,
+                                 std::ostream& err) {
+    po::options_description all;
+    all.add(command_options()).add(daemon_options()).add(test_options());
+    po::variables_map cli;
+    try {
+        po::store(po::command_line_parser(argc, argv).options(all).run(), cli);
+        po::notify(cli);
+    } catch (const po::error& e) {
+        err << "policy-milter: " << e.what() << "\nTry 'policy-milter --help'.\n";
+        return 2;
+    }
+    if (auto code = help_or_version(cli, all, o, out)) return code;
+    po::variables_map merged = cli;
+    if (auto code = apply_config_file(cli, merged, o, out, err)) return code;
+    return choose_mode(cli, o, err);
 }
 
 }  // namespace pm

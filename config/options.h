@@ -50,16 +50,6 @@ struct Options {
     ConversationOptions conversation() const;
 };
 
-// Where store = redis://HOST[:PORT][/DB] points. HOST is an IPv4 address, a host name
-// or an [IPv6] address; PORT defaults to 6379, DB to 0.
-struct RedisAddress {
-    std::string host;
-    int port = 6379;
-    int db = 0;
-};
-// The address, or nullopt with the reason in `why`.
-std::optional<RedisAddress> parse_redis_url(const std::string& url, std::string& why);
-
 // The effective value of every daemon option, one `key = value` line each in the order
 // of --help, so that the output is itself a config file (--dump-config). A key without a
 // value (user unset) is written as a comment, `# user =`. Returns false, after writing

@@ -81,81 +81,112 @@ std::string spec_for(std::string_view host, unsigned port) {
     return "inet:" + std::to_string(port) + "@" + h;
 }
 
-std::optional<SocketSpec> parse_inet(std::string_view text, SocketFamily family,
-                                     std::string_view rest, std::string& why) {
-    const std::string spec = "socket '" + std::string(text) + "': ";
-    const std::string type = family == SocketFamily::Inet ? "inet" : "inet6";
-    auto fail = [&](const std::string& message) -> std::optional<SocketSpec> {
-        why = spec + message;
+// Whether a host that goes with a port is one: an address (`ip_text`, brackets removed)
+// or a host name (`name_text`).
+bool is_host(const std::string& ip_text, std::string_view name_text) {
+    return is_ipv4(ip_text) || is_ipv6(ip_text) || is_host_name(name_text);
+}
+
+// HOST:PORT, as Postfix writes it: what libmilter makes of it and the spec meant, or
+// empty if `rest` is not of that form.
+std::string host_colon_port_problem(std::string_view rest, const std::string& type) {
+    std::size_t colon = rest.rfind(':');
+    if (colon == std::string_view::npos) return {};
+    std::string host = strip_brackets(rest.substr(0, colon));
+    auto port = parse_port(rest.substr(colon + 1));
+    if (!port || !is_host(host, host)) return {};
+    std::string message = "libmilter reads " + type + ":PORT@HOST";
+    if (std::isdigit(static_cast<unsigned char>(rest.front())))
+        message +=
+            " and would listen on port " +
+            std::to_string(static_cast<unsigned short>(std::atoi(std::string(rest).c_str()))) +
+            " on every interface";
+    return message + "; did you mean '" + spec_for(host, *port) + "'?";
+}
+
+// The PORT of PORT[@HOST], or nullopt with what is wrong in `message`.
+std::optional<unsigned> inet_port(std::string_view rest, const std::string& type,
+                                  std::string& message) {
+    if (rest.empty()) {
+        message = "no port; expected " + type + ":PORT@HOST";
         return std::nullopt;
-    };
-    if (rest.empty()) return fail("no port; expected " + type + ":PORT@HOST");
+    }
     std::size_t at = rest.find('@');
     if (at == std::string_view::npos) {
-        // HOST:PORT, as Postfix writes it.
-        if (std::size_t colon = rest.rfind(':'); colon != std::string_view::npos) {
-            std::string host = strip_brackets(rest.substr(0, colon));
-            bool host_ok = is_ipv4(host) || is_ipv6(host) || is_host_name(host);
-            if (auto port = parse_port(rest.substr(colon + 1)); port && host_ok) {
-                std::string message = "libmilter reads " + type + ":PORT@HOST";
-                if (std::isdigit(static_cast<unsigned char>(rest.front())))
-                    message += " and would listen on port " +
-                               std::to_string(static_cast<unsigned short>(
-                                   std::atoi(std::string(rest).c_str()))) +
-                               " on every interface";
-                return fail(message + "; did you mean '" + spec_for(host, *port) + "'?");
-            }
-        }
-        if (!parse_port(rest))
-            return fail("port '" + std::string(rest) + "' is not a number from 1 to 65535");
+        message = host_colon_port_problem(rest, type);
+        if (!message.empty()) return std::nullopt;
     }
     std::string_view port_text = rest.substr(0, at);
-    auto port = parse_port(port_text);
-    if (!port) {
-        if (at != std::string_view::npos)
-            if (auto swapped = parse_port(rest.substr(at + 1));  // HOST@PORT
-                swapped && (is_ipv4(strip_brackets(port_text)) ||
-                            is_ipv6(strip_brackets(port_text)) || is_host_name(port_text)))
-                return fail("libmilter reads " + type + ":PORT@HOST; did you mean '" +
-                            spec_for(port_text, *swapped) + "'?");
-        return fail("port '" + std::string(port_text) + "' is not a number from 1 to 65535");
-    }
-    SocketSpec s;
-    s.family = family;
-    s.port = *port;
-    if (at == std::string_view::npos) return s;
+    if (auto port = parse_port(port_text)) return port;
+    if (at != std::string_view::npos)
+        if (auto swapped = parse_port(rest.substr(at + 1));  // HOST@PORT
+            swapped && is_host(strip_brackets(port_text), port_text)) {
+            message = "libmilter reads " + type + ":PORT@HOST; did you mean '" +
+                      spec_for(port_text, *swapped) + "'?";
+            return std::nullopt;
+        }
+    message = "port '" + std::string(port_text) + "' is not a number from 1 to 65535";
+    return std::nullopt;
+}
 
-    std::string_view written = rest.substr(at + 1);
-    if (written.empty()) return fail("no host after '@'");
+// A numeric HOST: a dotted-quad IPv4 address of `family` inet; what is wrong, or empty.
+std::string ipv4_host_problem(const std::string& host, SocketFamily family, unsigned port) {
+    if (!is_ipv4(host)) {
+        std::string reading = libmilter_reading(host);
+        return "host '" + host + "' is not a dotted-quad IPv4 address" +
+               (reading.empty() ? std::string() : " (libmilter would read it as " + reading + ")");
+    }
+    if (family == SocketFamily::Inet6)
+        return "'" + host + "' is an IPv4 address; did you mean '" + spec_for(host, port) + "'?";
+    return {};
+}
+
+// A HOST with a ':': an IPv6 address of `family` inet6; what is wrong, or empty.
+std::string ipv6_host_problem(const std::string& host, SocketFamily family, unsigned port) {
+    if (!is_ipv6(host)) return "host '" + host + "' is not a valid IPv6 address";
+    if (family == SocketFamily::Inet)
+        return "'" + host + "' is an IPv6 address; did you mean '" + spec_for(host, port) + "'?";
+    return {};
+}
+
+// The HOST of PORT@HOST, as written, into s.host; what is wrong, or empty.
+std::string inet_host_problem(std::string_view written, SocketSpec& s) {
+    if (written.empty()) return "no host after '@'";
     bool bracketed = written.front() == '[';
     if (bracketed && (written.size() < 3 || written.back() != ']'))
-        return fail("host '" + std::string(written) + "' lacks its closing ']'");
+        return "host '" + std::string(written) + "' lacks its closing ']'";
     std::string host = strip_brackets(written);
+    std::string problem;
     if (host.find(':') != std::string::npos) {
-        if (!is_ipv6(host)) return fail("host '" + host + "' is not a valid IPv6 address");
-        if (family == SocketFamily::Inet)
-            return fail("'" + host + "' is an IPv6 address; did you mean '" +
-                        spec_for(host, *port) + "'?");
+        problem = ipv6_host_problem(host, s.family, s.port);
         s.host_is_address = true;
     } else if (host.find_first_not_of("0123456789.") == std::string::npos ||
                !libmilter_reading(host).empty()) {
-        if (!is_ipv4(host)) {
-            std::string reading = libmilter_reading(host);
-            return fail("host '" + host + "' is not a dotted-quad IPv4 address" +
-                        (reading.empty() ? std::string()
-                                         : " (libmilter would read it as " + reading + ")"));
-        }
-        if (family == SocketFamily::Inet6)
-            return fail("'" + host + "' is an IPv4 address; did you mean '" +
-                        spec_for(host, *port) + "'?");
+        problem = ipv4_host_problem(host, s.family, s.port);
         s.host_is_address = true;
-    } else {
-        if (bracketed) return fail("only an IP address goes in brackets, not '" + host + "'");
-        if (!is_host_name(host))
-            return fail("host '" + host + "' is neither an IP address nor a host name");
+    } else if (bracketed) {
+        problem = "only an IP address goes in brackets, not '" + host + "'";
+    } else if (!is_host_name(host)) {
+        problem = "host '" + host + "' is neither an IP address nor a host name";
     }
     s.host = host;
-    return s;
+    return problem;
+}
+
+std::optional<SocketSpec> parse_inet(std::string_view text, SocketFamily family,
+                                     std::string_view rest, std::string& why) {
+    const std::string type = family == SocketFamily::Inet ? "inet" : "inet6";
+    std::string message;
+    SocketSpec s;
+    s.family = family;
+    if (auto port = inet_port(rest, type, message)) {
+        s.port = *port;
+        if (std::size_t at = rest.find('@'); at != std::string_view::npos)
+            message = inet_host_problem(rest.substr(at + 1), s);
+    }
+    if (message.empty()) return s;
+    why = "socket '" + std::string(text) + "': " + message;
+    return std::nullopt;
 }
 
 }  // namespace

@@ -1,35 +1,23 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "milter/daemon.h"
 
-#include <fcntl.h>
 #include <grp.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
-#include <pthread.h>
 #include <pwd.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cctype>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <mutex>
 #include <sstream>
 #include <system_error>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -39,15 +27,13 @@
 
 #include "config/logging.h"
 #include "milter/adapter.h"
+#include "milter/listener.h"
 #include "milter/signals.h"
-#include "milter/socket_file.h"
 #include "milter/startup.h"
 #include "milter/systemd_notify.h"
 #include "pm_version.h"  // generated: PM_VERSION
 #include "policy/policy.h"
-#ifdef PM_WITH_REDIS
-#include "store/redis_counter_store.h"
-#endif
+#include "store/factory.h"
 
 namespace pm {
 
@@ -118,73 +104,17 @@ std::string store_settings(const Options& o) {
            "ms password-file=" + o.redis_password_file;
 }
 
-// The store of `store`, created once for all connections; null with the reason in `why`.
-// The Redis password was read by the start-up checks, before privileges were dropped.
-std::unique_ptr<CounterStore> make_store(const Options& o, const std::string& redis_password,
-                                         std::string& why) {
-    if (o.store == "memory") return std::make_unique<MemoryCounterStore>();
-#ifdef PM_WITH_REDIS
-    auto address = parse_redis_url(o.store, why);
-    if (!address) return nullptr;
-    RedisSettings settings;
-    settings.host = address->host;
-    settings.port = address->port;
-    settings.db = address->db;
-    settings.prefix = o.redis_prefix;
-    settings.timeout = std::chrono::milliseconds(o.redis_timeout_ms);
-    settings.password = redis_password;
-    return std::make_unique<RedisCounterStore>(std::move(settings));
-#else
-    (void)redis_password;
-    why = "store " + o.store + ": this build has no Redis support";
-    return nullptr;
-#endif
-}
-
 // A first contact, for the log only: the daemon starts either way, and store-on-error
 // decides what a missing store means.
-void check_store(CounterStore& store) {
-#ifdef PM_WITH_REDIS
-    if (auto* redis = dynamic_cast<RedisCounterStore*>(&store)) {
-        try {
-            redis->ping();
-            spdlog::info("counter store {} (prefix \"{}\", timeout {} ms): connected",
-                         redis->settings().url(), redis->settings().prefix,
-                         redis->settings().timeout.count());
-        } catch (const StoreError& e) {
-            spdlog::warn("counter store not reachable at start: {}", e.what());
-        }
-    }
-#else
-    (void)store;
-#endif
-}
-
-// --- socket and privileges -----------------------------------------------------------
-
-// libmilter writes each reply with a write of its own; at end of message that is a
-// modification (an added header), then the verdict. Over TCP, Nagle's algorithm holds the
-// verdict back until the MTA acknowledges the header, and the MTA, only reading, delays
-// that ACK by 40 ms: one stall per message (bench/RESULTS.md, notes on the throughput
-// numbers). libmilter keeps the connections it accepts to itself, but on Linux an
-// accepted socket inherits TCP_NODELAY from the listening one, and the socket that
-// smfi_opensocket() just opened is the only listening socket of the process.
-void set_nodelay_on_listening_sockets() {
-    namespace fs = std::filesystem;
-    std::error_code ec;
-    for (fs::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) {
-        int fd = std::atoi(it->path().filename().c_str());
-        int listening = 0, protocol = 0, on = 1;
-        socklen_t size = sizeof listening;
-        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &size) != 0 || !listening)
-            continue;
-        size = sizeof protocol;
-        if (getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &protocol, &size) == 0 &&
-            protocol == IPPROTO_TCP &&
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof on) != 0)
-            spdlog::warn("cannot set TCP_NODELAY on the milter socket: {}", std::strerror(errno));
+void probe_store(CounterStore& store) {
+    try {
+        if (store.probe()) spdlog::info("counter store {}: connected", store.describe());
+    } catch (const StoreError& e) {
+        spdlog::warn("counter store not reachable at start: {}", e.what());
     }
 }
+
+// --- privileges -----------------------------------------------------------------------
 
 std::optional<std::string> drop_privileges(const std::string& user) {
     errno = 0;
@@ -273,8 +203,9 @@ void lower_main_thread_priority() {
 
 // libmilter's smfi_main() returns without waiting for its session threads: one may still
 // be inside a callback, using the counter store, the policy and the logger. Returning from
-// run_daemon would destroy them under it (the store is a local, the rest are statics), so
-// the process ends here, with the log flushed and without running any destructor.
+// run_daemon would destroy them under it (the store is the Daemon's, a local; the rest
+// are statics), so the process ends here, with the log flushed and without running any
+// destructor.
 [[noreturn]] void exit_leaving_sessions(int code) {
     spdlog::default_logger()->flush();
     std::cout.flush();
@@ -285,6 +216,211 @@ void lower_main_thread_priority() {
     std::_Exit(code);
 }
 
+// Why the start failed, and the exit code that says whether a restart can help.
+struct NotStarted {
+    std::string why;
+    int code = 1;
+};
+
+// The daemon from its start to its stop, one step per function, in this order: the
+// rules, the start-up checks, the counter store, the socket and privileges, the fork,
+// the announcement, then serving until stopped.
+class Daemon {
+  public:
+    Daemon(const Options& options, int argc, const char* const argv[])
+        : options_(options), argc_(argc), argv_(argv) {}
+
+    // Every step up to the fork; nullopt once libmilter serves.
+    std::optional<NotStarted> start() {
+        if (auto failed = load_rules()) return failed;
+        if (auto failed = check()) return failed;
+        if (auto failed = make_store()) return failed;
+        if (auto failed = open_socket_and_drop_privileges()) return failed;
+        return go_background_and_serve();
+    }
+    // Every failure before the fork ends here: one line on stderr (the journal under
+    // systemd) besides the log.
+    int fail(const NotStarted& failed) const {
+        spdlog::error("not started: {}", failed.why);
+        notify_systemd("STATUS=not started: " + failed.why);  // kept by systemctl status
+        if (options_.log != "stderr")
+            std::cerr << "policy-milter: not started: " << failed.why << '\n';
+        return failed.code;
+    }
+    void announce();
+    void serve();
+    [[noreturn]] void stop();
+
+  private:
+    std::optional<NotStarted> load_rules();
+    std::optional<NotStarted> check();
+    std::optional<NotStarted> make_store();
+    std::optional<NotStarted> open_socket_and_drop_privileges();
+    std::optional<NotStarted> go_background_and_serve();
+    bool handle_signals();
+    void reload_on(int sig);
+
+    const Options& options_;
+    int argc_;
+    const char* const* argv_;
+    std::shared_ptr<const Policy> policy_;  // as loaded at start
+    StartupPlan plan_;
+    // One store for all connections; it survives reloads.
+    std::unique_ptr<CounterStore> store_;
+    Listener listener_;
+    PidFile pid_file_;  // created while still root, written after the fork
+    std::optional<int> signal_fd_;
+    std::unique_ptr<Watchdog> watchdog_;
+    RetiredPolicies retired_;
+    bool stopping_ = false;
+};
+
+// Broken rules stop the start with every diagnostic, on the terminal as well as in the
+// log (the log may be syslog).
+std::optional<NotStarted> Daemon::load_rules() {
+    LoadResult loaded = load_policy_file(options_.rules_file);
+    for (const auto& d : loaded.diagnostics.all()) {
+        if (options_.log != "stderr") std::cerr << d << '\n';
+        if (d.severity == Severity::Error)
+            spdlog::error("{}", d.to_string());
+        else
+            spdlog::warn("{}", d.to_string());
+    }
+    if (!loaded.policy) return NotStarted{options_.rules_file + " has errors", kExitConfig};
+    policy_ = loaded.policy;
+    g_running.store(std::make_shared<Running>(Running{policy_, options_.conversation()}));
+    return std::nullopt;
+}
+
+// What --check checks, checked the same way: user, group, socket, pid file, Redis.
+std::optional<NotStarted> Daemon::check() {
+    plan_ = check_startup(options_, StartupPurpose::Start, policy_.get());
+    const StartupProblem* first_error = plan_.first_error();
+    for (const auto& p : plan_.problems) {
+        if (&p == first_error && p.where.empty()) continue;  // the "not started" line says it
+        if (options_.log != "stderr") std::cerr << p.to_string() << '\n';
+        std::string line = p.where.empty() ? p.message : p.to_string();
+        if (p.severity == Severity::Error)
+            spdlog::error("{}", line);
+        else
+            spdlog::warn("{}", line);
+    }
+    if (first_error) return NotStarted{first_error->message, plan_.exit_code()};
+    return std::nullopt;
+}
+
+// The Redis password was read by the start-up checks, before privileges were dropped.
+std::optional<NotStarted> Daemon::make_store() {
+    StoreSettings settings;
+    settings.name = options_.store;
+    settings.redis_prefix = options_.redis_prefix;
+    settings.redis_timeout = std::chrono::milliseconds(options_.redis_timeout_ms);
+    settings.redis_password = plan_.redis_password;
+    std::string why;
+    store_ = make_counter_store(settings, why);
+    if (!store_) return NotStarted{why, kExitConfig};
+    set_adapter_settings({[] { return g_running.load()->policy; },
+                          [] { return g_running.load()->options; }, store_.get()});
+    return std::nullopt;
+}
+
+std::optional<NotStarted> Daemon::open_socket_and_drop_privileges() {
+    if (auto failed = listener_.open(options_, plan_))
+        return NotStarted{failed->why, failed->exit_code};
+    if (auto problem = pid_file_.open(options_.pid_file))
+        return NotStarted{problem->message, problem->transient ? kExitTempFail : kExitConfig};
+    if (!options_.user.empty())
+        if (auto problem = drop_privileges(options_.user)) return NotStarted{*problem, kExitConfig};
+    return std::nullopt;
+}
+
+// Before any thread exists: fork into the background (threads do not survive a fork).
+// The working directory is kept so relative rules and config paths still resolve at
+// reload.
+std::optional<NotStarted> Daemon::go_background_and_serve() {
+    if (!options_.foreground) {
+        if (::daemon(1, 0) != 0)
+            return NotStarted{std::string("cannot go to the background: ") + std::strerror(errno)};
+        claim_listening_sockets();
+    }
+    pid_file_.write_pid();
+    std::string why;
+    signal_fd_ = open_signal_fd(why);
+    if (!signal_fd_) return NotStarted{why};
+    if (!listener_.start(why)) return NotStarted{why};
+    return std::nullopt;
+}
+
+void Daemon::announce() {
+    unsigned mi_major = 0, mi_minor = 0, mi_patch = 0;
+    smfi_version(&mi_major, &mi_minor, &mi_patch);
+    spdlog::info("started: policy-milter {} (libmilter {}.{}.{}); {}; socket {}; {}", PM_VERSION,
+                 mi_major, mi_minor, mi_patch, describe(*policy_), options_.socket,
+                 switches(options_.conversation()));
+    // Under systemd (Type=notify): started only now, with the socket listening and the
+    // policy loaded; the watchdog keeps pinging only while the socket answers.
+    try {
+        watchdog_ = systemd_ready("serving " + describe(*policy_), listener_.probe_address());
+    } catch (const std::system_error& e) {  // no thread for it: systemd's watchdog restarts us
+        spdlog::error("watchdog: cannot start its thread: {}", e.what());
+    }
+    probe_store(*store_);
+    lower_main_thread_priority();
+}
+
+// Waits for signals and for libmilter to end.
+void Daemon::serve() {
+    for (bool ended = false; !ended;) {
+        pollfd wait_for[2] = {{*signal_fd_, POLLIN, 0}, {listener_.ended_fd(), POLLIN, 0}};
+        int ready = poll(wait_for, 2, retired_.empty() ? -1 : 1000);
+        retired_.free_unused();
+        if (ready <= 0) continue;  // EINTR or the timeout
+        if (wait_for[1].revents) ended = true;
+        // Everything pending at once: signals that came during a reload make one more
+        // reload, not one each.
+        int reload_sig = 0;
+        for (int sig : take_signals(*signal_fd_)) {
+            if (sig == SIGHUP || sig == SIGUSR1) {
+                reload_sig = sig;
+            } else if ((sig == SIGTERM || sig == SIGINT) && !stopping_) {
+                stopping_ = true;
+                spdlog::info("stopping on {}", signal_name(sig));
+                notify_systemd("STOPPING=1");
+                watchdog_.reset();                       // its probes would fail from here on
+                stop_milter(listener_.probe_address());  // smfi_stop(), without its 5 s wait
+            }
+        }
+        if (reload_sig && !stopping_ && !ended) reload_on(reload_sig);
+    }
+}
+
+void Daemon::reload_on(int sig) {
+    spdlog::info("reloading on {}", signal_name(sig));
+    try {
+        notify_systemd("RELOADING=1");
+        retired_.add(reload(argc_, argv_, options_));
+    } catch (const std::exception& e) {
+        spdlog::error("reload failed, keeping the running policy: {}", e.what());
+    }
+    notify_systemd("READY=1");
+}
+
+void Daemon::stop() {
+    bool succeeded = listener_.join();
+    listener_.remove_socket();
+    pid_file_.remove();
+    // smfi_main() returns on its own when libmilter gives up (its listener fails, or its
+    // signal thread stopped it): the MTA then gets no answers at all, so the exit is an
+    // error, for the service manager to restart the daemon (Restart=on-failure).
+    if (!stopping_) {
+        spdlog::error("libmilter stopped serving on its own (smfi_main returned {}); exiting",
+                      succeeded ? "MI_SUCCESS" : "MI_FAILURE");
+        exit_leaving_sessions(1);
+    }
+    spdlog::info("stopped: {}", describe(*g_running.load()->policy));
+    exit_leaving_sessions(succeeded ? 0 : 1);
+}
+
 }  // namespace
 
 int run_daemon(const Options& options, int argc, const char* const argv[]) {
@@ -292,172 +428,16 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     // thread reads these signals, from its signalfd (milter/signals.cpp). One sent during
     // the start waits for the main loop.
     block_daemon_signals();
-    // Every failure before the fork ends here: one line on stderr (the journal under
-    // systemd) besides the log, and an exit code that says whether a restart can help.
-    auto fail = [&](const std::string& why, int code) {
-        spdlog::error("not started: {}", why);
-        notify_systemd("STATUS=not started: " + why);  // kept by systemctl status
-        if (options.log != "stderr") std::cerr << "policy-milter: not started: " << why << '\n';
-        return code;
-    };
     if (auto problem = setup_logging(options.log, options.log_level, options.syslog_name,
                                      options.syslog_facility)) {
         std::cerr << "policy-milter: not started: " << *problem << '\n';
         return kExitConfig;
     }
-    // Broken rules stop the start with every diagnostic, on the terminal as well as in
-    // the log (the log may be syslog).
-    LoadResult loaded = load_policy_file(options.rules_file);
-    for (const auto& d : loaded.diagnostics.all()) {
-        if (options.log != "stderr") std::cerr << d << '\n';
-        if (d.severity == Severity::Error)
-            spdlog::error("{}", d.to_string());
-        else
-            spdlog::warn("{}", d.to_string());
-    }
-    if (!loaded.policy) return fail(options.rules_file + " has errors", kExitConfig);
-    g_running.store(std::make_shared<Running>(Running{loaded.policy, options.conversation()}));
-
-    // What --check checks, checked the same way: user, group, socket, pid file, Redis.
-    StartupPlan plan = check_startup(options, StartupPurpose::Start, loaded.policy.get());
-    const StartupProblem* first_error = plan.first_error();
-    for (const auto& p : plan.problems) {
-        if (&p == first_error && p.where.empty()) continue;  // the "not started" line says it
-        if (options.log != "stderr") std::cerr << p.to_string() << '\n';
-        std::string line = p.where.empty() ? p.message : p.to_string();
-        if (p.severity == Severity::Error)
-            spdlog::error("{}", line);
-        else
-            spdlog::warn("{}", line);
-    }
-    if (first_error) return fail(first_error->message, plan.exit_code());
-
-    // One store for all connections; it survives reloads.
-    std::string store_problem;
-    std::unique_ptr<CounterStore> store = make_store(options, plan.redis_password, store_problem);
-    if (!store) return fail(store_problem, kExitConfig);
-    set_adapter_settings({[] { return g_running.load()->policy; },
-                          [] { return g_running.load()->options; }, store.get()});
-    std::string socket_spec = plan.socket->to_libmilter();
-    std::string socket_path = plan.socket->path;  // empty for inet sockets
-    std::optional<gid_t> socket_gid;
-    if (!socket_path.empty() && plan.socket_gid) socket_gid = *plan.socket_gid;
-    if (smfi_setconn(socket_spec.data()) != MI_SUCCESS)
-        return fail("bad socket specification \"" + socket_spec + "\"", kExitConfig);
-    smfiDesc description = adapter_description();
-    if (smfi_register(description) != MI_SUCCESS) return fail("smfi_register failed", 1);
-    // Open the socket while still root (a privileged port or a root-owned directory),
-    // then drop privileges. smfi_opensocket(true) first removes a stale socket file (the
-    // checks made sure nobody listens on it). The umask gives a unix socket its mode
-    // from the start, so that it is never more open than socket-mode. libmilter says why
-    // it fails only through syslog: that goes to stderr too.
-    auto socket_mode = static_cast<mode_t>(options.socket_mode & 0777);
-    mode_t old_umask = umask(~socket_mode & 0777);
-    bool opened = with_libmilter_errors_on_stderr(
-        options, [] { return smfi_opensocket(true) == MI_SUCCESS; });
-    umask(old_umask);
-    if (!opened) return fail("cannot open socket " + options.socket, 1);
-    set_nodelay_on_listening_sockets();
-    // Found now: after a switch of user /proc/self/fd may be closed to us.
-    std::optional<ProbeAddress> probe_address = listening_milter_address();
-    // socket-mode, socket-group and --user: the MTA connects as its own user (Postfix:
-    // postfix), so it needs write permission on the socket through its group or the
-    // mode; the socket goes to --user (and to its group, unless socket-group gave it
-    // one), so that the daemon still owns it after dropping privileges.
-    if (!socket_path.empty()) {
-        uid_t uid = plan.uid ? *plan.uid : static_cast<uid_t>(-1);
-        gid_t gid = socket_gid ? *socket_gid : plan.uid ? plan.gid : static_cast<gid_t>(-1);
-        if (auto problem = secure_socket_file(socket_path, socket_mode, uid, gid))
-            return fail(*problem, kExitConfig);
-    }
-    PidFile pid_file;  // created while still root, written after the fork
-    if (auto problem = pid_file.open(options.pid_file))
-        return fail(problem->message, problem->transient ? kExitTempFail : kExitConfig);
-    if (!options.user.empty())
-        if (auto problem = drop_privileges(options.user)) return fail(*problem, kExitConfig);
-
-    // Before any thread exists: fork into the background (threads do not survive a fork).
-    // The working directory is kept so relative rules and config paths still resolve at
-    // reload.
-    if (!options.foreground) {
-        if (daemon(1, 0) != 0)
-            return fail(std::string("cannot go to the background: ") + std::strerror(errno), 1);
-        claim_listening_sockets();
-    }
-    pid_file.write_pid();
-
-    std::string why;
-    std::optional<int> signal_fd = open_signal_fd(why);
-    if (!signal_fd) return fail(why, 1);
-    int milter_ended[2];
-    if (pipe2(milter_ended, O_CLOEXEC) != 0) return fail("pipe2 failed", 1);
-    std::atomic<int> milter_result{MI_SUCCESS};
-    std::thread milter_thread([&milter_result, &milter_ended] {
-        milter_result = smfi_main();
-        [[maybe_unused]] ssize_t n = write(milter_ended[1], "X", 1);
-    });
-
-    unsigned mi_major = 0, mi_minor = 0, mi_patch = 0;
-    smfi_version(&mi_major, &mi_minor, &mi_patch);
-    spdlog::info("started: policy-milter {} (libmilter {}.{}.{}); {}; socket {}; {}", PM_VERSION,
-                 mi_major, mi_minor, mi_patch, describe(*loaded.policy), options.socket,
-                 switches(options.conversation()));
-    // Under systemd (Type=notify): started only now, with the socket listening and the
-    // policy loaded; the watchdog keeps pinging only while the socket answers.
-    std::unique_ptr<Watchdog> watchdog;
-    try {
-        watchdog = systemd_ready("serving " + describe(*loaded.policy), probe_address);
-    } catch (const std::system_error& e) {  // no thread for it: systemd's watchdog restarts us
-        spdlog::error("watchdog: cannot start its thread: {}", e.what());
-    }
-    check_store(*store);
-    lower_main_thread_priority();
-    RetiredPolicies retired;
-    bool stopping = false;
-    for (bool ended = false; !ended;) {
-        pollfd wait_for[2] = {{*signal_fd, POLLIN, 0}, {milter_ended[0], POLLIN, 0}};
-        int ready = poll(wait_for, 2, retired.empty() ? -1 : 1000);
-        retired.free_unused();
-        if (ready <= 0) continue;  // EINTR or the timeout
-        if (wait_for[1].revents) ended = true;
-        // Everything pending at once: signals that came during a reload make one more
-        // reload, not one each.
-        int reload_on = 0;
-        for (int sig : take_signals(*signal_fd)) {
-            if (sig == SIGHUP || sig == SIGUSR1) {
-                reload_on = sig;
-            } else if ((sig == SIGTERM || sig == SIGINT) && !stopping) {
-                stopping = true;
-                spdlog::info("stopping on {}", signal_name(sig));
-                notify_systemd("STOPPING=1");
-                watchdog.reset();            // its probes would fail from here on
-                stop_milter(probe_address);  // smfi_stop(), without its 5 s wait
-            }
-        }
-        if (reload_on && !stopping && !ended) {
-            spdlog::info("reloading on {}", signal_name(reload_on));
-            try {
-                notify_systemd("RELOADING=1");
-                retired.add(reload(argc, argv, options));
-            } catch (const std::exception& e) {
-                spdlog::error("reload failed, keeping the running policy: {}", e.what());
-            }
-            notify_systemd("READY=1");
-        }
-    }
-    milter_thread.join();
-    if (!socket_path.empty()) remove_own_socket();
-    pid_file.remove();
-    // smfi_main() returns on its own when libmilter gives up (its listener fails, or its
-    // signal thread stopped it): the MTA then gets no answers at all, so the exit is an
-    // error, for the service manager to restart the daemon (Restart=on-failure).
-    if (!stopping) {
-        spdlog::error("libmilter stopped serving on its own (smfi_main returned {}); exiting",
-                      milter_result == MI_SUCCESS ? "MI_SUCCESS" : "MI_FAILURE");
-        exit_leaving_sessions(1);
-    }
-    spdlog::info("stopped: {}", describe(*g_running.load()->policy));
-    exit_leaving_sessions(milter_result == MI_SUCCESS ? 0 : 1);
+    Daemon d(options, argc, argv);
+    if (auto failed = d.start()) return d.fail(*failed);
+    d.announce();
+    d.serve();
+    d.stop();
 }
 
 }  // namespace pm

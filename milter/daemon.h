@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// The milter daemon (spec §8): load the rules, open the socket, drop privileges, run
+// The milter daemon (policy-milter(8)): load the rules, open the socket, drop privileges, run
 // libmilter, reload on SIGHUP/SIGUSR1 and stop on SIGTERM/SIGINT.
 #pragma once
 

@@ -26,6 +26,7 @@
 #include "config/logging.h"
 #include "milter/socket_file.h"
 #include "policy/policy.h"
+#include "store/factory.h"
 
 namespace fs = std::filesystem;
 
@@ -180,17 +181,51 @@ pid_t socket_owner(const std::vector<unsigned long>& inodes) {
     return 0;
 }
 
+// What a failed test bind of the socket means (errno `bind_errno`); nothing for 0.
+void report_bind_error(Checker& c, const SocketSpec& spec, int bind_errno) {
+    std::string port = std::to_string(spec.port);
+    if (bind_errno == EADDRINUSE) {
+        pid_t pid = socket_owner(tcp_listener_inodes(spec.port));
+        if (c.purpose_ == StartupPurpose::Check && pid > 0 && process_name(pid) == kDaemonName)
+            return;  // the running daemon, before a reload
+        std::string who = describe_process(pid);
+        c.error("socket",
+                "another process " + (who.empty() ? "" : "(" + who + ") ") + "is listening on " +
+                    spec.to_libmilter(),
+                true);
+    } else if (bind_errno == EADDRNOTAVAIL) {
+        c.error("socket", "socket " + in_quotes(c.o_.socket) + ": " + spec.host +
+                              " is not an address of this host");
+    } else if (bind_errno == EACCES) {
+        c.error("socket", "socket " + in_quotes(c.o_.socket) + ": port " + port +
+                              " needs a daemon started as root");
+    } else if (bind_errno != 0) {
+        c.error("socket", "socket " + in_quotes(c.o_.socket) + ": " + std::strerror(bind_errno));
+    }
+}
+
+// libmilter binds the first address, with SO_REUSEADDR: a test bind tells whether it
+// can. The errno of that bind, 0 if it worked (or no socket could be made to try).
+int test_bind(const addrinfo& address) {
+    int fd = socket(address.ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    int one = 1, bind_errno = 0;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, address.ai_addr, address.ai_addrlen) != 0) bind_errno = errno;
+    close(fd);
+    return bind_errno;
+}
+
 void check_inet_socket(Checker& c, const SocketSpec& spec) {
-    std::string text = spec.to_libmilter();
+    bool v4 = spec.family == SocketFamily::Inet;
     if (spec.all_interfaces())
         c.warning("socket", "socket " + in_quotes(c.o_.socket) +
                                 " listens on every interface, and the milter protocol has no "
                                 "authentication: give the MTA's address, such as '" +
-                                (spec.family == SocketFamily::Inet ? "inet:" : "inet6:") +
-                                std::to_string(spec.port) +
-                                (spec.family == SocketFamily::Inet ? "@127.0.0.1'" : "@[::1]'"));
+                                (v4 ? "inet:" : "inet6:") + std::to_string(spec.port) +
+                                (v4 ? "@127.0.0.1'" : "@[::1]'"));
     addrinfo hints{};
-    hints.ai_family = spec.family == SocketFamily::Inet ? AF_INET : AF_INET6;
+    hints.ai_family = v4 ? AF_INET : AF_INET6;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | (spec.host_is_address ? AI_NUMERICHOST : 0);
     addrinfo* found = nullptr;
@@ -201,39 +236,13 @@ void check_inet_socket(Checker& c, const SocketSpec& spec) {
         bool unknown = rc == EAI_NONAME || rc == EAI_NODATA || rc == EAI_ADDRFAMILY;
         c.error("socket",
                 "socket host " + in_quotes(spec.host) + " does not resolve to an " +
-                    (spec.family == SocketFamily::Inet ? "IPv4" : "IPv6") +
-                    " address: " + gai_strerror(rc),
+                    (v4 ? "IPv4" : "IPv6") + " address: " + gai_strerror(rc),
                 !unknown);
         return;
     }
-    // libmilter binds the first address, with SO_REUSEADDR: a test bind tells whether it can.
-    int fd = socket(found->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    int bind_errno = 0;
-    if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-        if (bind(fd, found->ai_addr, found->ai_addrlen) != 0) bind_errno = errno;
-        close(fd);
-    }
+    int bind_errno = test_bind(*found);
     freeaddrinfo(found);
-    if (bind_errno == EADDRINUSE) {
-        pid_t pid = socket_owner(tcp_listener_inodes(spec.port));
-        if (c.purpose_ == StartupPurpose::Check && pid > 0 && process_name(pid) == kDaemonName)
-            return;  // the running daemon, before a reload
-        std::string who = describe_process(pid);
-        c.error(
-            "socket",
-            "another process " + (who.empty() ? "" : "(" + who + ") ") + "is listening on " + text,
-            true);
-    } else if (bind_errno == EADDRNOTAVAIL) {
-        c.error("socket", "socket " + in_quotes(c.o_.socket) + ": " + spec.host +
-                              " is not an address of this host");
-    } else if (bind_errno == EACCES) {
-        c.error("socket", "socket " + in_quotes(c.o_.socket) + ": port " + port +
-                              " needs a daemon started as root");
-    } else if (bind_errno != 0) {
-        c.error("socket", "socket " + in_quotes(c.o_.socket) + ": " + std::strerror(bind_errno));
-    }
+    report_bind_error(c, spec, bind_errno);
 }
 
 // --- users, groups, files --------------------------------------------------------------
@@ -304,40 +313,12 @@ void check_readable_by_user(Checker& c, const std::string& user, const Policy* p
     }
 }
 
-void check_redis(Checker& c) {
-    const Options& o = c.o_;
-    if (o.store == "memory") return;
-    if (!o.redis_password_file.empty()) {
-        std::ifstream in(o.redis_password_file);
-        std::string password;
-        if (!in || !std::getline(in, password)) {
-            c.error("redis-password-file", "cannot read redis-password-file " +
-                                               o.redis_password_file + ": " +
-                                               std::strerror(errno ? errno : EIO));
-        } else {
-            while (!password.empty() && std::isspace(static_cast<unsigned char>(password.back())))
-                password.pop_back();
-            if (password.empty())
-                c.error("redis-password-file", "redis-password-file " + o.redis_password_file +
-                                                   " has an empty first line");
-            c.plan_.redis_password = password;
-        }
-    }
-    std::string why;
-    auto address = parse_redis_url(o.store, why);
-    if (!address) return;  // the option parser reported it
-    addrinfo hints{};
-    hints.ai_socktype = SOCK_STREAM;
-    addrinfo* found = nullptr;
-    int rc = getaddrinfo(address->host.c_str(), nullptr, &hints, &found);
-    if (rc == 0) {
-        freeaddrinfo(found);
-        return;
-    }
-    bool unknown = rc == EAI_NONAME || rc == EAI_NODATA || rc == EAI_ADDRFAMILY;
-    c.error("store",
-            "Redis host " + in_quotes(address->host) + " does not resolve: " + gai_strerror(rc),
-            !unknown);
+// The store's own checks (store/factory.h): the Redis password file, read here while
+// still root, and the Redis host's name.
+void check_store(Checker& c) {
+    for (auto& p :
+         check_store_settings(c.o_.store, c.o_.redis_password_file, c.plan_.redis_password))
+        c.error(p.key, std::move(p.message), p.transient);
 }
 
 void check_pid_file(Checker& c) {
@@ -398,60 +379,80 @@ const StartupProblem* StartupPlan::first_error() const {
     return nullptr;
 }
 
-StartupPlan check_startup(const Options& o, StartupPurpose purpose, const Policy* policy) {
-    StartupPlan plan;
-    Checker c(o, purpose, plan);
-    bool root = geteuid() == 0;
+namespace {
 
+void check_socket_spec(Checker& c) {
     std::string why;
-    plan.socket = parse_socket_spec(o.socket, why);
-    if (!plan.socket)
+    c.plan_.socket = parse_socket_spec(c.o_.socket, why);
+    if (!c.plan_.socket)
         c.error("socket", why);
-    else if (plan.socket->family == SocketFamily::Unix)
-        check_unix_socket(c, plan.socket->path);
+    else if (c.plan_.socket->family == SocketFamily::Unix)
+        check_unix_socket(c, c.plan_.socket->path);
     else
-        check_inet_socket(c, *plan.socket);
+        check_inet_socket(c, *c.plan_.socket);
+}
 
-    if (!o.user.empty()) {
-        errno = 0;
-        if (passwd* pw = getpwnam(o.user.c_str())) {
-            plan.uid = pw->pw_uid;
-            plan.gid = pw->pw_gid;
-        } else {
-            c.error("user", "unknown user " + in_quotes(o.user));
-        }
-        if (plan.uid && !root && *plan.uid != geteuid() && purpose == StartupPurpose::Start)
-            c.error("user", "user " + in_quotes(o.user) + " needs a daemon started as root");
-    } else if (root && purpose == StartupPurpose::Start) {
-        c.warning("user",
-                  "running as root: set 'user' (policy-milter.conf(5)) to drop privileges once "
-                  "the socket is open");
+void check_user(Checker& c, bool root) {
+    const Options& o = c.o_;
+    StartupPlan& plan = c.plan_;
+    if (o.user.empty()) {
+        if (root && c.purpose_ == StartupPurpose::Start)
+            c.warning("user",
+                      "running as root: set 'user' (policy-milter.conf(5)) to drop privileges "
+                      "once the socket is open");
+        return;
     }
-
-    if (!o.socket_group.empty()) {
-        plan.socket_gid = group_id(o.socket_group);
-        if (!plan.socket_gid)
-            c.error("socket-group", "unknown group " + in_quotes(o.socket_group));
-        else if (plan.socket && plan.socket->family != SocketFamily::Unix)
-            c.warning("socket-group",
-                      "socket-group applies to unix sockets only, not to " + in_quotes(o.socket));
-        else if (!root && !member_of(*plan.socket_gid))
-            c.error("socket-group",
-                    "a daemon not started as root can give its socket only to "
-                    "a group it is a member of, and " +
-                        in_quotes(o.socket_group) + " is not one");
+    errno = 0;
+    if (passwd* pw = getpwnam(o.user.c_str())) {
+        plan.uid = pw->pw_uid;
+        plan.gid = pw->pw_gid;
+    } else {
+        c.error("user", "unknown user " + in_quotes(o.user));
     }
+    if (plan.uid && !root && *plan.uid != geteuid() && c.purpose_ == StartupPurpose::Start)
+        c.error("user", "user " + in_quotes(o.user) + " needs a daemon started as root");
+}
 
-    // Whoever can write the socket's directory can swap the socket for a file of their
-    // choosing before the start's chown, or for their own socket: only root and the user
-    // the daemon runs as may (milter/socket_file.h). Judged for that user, so after 'user'.
+void check_socket_group(Checker& c, bool root) {
+    const Options& o = c.o_;
+    StartupPlan& plan = c.plan_;
+    if (o.socket_group.empty()) return;
+    plan.socket_gid = group_id(o.socket_group);
+    if (!plan.socket_gid)
+        c.error("socket-group", "unknown group " + in_quotes(o.socket_group));
+    else if (plan.socket && plan.socket->family != SocketFamily::Unix)
+        c.warning("socket-group",
+                  "socket-group applies to unix sockets only, not to " + in_quotes(o.socket));
+    else if (!root && !member_of(*plan.socket_gid))
+        c.error("socket-group",
+                "a daemon not started as root can give its socket only to "
+                "a group it is a member of, and " +
+                    in_quotes(o.socket_group) + " is not one");
+}
+
+// Whoever can write the socket's directory can swap the socket for a file of their
+// choosing before the start's chown, or for their own socket: only root and the user the
+// daemon runs as may (milter/socket_file.h). Judged for that user, so after 'user'.
+void check_socket_directory(Checker& c) {
+    const StartupPlan& plan = c.plan_;
     if (plan.socket && plan.socket->family == SocketFamily::Unix)
         if (auto problem =
                 socket_directory_problem(plan.socket->path, plan.uid ? *plan.uid : geteuid()))
             c.error("socket", *problem);
+}
 
+}  // namespace
+
+StartupPlan check_startup(const Options& o, StartupPurpose purpose, const Policy* policy) {
+    StartupPlan plan;
+    Checker c(o, purpose, plan);
+    bool root = geteuid() == 0;
+    check_socket_spec(c);
+    check_user(c, root);
+    check_socket_group(c, root);
+    check_socket_directory(c);
     check_pid_file(c);
-    check_redis(c);
+    check_store(c);
     if (plan.uid) check_readable_by_user(c, o.user, policy);
     return plan;
 }

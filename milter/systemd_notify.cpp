@@ -17,6 +17,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <span>
 
 namespace pm {
 
@@ -120,39 +121,62 @@ std::optional<ProbeAddress> listening_milter_address() {
     return std::nullopt;
 }
 
+namespace {
+
+using SteadyTime = std::chrono::steady_clock::time_point;
+
+// Connects the non-blocking `fd` to `to` by the deadline; why not, or nothing.
+std::optional<std::string> connect_by(int fd, const ProbeAddress& to, SteadyTime deadline) {
+    if (connect(fd, reinterpret_cast<const sockaddr*>(&to.address), to.length) == 0)
+        return std::nullopt;
+    if (errno != EINPROGRESS && errno != EAGAIN) return "connect: " + errno_text();
+    if (!wait_ready(fd, POLLOUT, deadline)) return "connect: timed out";
+    int error = 0;
+    socklen_t size = sizeof error;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &size);
+    if (error != 0) return std::string("connect: ") + std::strerror(error);
+    return std::nullopt;
+}
+
+// Sends all of `out` by the deadline; why not, or nothing.
+std::optional<std::string> send_by(int fd, const std::string& out, SteadyTime deadline) {
+    for (std::size_t sent = 0; sent < out.size();) {
+        if (!wait_ready(fd, POLLOUT, deadline)) return "send: timed out";
+        ssize_t n = send(fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
+        if (n < 0 && errno != EINTR && errno != EAGAIN) return "send: " + errno_text();
+        if (n > 0) sent += static_cast<std::size_t>(n);
+    }
+    return std::nullopt;
+}
+
+// Fills `in` by the deadline; why not, or nothing.
+std::optional<std::string> recv_by(int fd, std::span<char> in, SteadyTime deadline) {
+    for (std::size_t got = 0; got < in.size();) {
+        if (!wait_ready(fd, POLLIN, deadline)) return "no answer to option negotiation";
+        ssize_t n = recv(fd, in.data() + got, in.size() - got, 0);
+        if (n == 0) return "closed without an answer";
+        if (n < 0 && errno != EINTR && errno != EAGAIN) return "recv: " + errno_text();
+        if (n > 0) got += static_cast<std::size_t>(n);
+    }
+    return std::nullopt;
+}
+
+}  // namespace
+
 std::optional<std::string> probe_milter(const ProbeAddress& to, std::chrono::milliseconds timeout) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
     Fd fd(socket(to.address.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
     if (fd.fd < 0) return "socket: " + errno_text();
-    if (connect(fd.fd, reinterpret_cast<const sockaddr*>(&to.address), to.length) != 0) {
-        if (errno != EINPROGRESS && errno != EAGAIN) return "connect: " + errno_text();
-        if (!wait_ready(fd.fd, POLLOUT, deadline)) return "connect: timed out";
-        int error = 0;
-        socklen_t size = sizeof error;
-        getsockopt(fd.fd, SOL_SOCKET, SO_ERROR, &error, &size);
-        if (error != 0) return std::string("connect: ") + std::strerror(error);
-    }
+    if (auto failed = connect_by(fd.fd, to, deadline)) return failed;
     // SMFIC_OPTNEG: milter protocol version 6, every action and step offered, as an MTA
     // does. The answer is SMFIC_OPTNEG too. Then SMFIC_QUIT ends the session cleanly.
     std::string data;
     put_u32(data, 6);
     put_u32(data, 0x1ff);
     put_u32(data, 0x1fffff);
-    std::string out = packet('O', data);
-    for (std::size_t sent = 0; sent < out.size();) {
-        if (!wait_ready(fd.fd, POLLOUT, deadline)) return "send: timed out";
-        ssize_t n = send(fd.fd, out.data() + sent, out.size() - sent, MSG_NOSIGNAL);
-        if (n < 0 && errno != EINTR && errno != EAGAIN) return "send: " + errno_text();
-        if (n > 0) sent += static_cast<std::size_t>(n);
-    }
+    if (auto failed = send_by(fd.fd, packet('O', data), deadline)) return failed;
     std::array<char, 5> header{};
-    for (std::size_t got = 0; got < header.size();) {
-        if (!wait_ready(fd.fd, POLLIN, deadline)) return "no answer to option negotiation";
-        ssize_t n = recv(fd.fd, header.data() + got, header.size() - got, 0);
-        if (n == 0) return "closed without an answer";
-        if (n < 0 && errno != EINTR && errno != EAGAIN) return "recv: " + errno_text();
-        if (n > 0) got += static_cast<std::size_t>(n);
-    }
+    if (auto failed = recv_by(fd.fd, header, deadline)) return failed;
     if (header[4] != 'O') return std::string("unexpected answer '") + header[4] + "'";
     std::string quit = packet('Q', "");
     [[maybe_unused]] ssize_t n = send(fd.fd, quit.data(), quit.size(), MSG_NOSIGNAL);

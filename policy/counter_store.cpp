@@ -15,8 +15,6 @@ namespace pm {
 
 namespace {
 
-constexpr std::uint64_t kMaxSlotMs = 1'000'000'000'000ull;
-
 // SHA-256 of the concatenated pieces, with one digest context per thread (EVP's
 // per-call set-up costs more than hashing a short key).
 std::array<unsigned char, 32> sha256(std::initializer_list<std::string_view> pieces) {
@@ -120,7 +118,7 @@ struct MemoryCounterStore::Shard {
         Node* older = nullptr;  // neighbours in its queue, by time of the last add
         Node* newer = nullptr;
         // One slot more than the window holds: the window's start falls inside it.
-        std::array<std::uint64_t, kSlotsPerWindow + 1> slots{};
+        std::array<std::uint64_t, kSlotsKept> slots{};
         std::uint64_t newest_start_ms = 0;  // start time of the slot that holds `now`
         std::uint64_t slot_ms = 0;
         std::uint8_t newest = 0;  // index of that slot

@@ -1,6 +1,13 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Sliding-window counters for `limit` statements. The store is shared by every
-// connection of the daemon and survives policy reloads.
+// Sliding-window counters for `limit` statements (policy-milter.rules(5), LIMITS). The
+// store is shared by every connection of the daemon and survives policy reloads.
+//
+//   CounterStore        the interface the core uses: count, check_and_add (all or none),
+//                       describe and probe; StoreError when the store cannot answer
+//   kSlotsPerWindow ... the sliding window both stores keep, and slot_length_ms()
+//   storage_key()       the key as a store keeps it (long parts hashed)
+//   MemoryCounterStore  the in-process store; the Redis one is store/redis_counter_store.h,
+//                       and store/factory.h chooses between them by name
 #pragma once
 
 #include <chrono>
@@ -33,10 +40,18 @@ struct CounterAdd {
 };
 
 // Every operation may throw StoreError; none may block longer than the store's timeout.
-// Counts saturate (at 2^64-1 in memory, 2^53-1 in Redis): they never wrap.
+// Counts saturate (at 2^64-1 in memory, 2^53-1 in Redis): they never wrap. The daemon
+// chooses a store by name (store/factory.h) and knows it only through this interface.
 class CounterStore {
   public:
     virtual ~CounterStore() = default;
+    // What the store is, for the log: "memory", or for Redis its URL, key prefix and
+    // timeout, `redis://127.0.0.1:6379/0 (prefix "pm:", timeout 50 ms)`.
+    virtual std::string describe() const = 0;
+    // A first contact, for the log at start: true once the store answered, false for a
+    // store in this process (there is nothing to reach). Throws StoreError when the
+    // store cannot be reached; the daemon starts either way.
+    virtual bool probe() { return false; }
     // The committed count for key over the last window_seconds.
     virtual std::uint64_t count(const std::string& key, std::uint64_t window_seconds) = 0;
     // Atomically, all or none: if every entry fits within its max, adds every amount and
@@ -56,10 +71,14 @@ Clock system_clock_ms();
 
 // --- shared by both stores --------------------------------------------------------------
 
-// A window is kept as this many slots (plus the one its start falls in).
+// The sliding window, the one definition both stores (and the Redis store's Lua script)
+// use: a window is counted in kSlotsPerWindow slots of slot_length_ms() each, plus the
+// slot its start falls in, so a store keeps kSlotsKept slots per key.
 inline constexpr std::size_t kSlotsPerWindow = 10;
-// The slot length of a window: a tenth of it, at least 1 ms, at most 10^12 ms (a window
-// of over 300 years is kept as one of about 317).
+inline constexpr std::size_t kSlotsKept = kSlotsPerWindow + 1;
+// The longest slot: a window of over 300 years is kept as one of about 317.
+inline constexpr std::uint64_t kMaxSlotMs = 1'000'000'000'000ull;
+// The slot length of a window: a tenth of it, at least 1 ms, at most kMaxSlotMs.
 std::uint64_t slot_length_ms(std::uint64_t window_seconds);
 
 inline std::uint64_t saturating_add(std::uint64_t a, std::uint64_t b) {
@@ -105,6 +124,7 @@ class MemoryCounterStore : public CounterStore {
     std::uint64_t count(const std::string& key, std::uint64_t window_seconds) override;
     std::optional<std::size_t> check_and_add(std::span<const CounterAdd> adds) override;
     using CounterStore::add;
+    std::string describe() const override { return "memory"; }
     std::size_t key_count();
 
   private:

@@ -19,8 +19,8 @@ namespace {
 // {i, count of key i} for the first key whose count plus amount exceeds its max, having
 // added nothing. Every argument is checked before the first write (a bad one is an error
 // reply and changes nothing): numbers are 1 to 16 digits and at most LIMIT = 2^53-1, the
-// largest integer a Lua number holds exactly, and counts saturate there. SLOTS is
-// prepended from kSlotsPerWindow.
+// largest integer a Lua number holds exactly, and counts saturate there. SLOTS and
+// MAX_SLOT_MS are prepended from the sliding window's definition (policy/counter_store.h).
 constexpr const char* kScriptBody = R"lua(
 local LIMIT = 9007199254740991
 local function num(s)
@@ -37,7 +37,7 @@ if ARGV[2] ~= '' and not now then return bad('time') end
 local slots, amounts, maxes = {}, {}, {}
 for i = 1, #KEYS do
   slots[i], amounts[i] = num(ARGV[3 * i]), num(ARGV[3 * i + 1])
-  if not slots[i] or slots[i] < 1 or slots[i] > 1000000000000 then return bad('slot length') end
+  if not slots[i] or slots[i] < 1 or slots[i] > MAX_SLOT_MS then return bad('slot length') end
   if not amounts[i] then return bad('amount') end
   if ARGV[3 * i + 2] ~= '' then
     maxes[i] = num(ARGV[3 * i + 2])
@@ -91,8 +91,9 @@ return {0}
 )lua";
 
 const std::string& script_text() {
-    static const std::string text =
-        "local SLOTS = " + std::to_string(kSlotsPerWindow) + "\n" + kScriptBody;
+    static const std::string text = "local SLOTS = " + std::to_string(kSlotsPerWindow) +
+                                    "\nlocal MAX_SLOT_MS = " + std::to_string(kMaxSlotMs) + "\n" +
+                                    kScriptBody;
     return text;
 }
 
@@ -369,7 +370,12 @@ std::optional<std::size_t> RedisCounterStore::check_and_add(std::span<const Coun
     return static_cast<std::size_t>(out[0] - 1);
 }
 
-void RedisCounterStore::ping() {
+std::string RedisCounterStore::describe() const {
+    return settings_.url() + " (prefix \"" + settings_.prefix + "\", timeout " +
+           std::to_string(settings_.timeout.count()) + " ms)";
+}
+
+bool RedisCounterStore::probe() {
     auto deadline = Steady::now() + settings_.timeout;
     bool reused = false;
     ConnectionPtr c = acquire(deadline, reused);
@@ -383,6 +389,7 @@ void RedisCounterStore::ping() {
         throw StoreError(settings_.url() + ": " + f.what);
     }
     release(std::move(c));
+    return true;
 }
 
 }  // namespace pm

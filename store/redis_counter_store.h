@@ -70,8 +70,9 @@ class RedisCounterStore : public CounterStore {
     std::optional<std::size_t> check_and_add(std::span<const CounterAdd> adds) override;
     using CounterStore::add;
 
+    std::string describe() const override;
     // PING; throws StoreError. For a check at start-up.
-    void ping();
+    bool probe() override;
     const RedisSettings& settings() const { return settings_; }
 
     static const char* script();  // the Lua text, for tests

@@ -13,10 +13,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <fstream>
 #include <random>
 #include <thread>
 
 #include "../unit/test_util.h"
+#include "store/factory.h"
 #include "store/redis_counter_store.h"
 
 extern char** environ;
@@ -296,6 +298,31 @@ TEST_F(RedisStoreTest, ScriptFlushIsSurvived) {
     server_.command({"SCRIPT", "FLUSH"});
     store.add("k", 1, 60);
     EXPECT_EQ(store.count("k", 60), 2u);
+}
+
+// Made by name, as the daemon makes it (store/factory.h), with the password read from a
+// file as the start-up checks read it: it describes itself and answers a probe, and a
+// store whose server has gone says so (the daemon's "not reachable at start" warning).
+TEST_F(RedisStoreTest, FromTheFactoryDescribesAndProbes) {
+    server_.command({"CONFIG", "SET", "requirepass", "s3cret"});
+    std::string password_file = ::testing::TempDir() + "pm-redis-factory.pass";
+    std::ofstream(password_file) << "s3cret \nsecond line\n";
+    StoreSettings s;
+    s.name = "redis://127.0.0.1:" + std::to_string(server_.port()) + "/2";
+    s.redis_prefix = "f:";
+    s.redis_timeout = std::chrono::milliseconds(200);
+    EXPECT_TRUE(check_store_settings(s.name, password_file, s.redis_password).empty());
+    EXPECT_EQ(s.redis_password, "s3cret");
+    std::string why;
+    auto store = make_counter_store(s, why);
+    ASSERT_TRUE(store) << why;
+    EXPECT_EQ(store->describe(), "redis://127.0.0.1:" + std::to_string(server_.port()) +
+                                     "/2 (prefix \"f:\", timeout 200 ms)");
+    EXPECT_TRUE(store->probe());
+    store->add("k", 2, 60);
+    EXPECT_EQ(store->count("k", 60), 2u);
+    server_.stop();
+    EXPECT_THROW(store->probe(), StoreError);
 }
 
 TEST_F(RedisStoreTest, DatabaseAndPassword) {

@@ -206,6 +206,7 @@ TEST(Limits, ExamplePolicySenderQuotaSkipsBouncesAndIsObserved) {
 
 class FailingStore : public CounterStore {
   public:
+    std::string describe() const override { return "failing"; }
     std::uint64_t count(const std::string&, std::uint64_t) override { throw StoreError("down"); }
     std::optional<std::size_t> check_and_add(std::span<const CounterAdd>) override {
         throw StoreError("down");
