@@ -134,6 +134,7 @@ class DownStore : public CounterStore {
     std::optional<std::size_t> check_and_add(std::span<const CounterAdd>) override {
         throw StoreError("down");
     }
+    std::string describe() const override { return "down"; }
 };
 
 TEST(EvaluatorStore, AStoreThatCannotAnswerTempfailsOrPassesWithANote) {

@@ -25,6 +25,7 @@ class FlakyStore : public CounterStore {
         if (down) throw StoreError("connection refused");
         return real_.check_and_add(adds);
     }
+    std::string describe() const override { return "flaky"; }
 
   private:
     CounterStore& real_;
