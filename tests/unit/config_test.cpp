@@ -46,6 +46,11 @@ Parsed parse(std::vector<std::string> args) {
     return p;
 }
 
+// Parses a config file with this text, as --config FILE.
+Parsed parse_config(const std::string& text) {
+    return parse({"--config", write_config(text)});
+}
+
 // The errors of a file, one per line, as the daemon prints them at start-up (exit 2).
 std::string errors_of(const std::string& text) {
     std::string path = write_config(text);
@@ -179,10 +184,9 @@ TEST(ConfigFile, BadValues) {
 // The URL itself: tests/unit/store_factory_test.cpp.
 TEST(ConfigFile, RedisStore) {
     if (!redis_supported()) GTEST_SKIP() << "built without Redis support";
-    std::string path = write_config(
+    Parsed p = parse_config(
         "store = redis://127.0.0.1:6379/3\nredis-prefix = mx:\nredis-timeout = 80\n"
         "redis-password-file = /etc/policy-milter/redis.pass\n");
-    Parsed p = parse({"--config", path});
     ASSERT_EQ(p.exit_code, std::nullopt) << p.err;
     EXPECT_EQ(p.options.store, "redis://127.0.0.1:6379/3");
     EXPECT_EQ(p.options.redis_prefix, "mx:");
@@ -365,11 +369,10 @@ namespace pm {
 namespace {
 
 TEST(ConfigFile, PidFileAndSyslogKeys) {
-    std::string path = write_config(
+    Parsed p = parse_config(
         "pid-file = /run/policy-milter/policy-milter.pid\n"
         "syslog-facility = local3\n"
         "syslog-name = policy-milter-out\n");
-    Parsed p = parse({"--config", path});
     ASSERT_EQ(p.exit_code, std::nullopt) << p.err;
     EXPECT_EQ(p.options.pid_file, "/run/policy-milter/policy-milter.pid");
     EXPECT_EQ(p.options.syslog_facility, "local3");

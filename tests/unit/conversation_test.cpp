@@ -76,14 +76,8 @@ TEST(Conversation, ConnectForgetsWhatAnUnfinishedTransactionStaged) {
     c.mail("<a@x>", "", 0, false);
     EXPECT_EQ(c.rcpt("<b@y>").verdict, Verdict::Continue);
     c.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    EXPECT_EQ(store.count("r\x1f"
-                          "a@x",
-                          3600),
-              0u);
-    EXPECT_EQ(store.count("c\x1f"
-                          "192.0.2.1",
-                          3600),
-              2u);
+    EXPECT_EQ(testing::count_of(store, "r", "a@x", 3600), 0u);
+    EXPECT_EQ(testing::count_of(store, "c", "192.0.2.1", 3600), 2u);
 }
 
 // Accept and discard settle the transaction's message: no more rules for it, and the next

@@ -18,11 +18,7 @@ using testing::Session;
 // The facts of a session from mx.example.net [192.0.2.10] with MAIL FROM
 // alice@example.net, as the rcpt events below leave them.
 Facts rcpt_facts() {
-    Facts f;
-    f.set_client(parse_ip("192.0.2.10"), "mx.example.net", 4711);
-    f.set_helo("mx.example.net");
-    f.set_sender("<alice@example.net>", "", 0, false);
-    return f;
+    return testing::mx_facts("192.0.2.10", "<alice@example.net>", 0);
 }
 
 // The adapter's part of the rcpt event: no queue id yet, the recipient.
@@ -41,16 +37,19 @@ const char* kUnknownUser = R"(rule "unknown-user" at rcpt
     when recipient == "nobody@example.org"
     reject 550 5.1.1 "<{recipient}>: Recipient address rejected: User unknown")";
 
+// The Info line for kUnknownUser's rule at rcpt_facts(), with its action.
+std::string unknown_user_line(const std::string& action) {
+    return "NOQUEUE: stage=rcpt rule=unknown-user action=" + action +
+           " reply=\"550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown\" "
+           "client=mx.example.net[192.0.2.10] from=<alice@example.net> to=<nobody@example.org>";
+}
+
 TEST(DecisionLog, RejectAtRcptBeforeQueueId) {
     auto lines = decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>"),
                                     rcpt_facts(), kToNobody);
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].level, LogLevel::Info);
-    EXPECT_EQ(lines[0].text,
-              "NOQUEUE: stage=rcpt rule=unknown-user action=reject reply=\"550 5.1.1 "
-              "<nobody@example.org>: Recipient address rejected: User unknown\" "
-              "client=mx.example.net[192.0.2.10] from=<alice@example.net> "
-              "to=<nobody@example.org>");
+    EXPECT_EQ(lines[0].text, unknown_user_line("reject"));
 }
 
 TEST(DecisionLog, QueueIdReplacesNoqueue) {
@@ -80,11 +79,7 @@ TEST(DecisionLog, ObserveLogsWouldReject) {
                                     rcpt_facts(), kToNobody);
     ASSERT_EQ(lines.size(), 2u);
     EXPECT_EQ(lines[0].level, LogLevel::Info);
-    EXPECT_EQ(lines[0].text,
-              "NOQUEUE: stage=rcpt rule=unknown-user action=would-reject reply=\"550 5.1.1 "
-              "<nobody@example.org>: Recipient address rejected: User unknown\" "
-              "client=mx.example.net[192.0.2.10] from=<alice@example.net> "
-              "to=<nobody@example.org>");
+    EXPECT_EQ(lines[0].text, unknown_user_line("would-reject"));
     EXPECT_EQ(lines[1].level, LogLevel::Debug);  // the event itself went on
 }
 

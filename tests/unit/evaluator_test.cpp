@@ -16,12 +16,15 @@ namespace {
 using testing::must_load;
 using testing::summary;
 
+// Default options with one switch turned on.
+EvaluationOptions with(bool EvaluationOptions::*option) {
+    EvaluationOptions o;
+    o.*option = true;
+    return o;
+}
+
 Facts client_facts() {
-    Facts f;
-    f.set_client(parse_ip("192.0.2.77"), "mx.example.net", 4711);
-    f.set_helo("mx.example.net");
-    f.set_sender("<Alice@Example.NET>", "", 1000, false);
-    return f;
+    return testing::mx_facts("192.0.2.77", "<Alice@Example.NET>", 1000);
 }
 
 Facts message_facts() {
@@ -117,15 +120,9 @@ TEST_F(Evaluator, LimitStagesItsCountAndActsOverItsMax) {
     EXPECT_EQ(run(p, Stage::Rcpt, f).verdict, Verdict::Continue);
     EXPECT_EQ(summary(run(p, Stage::Rcpt, f)), "reject 550 5.7.1 Rejected by policy");
     // Staged, not committed: the store holds nothing until the ledger commits.
-    EXPECT_EQ(store.count("two\x1f"
-                          "alice@example.net",
-                          3600),
-              0u);
+    EXPECT_EQ(testing::count_of(store, "two", "alice@example.net", 3600), 0u);
     EXPECT_FALSE(ledger.commit(true).refused());
-    EXPECT_EQ(store.count("two\x1f"
-                          "alice@example.net",
-                          3600),
-              2u);
+    EXPECT_EQ(testing::count_of(store, "two", "alice@example.net", 3600), 2u);
 }
 
 class DownStore : public CounterStore {
@@ -165,8 +162,7 @@ TEST_F(Evaluator, SoftBounceMakesAnyRejectTheStagesDefaultTempfail) {
     auto p = must_load(
         "rule \"r\" at rcpt reject 550 5.1.1 \"no such user\"\n"
         "limit \"l\" at rcpt key sender max 1 per 1h reject 551 5.7.1\n");
-    EvaluationOptions soft;
-    soft.soft_bounce = true;
+    const EvaluationOptions soft = with(&EvaluationOptions::soft_bounce);
     Facts f = client_facts();
     EXPECT_EQ(summary(run(p, Stage::Rcpt, f, soft)), "tempfail 450 4.1.1 no such user");
     Decision d;
@@ -181,8 +177,7 @@ TEST_F(Evaluator, ObserveAllRecordsWhatWouldHappenAndDecidesNothing) {
     auto p = must_load(
         "rule \"q\" at message quarantine \"held for {sender}\"\n"
         "rule \"r\" at message reject 554 5.7.1\n");
-    EvaluationOptions observe;
-    observe.observe_all = true;
+    const EvaluationOptions observe = with(&EvaluationOptions::observe_all);
     Decision d = run(p, Stage::Message, message_facts(), observe);
     EXPECT_EQ(d.verdict, Verdict::Continue);
     ASSERT_EQ(d.observed.size(), 2u);

@@ -3,6 +3,7 @@
 
 #include "policy/ip.h"
 #include "policy/string_set.h"
+#include "test_util.h"
 
 namespace pm {
 namespace {
@@ -34,31 +35,33 @@ TEST(Ip, Prefixes) {
 }
 
 TEST(Ip, PrefixProblemsSayWhy) {
-    EXPECT_EQ(ip_prefix_problem("10.0.0"), "an IPv4 address has four parts, not 3");
-    EXPECT_EQ(ip_prefix_problem("10..0.1"), "an IPv4 address has no empty parts");
-    EXPECT_EQ(ip_prefix_problem("10.0.0.256"), "part '256' is more than 255");
-    EXPECT_EQ(ip_prefix_problem("10.0.0.1000"), "part '1000' is more than 255");
-    EXPECT_EQ(ip_prefix_problem("010.0.0.1"),
-              "leading zeros are not allowed (some software reads 010 as octal 8): write "
-              "10.0.0.1");
-    EXPECT_EQ(ip_prefix_problem("010.000.0.0/8"),
-              "leading zeros are not allowed (some software reads 010 as octal 8): write "
-              "10.0.0.0/8");
-    EXPECT_EQ(ip_prefix_problem("fe80::1%eth0"),
-              "zone indexes ('%' and what follows) are not allowed");
-    EXPECT_EQ(ip_prefix_problem("10.0.0.0/"), "no prefix length after '/'");
-    EXPECT_EQ(ip_prefix_problem("10.0.0.0/x"), "prefix length 'x' is not a number");
-    EXPECT_EQ(ip_prefix_problem("10.0.0.0/08"), "prefix length '08' has a leading zero");
-    EXPECT_EQ(ip_prefix_problem("10.0.0.0/33"), "an IPv4 prefix length is at most 32, not 33");
-    EXPECT_EQ(ip_prefix_problem("2001:db8::/129"), "an IPv6 prefix length is at most 128, not 129");
-    EXPECT_EQ(ip_prefix_problem("2001:db8::/1280"),
-              "an IPv6 prefix length is at most 128, not 1280");
-    // Not meant as an address, or nothing more to say.
-    EXPECT_EQ(ip_prefix_problem("example.com"), "");
-    EXPECT_EQ(ip_prefix_problem("::"), "");
-    EXPECT_EQ(ip_prefix_problem("2001:db8:::1"), "");
-    EXPECT_EQ(ip_prefix_problem("10.0.0.1"), "");
-    EXPECT_EQ(ip_prefix_problem(""), "");
+    testing::expect_each(
+        [](const std::string& in) { return ip_prefix_problem(in); },
+        {
+            {"10.0.0", "an IPv4 address has four parts, not 3"},
+            {"10..0.1", "an IPv4 address has no empty parts"},
+            {"10.0.0.256", "part '256' is more than 255"},
+            {"10.0.0.1000", "part '1000' is more than 255"},
+            {"010.0.0.1",
+             "leading zeros are not allowed (some software reads 010 as octal 8): write "
+             "10.0.0.1"},
+            {"010.000.0.0/8",
+             "leading zeros are not allowed (some software reads 010 as octal 8): write "
+             "10.0.0.0/8"},
+            {"fe80::1%eth0", "zone indexes ('%' and what follows) are not allowed"},
+            {"10.0.0.0/", "no prefix length after '/'"},
+            {"10.0.0.0/x", "prefix length 'x' is not a number"},
+            {"10.0.0.0/08", "prefix length '08' has a leading zero"},
+            {"10.0.0.0/33", "an IPv4 prefix length is at most 32, not 33"},
+            {"2001:db8::/129", "an IPv6 prefix length is at most 128, not 129"},
+            {"2001:db8::/1280", "an IPv6 prefix length is at most 128, not 1280"},
+            // Not meant as an address, or nothing more to say.
+            {"example.com", ""},
+            {"::", ""},
+            {"2001:db8:::1", ""},
+            {"10.0.0.1", ""},
+            {"", ""},
+        });
 }
 
 TEST(IpSet, MergesAndFindsEdges) {

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Spec §7: every allowed code at every stage loads; a code outside the set is refused
-// with the allowed list; defaults fill in what a rule leaves out.
+// policy-milter.rules(5), REPLY CODES: every allowed code at every stage loads; a code outside the
+// set is refused with the allowed list; defaults fill in what a rule leaves out.
 #include <gtest/gtest.h>
 
 #include "policy/reply_codes.h"
@@ -9,10 +9,7 @@
 namespace pm {
 namespace {
 
-using testing::diagnostics_of;
-using testing::must_load;
-using testing::Session;
-using testing::summary;
+using namespace testing;  // must_load, diagnostics_of, Session, summary
 
 struct StageCodes {
     Stage stage;

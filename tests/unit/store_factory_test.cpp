@@ -8,6 +8,7 @@
 #include <string>
 
 #include "store/factory.h"
+#include "test_util.h"
 
 namespace pm {
 namespace {
@@ -19,49 +20,51 @@ std::string url_error(const std::string& url) {
 }
 
 TEST(StoreFactory, ParsesRedisUrls) {
-    std::string why;
-    auto a = parse_redis_url("redis://10.0.0.5:6380/2", why);
-    ASSERT_TRUE(a) << why;
-    EXPECT_EQ(a->host, "10.0.0.5");
-    EXPECT_EQ(a->port, 6380);
-    EXPECT_EQ(a->db, 2);
-    a = parse_redis_url("redis://[::1]/", why);
-    ASSERT_TRUE(a) << why;
-    EXPECT_EQ(a->host, "::1");
-    EXPECT_EQ(a->port, 6379);
-    EXPECT_EQ(a->db, 0);
-    a = parse_redis_url("redis://[2001:db8::5]:6390/10000", why);
-    ASSERT_TRUE(a) << why;
-    EXPECT_EQ(a->host, "2001:db8::5");
-    EXPECT_EQ(a->port, 6390);
-    EXPECT_EQ(a->db, 10000);
-    a = parse_redis_url("redis://redis.example", why);
-    ASSERT_TRUE(a) << why;
-    EXPECT_EQ(a->host, "redis.example");
-    EXPECT_EQ(a->port, 6379);
+    struct UrlCase {
+        std::string url, host;
+        int port;
+        std::optional<int> db;  // unset: not checked
+    };
+    const std::vector<UrlCase> cases{
+        {"redis://10.0.0.5:6380/2", "10.0.0.5", 6380, 2},
+        {"redis://[::1]/", "::1", 6379, 0},
+        {"redis://[2001:db8::5]:6390/10000", "2001:db8::5", 6390, 10000},
+        {"redis://redis.example", "redis.example", 6379, std::nullopt},
+    };
+    for (const UrlCase& c : cases) {
+        SCOPED_TRACE(c.url);
+        std::string why;
+        auto a = parse_redis_url(c.url, why);
+        ASSERT_TRUE(a) << why;
+        EXPECT_EQ(a->host, c.host);
+        EXPECT_EQ(a->port, c.port);
+        if (c.db) EXPECT_EQ(a->db, *c.db);
+    }
 }
 
 // The messages are the ones the config file's diagnostics have always shown.
 TEST(StoreFactory, RedisUrlErrors) {
-    EXPECT_EQ(url_error("memory"), "not a redis:// URL");
-    EXPECT_EQ(url_error("redis://:secret@10.0.0.5"),
-              "put the password in redis-password-file, not in the URL");
-    EXPECT_EQ(url_error("redis://[::1"), "no ']' after the IPv6 address");
-    EXPECT_EQ(url_error("redis://[::1]6379"), "expected ':PORT' after ']'");
-    EXPECT_EQ(url_error("redis://[::1]:/0"), "port '-' is not a number from 1 to 65535");
-    EXPECT_EQ(url_error("redis://10.0.0.5:/1"), "port '-' is not a number from 1 to 65535");
-    EXPECT_EQ(url_error("redis://10.0.0.5:0"), "port '0' is not a number from 1 to 65535");
-    EXPECT_EQ(url_error("redis://10.0.0.5:65536"), "port '65536' is not a number from 1 to 65535");
-    EXPECT_EQ(url_error("redis://10.0.0.5:+80"), "port '+80' is not a number from 1 to 65535");
-    EXPECT_EQ(url_error("redis://10.0.0.5:0000000080"),
-              "port '0000000080' is not a number from 1 to 65535");
-    EXPECT_EQ(url_error("redis://10.0.0.5/x"), "database 'x' is not a number");
-    EXPECT_EQ(url_error("redis://10.0.0.5/10001"), "database '10001' is not a number");
-    EXPECT_EQ(url_error("redis://10.0.0.5/-1"), "database '-1' is not a number");
-    EXPECT_EQ(url_error("redis:///0"), "no host");
-    EXPECT_EQ(url_error("redis://"), "no host");
-    EXPECT_EQ(url_error("redis://[]:6379"), "no host");
-    EXPECT_EQ(url_error("redis://:6379"), "no host");
+    testing::expect_each(
+        [](const std::string& in) { return url_error(in); },
+        {
+            {"memory", "not a redis:// URL"},
+            {"redis://:secret@10.0.0.5", "put the password in redis-password-file, not in the URL"},
+            {"redis://[::1", "no ']' after the IPv6 address"},
+            {"redis://[::1]6379", "expected ':PORT' after ']'"},
+            {"redis://[::1]:/0", "port '-' is not a number from 1 to 65535"},
+            {"redis://10.0.0.5:/1", "port '-' is not a number from 1 to 65535"},
+            {"redis://10.0.0.5:0", "port '0' is not a number from 1 to 65535"},
+            {"redis://10.0.0.5:65536", "port '65536' is not a number from 1 to 65535"},
+            {"redis://10.0.0.5:+80", "port '+80' is not a number from 1 to 65535"},
+            {"redis://10.0.0.5:0000000080", "port '0000000080' is not a number from 1 to 65535"},
+            {"redis://10.0.0.5/x", "database 'x' is not a number"},
+            {"redis://10.0.0.5/10001", "database '10001' is not a number"},
+            {"redis://10.0.0.5/-1", "database '-1' is not a number"},
+            {"redis:///0", "no host"},
+            {"redis://", "no host"},
+            {"redis://[]:6379", "no host"},
+            {"redis://:6379", "no host"},
+        });
 }
 
 TEST(StoreFactory, StoreSettingProblems) {

@@ -12,6 +12,7 @@
 
 #include "policy/conversation.h"
 #include "policy/counter_store.h"
+#include "policy/facts.h"
 #include "policy/policy.h"
 
 namespace pm::testing {
@@ -42,6 +43,38 @@ struct Session {
     MemoryCounterStore store;
     Conversation conv;
 };
+
+// The count of one limit's key for one value: storage keys join the limit name and the
+// key's value with \x1f (policy-milter.rules(5), LIMITS).
+inline std::uint64_t count_of(CounterStore& store, const std::string& limit,
+                              const std::string& value, std::uint64_t window_seconds) {
+    return store.count(limit + "\x1f" + value, window_seconds);
+}
+
+// The facts of a session from mx.example.net [ip] port 4711 that said HELO mx.example.net
+// and gave MAIL FROM sender with SIZE=size.
+inline Facts mx_facts(const std::string& ip, const std::string& sender, std::uint64_t size) {
+    Facts f;
+    f.set_client(parse_ip(ip), "mx.example.net", 4711);
+    f.set_helo("mx.example.net");
+    f.set_sender(sender, "", size, false);
+    return f;
+}
+
+// One input and what a function gives for it, for table-driven checks.
+struct Case {
+    std::string input;
+    std::string expected;
+};
+
+// Checks f(input) == expected for each case; a failure names its input.
+template <class F>
+void expect_each(F f, const std::vector<Case>& cases) {
+    for (const Case& c : cases) {
+        SCOPED_TRACE("input: " + c.input);
+        EXPECT_EQ(f(c.input), c.expected);
+    }
+}
 
 // "reject 550 5.1.1 text" or "pass" or "continue": a compact view of a decision.
 inline std::string summary(const Decision& d) {
@@ -102,6 +135,23 @@ inline void expect_long_keys_count_apart(CounterStore& store) {
     store.add(split, 4, 60);
     EXPECT_EQ(store.count(split, 60), 4u);
     EXPECT_EQ(store.count(split + "z", 60), 0u);
+}
+
+// The sliding window both stores keep: one event at 0 s and nine at 59 s, max 10 per
+// minute: nothing more may pass until the nine are a minute old. now_ms is the store's
+// fake clock (a plain or an atomic count of milliseconds).
+template <class Millis>
+void expect_window_never_lets_more_through(CounterStore& store, Millis& now_ms) {
+    now_ms = 0;
+    store.add("k", 1, 60);
+    now_ms = 59'000;
+    store.add("k", 9, 60);
+    for (std::uint64_t t = 59'000; t < 119'000; t += 500) {
+        now_ms = t;
+        EXPECT_GE(store.count("k", 60), 9u) << "at " << t << " ms";
+    }
+    now_ms = 126'000;  // at most one 6 s slot late
+    EXPECT_EQ(store.count("k", 60), 0u);
 }
 
 }  // namespace pm::testing
