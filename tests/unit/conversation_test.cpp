@@ -24,8 +24,7 @@ const char* kBlockRecipient =
 TEST(Conversation, AHandedInPolicyAppliesFromTheNextTransaction) {
     MemoryCounterStore store;
     Conversation c(must_load(kBlockSender), store);
-    c.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    c.mail("<a@x>", "", 0, false);
+    testing::start_mail(c, "<a@x>");
     c.use_policy(must_load(kBlockRecipient));
     EXPECT_EQ(summary(c.rcpt("<b@y>")), "reject 550 5.7.1 old");  // in flight: its own policy
     EXPECT_EQ(c.policy().statements()[0].id, "old");
@@ -72,8 +71,7 @@ TEST(Conversation, ConnectForgetsWhatAnUnfinishedTransactionStaged) {
         "limit \"c\" at connect key client.ip max 9 per 1h tempfail\n"
         "limit \"r\" at rcpt key sender max 9 per 1h tempfail\n");
     Conversation c(p, store);
-    c.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    c.mail("<a@x>", "", 0, false);
+    testing::start_mail(c, "<a@x>");
     EXPECT_EQ(c.rcpt("<b@y>").verdict, Verdict::Continue);
     c.connect(parse_ip("192.0.2.1"), "unknown", 1);
     EXPECT_EQ(testing::count_of(store, "r", "a@x", 3600), 0u);
@@ -88,8 +86,7 @@ TEST(Conversation, ADecidedMessageRunsNoMoreRulesUntilTheNextMail) {
         "rule \"drop\" at rcpt when recipient.local == \"spam\" discard\n"
         "rule \"r\" at rcpt when recipient.local == \"b\" reject\n");
     Conversation c(p, store);
-    c.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    c.mail("<a@x>", "", 0, false);
+    testing::start_mail(c, "<a@x>");
     EXPECT_EQ(c.rcpt("<spam@y>").verdict, Verdict::Discard);
     EXPECT_EQ(c.rcpt("<b@y>").verdict, Verdict::Continue);
     EXPECT_EQ(c.data().verdict, Verdict::Continue);

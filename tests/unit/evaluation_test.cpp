@@ -142,8 +142,7 @@ TEST(Fields, RcptCountCountsAcceptedRecipientsAndTheCurrentOne) {
         "rule \"third\" at rcpt when rcpt.count > 2 tempfail 452 4.5.3 \"Too many recipients\"\n"
         "rule \"data\" at data when rcpt.count == 2 tempfail 451\n");
     Session s(p);
-    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    s.conv.mail("<>", "", 0, false);
+    testing::start_mail(s.conv, "<>");
     EXPECT_EQ(summary(s.conv.rcpt("<a@x>")), "continue");  // count 1
     EXPECT_EQ(summary(s.conv.rcpt("<x@x>")), "reject 550 5.1.1 Rejected by policy");
     EXPECT_EQ(summary(s.conv.rcpt("<busy@x>")),  // tempfailed: not counted
@@ -296,8 +295,7 @@ TEST(Actions, PassSkipsTheRestOfTheStageOnly) {
         "rule \"all\" at rcpt reject\n"
         "rule \"d\" at data when recipient == \"vip@x\" reject\n");
     Session s(p);
-    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    s.conv.mail("<>", "", 0, false);
+    testing::start_mail(s.conv, "<>");
     Decision d = s.conv.rcpt("<vip@x>");
     EXPECT_EQ(d.verdict, Verdict::Pass);
     EXPECT_EQ(d.rule_id, "vip");
@@ -341,8 +339,7 @@ TEST(Actions, MessageStageActions) {
         "rule \"drop\" at message when header[\"Subject\"] == \"drop\" discard\n");
     auto run = [&](const std::string& subject) {
         Session s(p);
-        s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
-        s.conv.mail("<a@x>", "", 0, false);
+        testing::start_mail(s.conv, "<a@x>");
         s.conv.rcpt("<b@y>");
         s.conv.data();
         s.conv.header("Subject", subject);
@@ -366,8 +363,7 @@ TEST(Actions, OnlyHeadersThePolicyReadsAreKept) {
         "rule \"subj\" at message when header[\"Subject\"] == \"first\" reject\n"
         "rule \"tag\" at message add-header \"X-Seen\" \"{header[X-Mailer]}\"\n");
     Session s(p);
-    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    s.conv.mail("<a@x>", "", 0, false);
+    testing::start_mail(s.conv, "<a@x>");
     s.conv.rcpt("<b@y>");
     s.conv.data();
     s.conv.header("From", "a@x");
@@ -425,8 +421,7 @@ TEST(Actions, ObserveLogsAndGoesOn) {
         "observe\n"
         "rule \"real\" at rcpt when recipient.local == \"b\" tempfail 450 4.2.1\n");
     Session s(p);
-    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    s.conv.mail("<a@x>", "", 0, false);
+    testing::start_mail(s.conv, "<a@x>");
     Decision d = s.conv.rcpt("<b@y>");
     ASSERT_EQ(d.observed.size(), 1u);
     EXPECT_EQ(d.observed[0].rule_id, "trial");
@@ -454,8 +449,7 @@ TEST(Index, EqualityIndexKeepsFileOrder) {
     rules = "rule \"early\" at rcpt when recipient == \"u50@x\" tempfail 450\n" + rules;
     auto p = must_load(rules);
     Session s(p);
-    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    s.conv.mail("<a@x>", "", 0, false);
+    testing::start_mail(s.conv, "<a@x>");
     EXPECT_EQ(s.conv.rcpt("<U7@X>").rule_id, "u7");
     EXPECT_EQ(s.conv.rcpt("<u50@x>").rule_id, "early");
     EXPECT_EQ(s.conv.rcpt("<u500@x>").rule_id, "");

@@ -27,11 +27,14 @@ struct FakeClock {
 // Drives a session from 192.0.2.1 through MAIL FROM <a@x>, RCPT TO <b@y> and DATA, so that
 // its message is the next event.
 void to_end_of_data(Conversation& c) {
-    c.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    c.mail("<a@x>", "", 0, false);
+    testing::start_mail(c, "<a@x>");
     c.rcpt("<b@y>");
     c.data();
 }
+
+// One megabyte a day for each sender, counted at MAIL (SIZE=) and at the message.
+const char* const kVolumeLimit =
+    "limit \"vol\" at mail key sender max 1MB per 1d reject 552 5.3.4\n";
 
 struct LimitedSession {
     LimitedSession(std::shared_ptr<const Policy> p, MemoryCounterStore& store)
@@ -90,8 +93,7 @@ TEST(Limits, RejectedMessagesAndRecipientsDoNotCount) {
         "rule \"spam\" at message when header[\"Subject\"] == \"spam\" reject\n");
     auto message = [&](std::vector<std::string> rcpts, const std::string& subject) {
         LimitedSession s(p, store);
-        s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
-        s.conv.mail("<a@x>", "", 0, false);
+        testing::start_mail(s.conv, "<a@x>");
         std::string out;
         for (const auto& r : rcpts) out += summary(s.conv.rcpt(r)).substr(0, 8) + ",";
         s.conv.data();
@@ -154,7 +156,7 @@ TEST(Limits, ConnectionRateCountsAtConnect) {
 TEST(Limits, BytesAtMailAndMessage) {
     FakeClock clock;
     MemoryCounterStore store(clock.fn());
-    auto p = must_load("limit \"vol\" at mail key sender max 1MB per 1d reject 552 5.3.4\n");
+    auto p = must_load(kVolumeLimit);
     LimitedSession s(p, store);
     s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
     EXPECT_EQ(s.conv.mail("<a@x>", "", 600 << 10, false).verdict, Verdict::Continue);
@@ -286,8 +288,7 @@ TEST(Limits, KeyOnAHeader) {
         must_load("limit \"list\" at message key header[\"List-Id\"] max 1 per 1h tempfail 451\n");
     auto message = [&](const char* list_id) {
         Conversation c(p, store);
-        c.connect(parse_ip("192.0.2.1"), "unknown", 1);
-        c.mail("<a@x>", "", 0, false);
+        testing::start_mail(c, "<a@x>");
         c.rcpt("<b@y>");
         c.data();
         c.header("List-ID", list_id);
@@ -305,8 +306,7 @@ TEST(Limits, DiscardedMessageCountsAndEndsTheMessage) {
         "rule \"drop\" at rcpt when recipient.local == \"spamtrap\" discard\n"
         "rule \"never\" at data reject\n");
     Conversation c(p, store);
-    c.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    c.mail("<a@x>", "", 0, false);
+    testing::start_mail(c, "<a@x>");
     EXPECT_EQ(c.rcpt("<spamtrap@y>").verdict, Verdict::Discard);
     EXPECT_EQ(c.data().verdict, Verdict::Continue);  // nothing more is decided for it
     EXPECT_EQ(testing::count_of(store, "l", "a@x", 3600), 1u);
@@ -402,8 +402,7 @@ TEST(Limits, StoreFailingAtCommit) {
         ConversationOptions o;
         o.on_store_error = mode;
         Conversation c(p, store, o);
-        c.connect(parse_ip("192.0.2.1"), "unknown", 1);
-        c.mail("<a@x>", "", 0, false);
+        testing::start_mail(c, "<a@x>");
         c.rcpt("<b@y>");
         c.data();
         Decision d = c.message();
@@ -452,7 +451,7 @@ TEST(MemoryStore, LongKeysCountApart) {
 TEST(Limits, HugeDeclaredSizeCannotWrapABytesLimit) {
     FakeClock clock;
     MemoryCounterStore store(clock.fn());
-    auto p = must_load("limit \"vol\" at mail key sender max 1MB per 1d reject 552 5.3.4\n");
+    auto p = must_load(kVolumeLimit);
     {
         LimitedSession s(p, store);
         s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);

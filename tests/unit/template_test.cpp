@@ -15,8 +15,7 @@ using testing::Session;
 
 Decision reject_rcpt(const std::string& text, const std::string& rcpt) {
     Session s(must_load("rule \"r\" at rcpt reject 550 5.1.1 \"" + text + "\""));
-    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    s.conv.mail("<a@x>", "", 0, false);
+    testing::start_mail(s.conv, "<a@x>");
     return s.conv.rcpt(rcpt);
 }
 
@@ -69,8 +68,7 @@ TEST(Template, PercentNearTheCutStillFitsAfterDoubling) {
 TEST(Template, HeaderAndMultiRecipientExpansion) {
     Session s(must_load(
         "rule \"r\" at message reject 554 5.7.1 \"{header[\\\"Subject\\\"]} to {recipient}\""));
-    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    s.conv.mail("<a@x>", "", 0, false);
+    testing::start_mail(s.conv, "<a@x>");
     s.conv.rcpt("<b@y>");
     s.conv.rcpt("<c@y>");
     s.conv.data();
@@ -80,8 +78,7 @@ TEST(Template, HeaderAndMultiRecipientExpansion) {
 
 TEST(Template, AddHeaderValueIsSanitisedToo) {
     Session s(must_load("rule \"r\" at message add-header \"X-From\" \"{sender}\""));
-    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    s.conv.mail("<a\nBcc: victim@x>", "", 0, false);
+    testing::start_mail(s.conv, "<a\nBcc: victim@x>");
     s.conv.rcpt("<b@y>");
     s.conv.data();
     Decision d = s.conv.message();

@@ -76,6 +76,13 @@ void expect_each(F f, const std::vector<Case>& cases) {
     }
 }
 
+// Opens a transaction: a connect from 192.0.2.1 (no name) and MAIL FROM sender, their
+// decisions not looked at.
+inline void start_mail(Conversation& c, const std::string& sender) {
+    c.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    c.mail(sender, "", 0, false);
+}
+
 // "reject 550 5.1.1 text" or "pass" or "continue": a compact view of a decision.
 inline std::string summary(const Decision& d) {
     std::string s(verdict_name(d.verdict));
