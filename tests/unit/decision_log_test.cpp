@@ -44,9 +44,21 @@ std::string unknown_user_line(const std::string& action) {
            "client=mx.example.net[192.0.2.10] from=<alice@example.net> to=<nobody@example.org>";
 }
 
+// The lines for kUnknownUser refusing <nobody@example.org> at rcpt_facts(), before a queue id.
+std::vector<LogLine> unknown_user_lines(ConversationOptions options = {}) {
+    return decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>", options),
+                              rcpt_facts(), kToNobody);
+}
+
+// Default options with one switch turned on.
+ConversationOptions with(bool ConversationOptions::*option) {
+    ConversationOptions o;
+    o.*option = true;
+    return o;
+}
+
 TEST(DecisionLog, RejectAtRcptBeforeQueueId) {
-    auto lines = decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>"),
-                                    rcpt_facts(), kToNobody);
+    auto lines = unknown_user_lines();
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].level, LogLevel::Info);
     EXPECT_EQ(lines[0].text, unknown_user_line("reject"));
@@ -73,10 +85,7 @@ TEST(DecisionLog, NoRuleIsDebugOnly) {
 }
 
 TEST(DecisionLog, ObserveLogsWouldReject) {
-    ConversationOptions observe;
-    observe.observe_all = true;
-    auto lines = decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>", observe),
-                                    rcpt_facts(), kToNobody);
+    auto lines = unknown_user_lines(with(&ConversationOptions::observe_all));
     ASSERT_EQ(lines.size(), 2u);
     EXPECT_EQ(lines[0].level, LogLevel::Info);
     EXPECT_EQ(lines[0].text, unknown_user_line("would-reject"));
@@ -85,9 +94,8 @@ TEST(DecisionLog, ObserveLogsWouldReject) {
 
 // The daemon asks only for the levels its logger writes; the lines it gets are the same.
 TEST(DecisionLog, LinesBelowTheMinimumLevelAreLeftOut) {
-    ConversationOptions observe;
-    observe.observe_all = true;
-    Decision d = rcpt_decision(kUnknownUser, "<nobody@example.org>", observe);
+    Decision d = rcpt_decision(kUnknownUser, "<nobody@example.org>",
+                               with(&ConversationOptions::observe_all));
     auto all = decision_log_lines(d, rcpt_facts(), kToNobody);
     auto info = decision_log_lines(d, rcpt_facts(), kToNobody, LogLevel::Info);
     ASSERT_EQ(all.size(), 2u);
@@ -113,14 +121,21 @@ TEST(DecisionLog, ConnectWithoutIpOrSender) {
               "client=unknown[unknown]");
 }
 
+// Drives a session from ip (no name, port 25) through MAIL FROM from, one RCPT TO and DATA:
+// the message's headers come next.
+void through_data(Session& s, const std::string& ip, const std::string& from,
+                  const std::string& rcpt) {
+    s.conv.connect(parse_ip(ip), "unknown", 25);
+    s.conv.mail(from, "", 0, false);
+    s.conv.rcpt(rcpt);
+    s.conv.data();
+}
+
 TEST(DecisionLog, MessageStageAddHeaderAndQuarantine) {
     Session s(must_load(R"(
 rule "tag" at message add-header "X-Policy" "checked {message.size}"
 rule "hold" at message when header["Subject"] matches /invoice/i quarantine "suspicious invoice")"));
-    s.conv.connect(parse_ip("2001:db8::1"), "unknown", 25);
-    s.conv.mail("<>", "", 0, false);
-    s.conv.rcpt("<bob@example.org>");
-    s.conv.data();
+    through_data(s, "2001:db8::1", "<>", "<bob@example.org>");
     s.conv.header("Subject", "Your Invoice");
     s.conv.body_bytes(100);
     Decision d = s.conv.message();
@@ -139,10 +154,7 @@ TEST(DecisionLog, NoAddHeaderLineForARefusedMessage) {
     Session s(must_load(R"(
 rule "tag" at message add-header "X-Policy" "checked"
 rule "big" at message when message.size > 10 reject 552 5.3.4 "Too big")"));
-    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 25);
-    s.conv.mail("<a@example.net>", "", 0, false);
-    s.conv.rcpt("<b@example.org>");
-    s.conv.data();
+    through_data(s, "192.0.2.1", "<a@example.net>", "<b@example.org>");
     s.conv.body_bytes(100);
     Decision d = s.conv.message();
     auto lines = decision_log_lines(d, s.conv.facts(), LogEvent{});
@@ -151,10 +163,7 @@ rule "big" at message when message.size > 10 reject 552 5.3.4 "Too big")"));
 }
 
 TEST(DecisionLog, SoftBounceShowsTheTempfailSent) {
-    ConversationOptions soft;
-    soft.soft_bounce = true;
-    auto lines = decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>", soft),
-                                    rcpt_facts(), kToNobody);
+    auto lines = unknown_user_lines(with(&ConversationOptions::soft_bounce));
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_NE(lines[0].text.find("action=tempfail reply=\"450 4.1.1 "), std::string::npos)
         << lines[0].text;
@@ -181,10 +190,7 @@ TEST(DecisionLog, ControlBytesInEveryFieldAreEscaped) {
 rule "tag" at message add-header "X-Subject" "{header[Subject]}"
 rule "hold" at message quarantine "held: {header[Subject]}")"),
               observe);
-    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 25);
-    s.conv.mail("<a@example.net>", "", 0, false);
-    s.conv.rcpt("<b@example.org>");
-    s.conv.data();
+    through_data(s, "192.0.2.1", "<a@example.net>", "<b@example.org>");
     s.conv.header("Subject", "a\r\n b\" client=evil[6.6.6.6] \\x0a\xc3\xa9");
     Decision d = s.conv.message();
     Facts facts = s.conv.facts();
