@@ -38,7 +38,9 @@ TEST(StoreFactory, ParsesRedisUrls) {
         ASSERT_TRUE(a) << why;
         EXPECT_EQ(a->host, c.host);
         EXPECT_EQ(a->port, c.port);
-        if (c.db) EXPECT_EQ(a->db, *c.db);
+        if (c.db) {
+            EXPECT_EQ(a->db, *c.db);
+        }
     }
 }
 
