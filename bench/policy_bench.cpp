@@ -125,36 +125,36 @@ const char* mix_name(Mix m) {
     return "?";
 }
 
-std::vector<std::string> recipients(bool large, Mix m) {
-    const Probes& p = g.probes;
-    // The small policy's lists hold the first 40 list hits (see gen-large-policy).
-    static const std::vector<std::string> small_hits(p.list_hits.begin(), p.list_hits.begin() + 40);
-    const auto* hits = large ? &p.list_hits : &small_hits;
+// The 4096 probes of one mix. The small policy's lists hold the first `small` hits (see
+// gen-large-policy); `rule_hits` is null where no rule matches on its own (client
+// addresses), and a rule-hit mix then draws from the list hits.
+template <class T>
+std::vector<T> probes(const std::vector<T>& all_hits, std::size_t small,
+                      const std::vector<T>* rule_hits, const std::vector<T>& misses, bool large,
+                      Mix m) {
+    static const std::vector<T> small_hits(all_hits.begin(),
+                                           all_hits.begin() + static_cast<std::ptrdiff_t>(small));
+    const auto* hits = large ? &all_hits : &small_hits;
     constexpr std::size_t n = 4096;
     switch (m) {
         case Mix::Mixed:
-            if (large)
-                return mix<std::string>({{hits, 20}, {&p.rule_hits, 10}, {&p.misses, 70}}, n);
-            return mix<std::string>({{hits, 30}, {&p.misses, 70}}, n);
-        case Mix::Miss: return mix<std::string>({{&p.misses, 1}}, n);
-        case Mix::ListHit: return mix<std::string>({{hits, 1}}, n);
-        case Mix::RuleHit: return mix<std::string>({{&p.rule_hits, 1}}, n);
+            if (large && rule_hits) return mix<T>({{hits, 20}, {rule_hits, 10}, {&misses, 70}}, n);
+            return mix<T>({{hits, 30}, {&misses, 70}}, n);
+        case Mix::Miss: return mix<T>({{&misses, 1}}, n);
+        case Mix::ListHit: return mix<T>({{hits, 1}}, n);
+        case Mix::RuleHit: return mix<T>({{rule_hits ? rule_hits : hits, 1}}, n);
     }
     return {};
 }
 
+std::vector<std::string> recipients(bool large, Mix m) {
+    const Probes& p = g.probes;
+    return probes<std::string>(p.list_hits, 40, &p.rule_hits, p.misses, large, m);
+}
+
 std::vector<pm::IpAddress> clients(bool large, Mix m) {
     const Probes& p = g.probes;
-    static const std::vector<pm::IpAddress> small_hits(p.ip_hits.begin(), p.ip_hits.begin() + 20);
-    const auto* hits = large ? &p.ip_hits : &small_hits;
-    constexpr std::size_t n = 4096;
-    switch (m) {
-        case Mix::Mixed: return mix<pm::IpAddress>({{hits, 30}, {&p.ip_misses, 70}}, n);
-        case Mix::Miss: return mix<pm::IpAddress>({{&p.ip_misses, 1}}, n);
-        case Mix::ListHit:
-        case Mix::RuleHit: return mix<pm::IpAddress>({{hits, 1}}, n);
-    }
-    return {};
+    return probes<pm::IpAddress>(p.ip_hits, 20, nullptr, p.ip_misses, large, m);
 }
 
 void rcpt_bench(benchmark::State& state, bool large, Mix m) {

@@ -506,27 +506,25 @@ class PolicyBuilder {
 
     Condition condition(int depth) {
         if (depth > kMaxNesting) fail(peek(), "condition nested too deeply");
-        Condition left = and_condition(depth);
-        if (!is_word(peek(), "or")) return left;
-        Condition node;
-        node.kind = Condition::Kind::Or;
-        node.children.push_back(std::move(left));
-        while (is_word(peek(), "or")) {
-            next();
-            node.children.push_back(and_condition(depth));
-        }
-        return node;
+        return chain(depth, "or", Condition::Kind::Or, &PolicyBuilder::and_condition);
     }
 
     Condition and_condition(int depth) {
-        Condition left = not_condition(depth);
-        if (!is_word(peek(), "and")) return left;
+        return chain(depth, "and", Condition::Kind::And, &PolicyBuilder::not_condition);
+    }
+
+    // One operand, or a flat node of `kind` over operands joined by `word` ("a or b or c"
+    // is one Or node with three children, not a nested pair).
+    Condition chain(int depth, std::string_view word, Condition::Kind kind,
+                    Condition (PolicyBuilder::*operand)(int)) {
+        Condition left = (this->*operand)(depth);
+        if (!is_word(peek(), word)) return left;
         Condition node;
-        node.kind = Condition::Kind::And;
+        node.kind = kind;
         node.children.push_back(std::move(left));
-        while (is_word(peek(), "and")) {
+        while (is_word(peek(), word)) {
             next();
-            node.children.push_back(not_condition(depth));
+            node.children.push_back((this->*operand)(depth));
         }
         return node;
     }

@@ -195,6 +195,17 @@ send() {
 	done
 }
 
+# fill_quota NAME FROM LINE: FROM's quota of 3 messages an hour (to bob@sink.test) is used
+# up: 3 messages are queued, and the 4th's MAIL FROM gets exactly LINE.
+fill_quota() {
+	local name=$1 from=$2 line=$3
+	send 3 "$from" bob@sink.test
+	if [ "$QUEUED" = 3 ]; then pass "$name: 3 messages from $from queued"
+	else fail "$name: $QUEUED of 3 messages from $from queued"; fi
+	session --from "$from" --to bob@sink.test
+	check_reply "$name: the 4th refused at MAIL FROM" "MAIL FROM:<$from>" "$line"
+}
+
 # A body of about 150 kB: over the 100K of the size rules, under Postfix's own
 # message_size_limit (10 MB), so the milter is the one that refuses.
 for ((i = 0; i < 2000; i++)); do printf '%076d\n' "$i"; done > "$WORK/big-body.txt"
@@ -284,11 +295,7 @@ fi
 # --- 4. a sender's quota at MAIL ----------------------------------------------------------------
 
 echo "# sender quota: max 3 messages per sender per hour, at mail"
-send 3 hourly@quota.test bob@sink.test
-if [ "$QUEUED" = 3 ]; then pass "3 messages from hourly@quota.test: all queued"
-else fail "3 messages from hourly@quota.test: $QUEUED queued"; fi
-session --from hourly@quota.test --to bob@sink.test
-check_reply "4th message: refused at MAIL FROM" "MAIL FROM:<hourly@quota.test>" \
+fill_quota "sender quota" hourly@quota.test \
 	'<** 452 4.7.1 Too many messages from hourly@quota.test, try again later'
 session --from other@quota.test --to bob@sink.test
 check_reply "another sender: own count" "MAIL FROM:<other@quota.test>" '<-  250 2.1.0 Ok'
@@ -422,12 +429,7 @@ if wait_for 10 grep -qE 'lost connection after DATA \([0-9]+ bytes\) from unknow
 else
 	fail "messages, DATA dropped before the dot: Postfix did not log the lost connection"
 fi
-send 3 quiet@quota.test bob@sink.test
-if [ "$QUEUED" = 3 ]; then pass "messages afterwards: 3 messages from quiet@quota.test queued"
-else fail "messages afterwards: $QUEUED of 3 messages from quiet@quota.test queued"; fi
-session --from quiet@quota.test --to bob@sink.test
-check_reply "messages afterwards: the 4th refused at MAIL FROM" "MAIL FROM:<quiet@quota.test>" \
-	"$REFUSED_MAIL"
+fill_quota "messages afterwards" quiet@quota.test "$REFUSED_MAIL"
 
 # --- the milter's health ---------------------------------------------------------------------
 

@@ -39,84 +39,8 @@ trap 'exit 130' INT TERM
 # --- the rules: one rule per case, picked by the client address, HELO name, sender,
 # recipient or Subject -----------------------------------------------------------------------
 
-cat > "$WORK/rules.conf" <<'EOF'
-# connect: the client's address (all of 127.0.0.0/8 is this host)
-rule "connect-reject"        at connect when client.ip == 127.0.0.2 reject
-rule "connect-reject-521"    at connect when client.ip == 127.0.0.3
-    reject 521 5.7.1 "No SMTP service for {client.ip}"
-rule "connect-tempfail"      at connect when client.ip == 127.0.0.4 tempfail
-rule "connect-tempfail-421"  at connect when client.ip == 127.0.0.7
-    tempfail 421 4.3.2 "Shutting down, {client.ip}"
-rule "connect-accept"        at connect when client.ip == 127.0.0.5 accept
-rule "connect-pass"          at connect when client.ip == 127.0.0.6 pass
-rule "connect-after-pass"    at connect when client.ip == 127.0.0.6 reject
-
-rule "helo-reject"           at helo when helo == "reject.helo.test" reject
-rule "helo-reject-504"       at helo when helo == "odd.helo.test"
-    reject 504 5.5.2 "HELO {helo} looks odd"
-rule "helo-tempfail"         at helo when helo == "tempfail.helo.test" tempfail
-rule "helo-tempfail-421"     at helo when helo == "busy.helo.test"
-    tempfail 421 4.3.2 "Busy, HELO {helo} later"
-rule "helo-accept"           at helo when helo == "accept.helo.test" accept
-rule "helo-pass"             at helo when helo == "pass.helo.test" pass
-rule "helo-after-pass"       at helo when helo == "pass.helo.test" reject
-
-rule "mail-reject"           at mail when sender == "reject@mail.test" reject
-rule "mail-reject-553"       at mail when sender == "forged@mail.test"
-    reject 553 5.7.1 "<{sender}>: Sender address rejected: not logged in"
-rule "mail-tempfail"         at mail when sender == "tempfail@mail.test" tempfail
-rule "mail-tempfail-452"     at mail when sender == "busy@mail.test"
-    tempfail 452 4.3.1 "Insufficient system storage"
-rule "mail-tempfail-421"     at mail when sender == "close@mail.test"
-    tempfail 421 4.3.2 "Shutting down at MAIL"
-rule "mail-accept"           at mail when sender == "accept@mail.test" accept
-rule "mail-discard"          at mail when sender == "discard@mail.test" discard
-rule "mail-pass"             at mail when sender == "pass@mail.test" pass
-rule "mail-after-pass"       at mail when sender == "pass@mail.test" reject
-
-rule "rcpt-reject"           at rcpt when recipient == "reject@sink.test" reject
-rule "rcpt-reject-550"       at rcpt when recipient == "nobody@sink.test"
-    reject 550 5.1.1 "<{recipient}>: Recipient address rejected: User unknown"
-rule "rcpt-tempfail"         at rcpt when recipient == "tempfail@sink.test" tempfail
-rule "rcpt-tempfail-452"     at rcpt when recipient == "full@sink.test"
-    tempfail 452 4.2.2 "<{recipient}>: Mailbox full, try again later"
-rule "rcpt-tempfail-421"     at rcpt when recipient == "close@sink.test"
-    tempfail 421 4.3.2 "Shutting down at RCPT"
-rule "rcpt-accept"           at rcpt when recipient == "boss@sink.test" accept
-rule "rcpt-discard"          at rcpt when recipient == "spamtrap@sink.test" discard
-rule "rcpt-pass"             at rcpt when recipient == "postmaster@sink.test" pass
-rule "rcpt-after-pass"       at rcpt when recipient == "postmaster@sink.test" reject
-
-rule "data-reject"           at data when recipient == "data-reject@sink.test" reject
-rule "data-reject-554"       at data when recipient == "data-custom@sink.test"
-    reject 554 5.7.0 "No mail for {recipient} today"
-rule "data-tempfail"         at data when recipient == "data-tempfail@sink.test" tempfail
-rule "data-tempfail-421"     at data when recipient == "data-close@sink.test"
-    tempfail 421 4.3.2 "Shutting down at DATA"
-rule "data-accept"           at data when recipient == "data-accept@sink.test" accept
-rule "data-discard"          at data when recipient == "data-discard@sink.test" discard
-rule "data-pass"             at data when recipient == "data-pass@sink.test" pass
-rule "data-after-pass"       at data when recipient == "data-pass@sink.test" reject
-
-# message: every message gets the stamp, unless refused or discarded
-rule "stamp"                 at message add-header "X-Policy-Milter" "checked for {client.ip}"
-rule "message-reject"        at message when header["Subject"] == "reject me" reject
-rule "message-reject-552"    at message when header["Subject"] == "too big"
-    reject 552 5.3.4 "Message too big for {recipient}"
-rule "message-tempfail"      at message when header["Subject"] == "tempfail me" tempfail
-rule "message-tempfail-452"  at message when header["Subject"] == "later"
-    tempfail 452 4.3.1 "Insufficient system storage"
-rule "message-tempfail-421"  at message when header["Subject"] == "close"
-    tempfail 421 4.3.2 "Shutting down after DATA"
-rule "message-quarantine"    at message when header["Subject"] == "suspicious"
-    quarantine "held for review: {sender}"
-rule "message-discard"       at message when header["Subject"] == "drop me" discard
-rule "message-accept"        at message when header["Subject"] == "accept me" accept
-rule "message-pass"          at message when header["Subject"] == "pass me" pass
-rule "message-after-pass"    at message when header["Subject"] == "pass me" reject
-rule "spam-flag"             at message when header["Subject"] matches /\[spam\]/
-    add-header "X-Spam-Flag" "YES"
-EOF
+# The rules are a table of cases, kept as data beside this script (a policy file, not shell).
+cp "$(dirname "$0")/postfix-replies.rules" "$WORK/rules.conf"
 
 # --- helpers ----------------------------------------------------------------------------------
 

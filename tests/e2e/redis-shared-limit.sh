@@ -124,6 +124,16 @@ grep -q "counter store redis://127.0.0.1:$REDIS_PORT/0 (prefix \"e2e:\", timeout
 	"$WORK/milter-a.log" && pass "milter a: connected to Redis at start" \
 	|| fail "milter a: no 'connected' line"
 
+# expect_on_both LABEL REPLY SENDER: one session through each Postfix (a, then b) from
+# SENDER, whose MAIL FROM reply must be REPLY; checks "LABEL a" and "LABEL b".
+expect_on_both() {
+	for i in a b; do
+		use_postfix $i
+		expect_reply "$1 $i" "$(ere_quote "$2")" --helo client.example \
+			--from "$3" --to bob@example.org
+	done
+}
+
 # --- one combined limit ------------------------------------------------------------------
 
 queued=$(send 100 alice@example.net "$SMTP_A" "$SMTP_B")
@@ -133,11 +143,7 @@ count=$(redis-cli -p "$REDIS_PORT" --raw hgetall "$(printf 'e2e:sender-hourly\03
 	| awk 'NR % 2 == 1 { field = $0 } NR % 2 == 0 && field != "w" { sum += $0 } END { print sum + 0 }')
 [ "$count" = 100 ] && pass "Redis holds the count 100" || fail "Redis holds the count '$count'"
 refused="<** 452 4.7.1 Too many messages from alice@example.net, try again later"
-for i in a b; do
-	use_postfix $i
-	expect_reply "101st via Postfix $i" "$(ere_quote "$refused")" --helo client.example \
-		--from alice@example.net --to bob@example.org
-done
+expect_on_both "101st via Postfix" "$refused" alice@example.net
 use_postfix a
 expect_reply "another sender still passes" "$QUEUED_ERE" --helo client.example \
 	--from carol@example.net --to bob@example.org
@@ -147,17 +153,9 @@ expect_reply "another sender still passes" "$QUEUED_ERE" --helo client.example \
 redis_stop save  # the counts in redis.rdb, which the next redis_start loads
 pass "redis-server stopped (counts saved)"
 tempfailed="<** 451 4.3.0 Local error in processing, try again later"
-for i in a b; do
-	use_postfix $i
-	expect_reply "Redis down, Postfix $i" "$(ere_quote "$tempfailed")" --helo client.example \
-		--from dave@example.net --to bob@example.org
-done
+expect_on_both "Redis down, Postfix" "$tempfailed" dave@example.net
 sleep 1
-for i in a b; do
-	use_postfix $i
-	expect_reply "Redis still down, Postfix $i" "$(ere_quote "$tempfailed")" --helo client.example \
-		--from alice@example.net --to bob@example.org
-done
+expect_on_both "Redis still down, Postfix" "$tempfailed" alice@example.net
 alive "$PID_A" && alive "$PID_B" && pass "both milters still running" || fail "a milter died"
 grep -qE 'stage=mail rule=sender-hourly action=tempfail reply="451 4\.3\.0 .*error="limit \\"sender-hourly\\": store unavailable' \
 	"$WORK/milter-a.log" && pass "log: the store error is in the decision line" \

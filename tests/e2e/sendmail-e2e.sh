@@ -114,16 +114,25 @@ rule "lottery" at message
 EOF
 printf '# one address a line\nnobody@example.org\n' > "$WORK/invalid-recipients.txt"
 
+# start_milter_and_sendmail LISTEN KIND PORT SPEC: policy-milter with rules.conf listening on
+# LISTEN (a port or unix:PATH), then a private Sendmail of KIND (see sendmail_start) on PORT
+# whose milter socket is SPEC. Either failing to start ends the script.
+start_milter_and_sendmail() {
+	local listen=$1 kind=$2 port=$3 spec=$4 mode=""
+	milter_start "$MILTER_BIN" "$WORK/rules.conf" "$listen" --log-level debug \
+		|| { fail "policy-milter did not listen on $spec"; exit 1; }
+	# A unix socket's mode and owner are worth seeing in the log of the run.
+	[[ $spec != unix:* ]] || mode=", $(stat -c 'mode %a %U:%G' "${spec#unix:}")"
+	pass "policy-milter listening on $spec$mode (pid $MILTER_PID)"
+	sendmail_start "$kind" "$port" "$spec" \
+		|| { fail "Sendmail did not start with S=$spec"; exit 1; }
+	pass "Sendmail listening on 127.0.0.1:$SMTP_PORT with S=$spec (pid $SM_PID)"
+}
+
 # === 1. the milter on an inet socket =========================================================
 
 free_ports SMTP_PORT MILTER_PORT
-milter_start "$MILTER_BIN" "$WORK/rules.conf" "$MILTER_PORT" --log-level debug \
-	|| { fail "policy-milter did not listen on $MILTER_PORT"; exit 1; }
-pass "policy-milter listening on inet:$MILTER_PORT@127.0.0.1 (pid $MILTER_PID)"
-
-sendmail_start inet "$SMTP_PORT" "inet:$MILTER_PORT@127.0.0.1" \
-	|| { fail "Sendmail did not start on 127.0.0.1:$SMTP_PORT"; exit 1; }
-pass "Sendmail listening on 127.0.0.1:$SMTP_PORT with S=inet:$MILTER_PORT@127.0.0.1 (pid $SM_PID)"
+start_milter_and_sendmail "$MILTER_PORT" inet "$SMTP_PORT" "inet:$MILTER_PORT@127.0.0.1"
 
 # --- replies as the client sees them --------------------------------------------------------
 
@@ -228,12 +237,7 @@ MILTER_LOG=$WORK/milter-unix.log
 SOCKET_DIR=$(mktemp -d /run/policy-milter-sendmail-e2e.XXXXXX)
 chmod 755 "$SOCKET_DIR"
 SOCKET=$SOCKET_DIR/milter.sock
-milter_start "$MILTER_BIN" "$WORK/rules.conf" "unix:$SOCKET" --log-level debug \
-	|| { fail "policy-milter did not listen on unix:$SOCKET"; exit 1; }
-pass "policy-milter listening on unix:$SOCKET, $(stat -c 'mode %a %U:%G' "$SOCKET") (pid $MILTER_PID)"
-sendmail_start unix "$(free_port)" "unix:$SOCKET" \
-	|| { fail "Sendmail did not start with S=unix:$SOCKET"; exit 1; }
-pass "Sendmail listening on 127.0.0.1:$SMTP_PORT with S=unix:$SOCKET (pid $SM_PID)"
+start_milter_and_sendmail "unix:$SOCKET" unix "$(free_port)" "unix:$SOCKET"
 
 expect_answer "unix socket: rcpt reject" RCPT \
 	"<** 550 5.1.1 <nobody@example.org>... Recipient address rejected: User unknown" \

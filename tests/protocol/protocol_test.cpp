@@ -1036,6 +1036,12 @@ class Malformed : public DaemonSuite<MalformedPolicy> {
         }
     }
 
+    // A fresh connection `c` is sent `bytes` (Send) and must be closed (Closes).
+    bool ClosesOn(mc::Client c, std::string_view bytes) {
+        Send(c, bytes);
+        return Closes(c);
+    }
+
     // True if nothing at all comes back within `wait` (no answer, no close).
     static bool Silent(mc::Client& c, std::chrono::milliseconds wait = 300ms) {
         auto start = Clock::now();
@@ -1070,44 +1076,29 @@ class Malformed : public DaemonSuite<MalformedPolicy> {
 
 TEST_F(Malformed, ZeroLength) {
     // Before negotiation: a zero length is taken as a command without its data.
-    mc::Client c = daemon().connect();
-    Send(c, Length(0) + "O");
-    EXPECT_TRUE(Closes(c));
+    EXPECT_TRUE(ClosesOn(daemon().connect(), Length(0) + "O"));
     // In a session: MAIL without data.
-    c = open_session(daemon());
-    Send(c, Length(0) + "M");
-    EXPECT_TRUE(Closes(c));
+    EXPECT_TRUE(ClosesOn(open_session(daemon()), Length(0) + "M"));
 }
 
 TEST_F(Malformed, LengthOverTheLimit) {
     // libmilter reads at most 65535 octets of data per packet (MILTER_MAX_DATA_SIZE).
-    mc::Client c = open_session(daemon());
-    Send(c, Length(1024 * 1024 + 2) + "L");
-    EXPECT_TRUE(Closes(c));
-    c = open_session(daemon());
-    Send(c, Length(65535 + 2) + "M" + std::string(65536, 'm'));
-    EXPECT_TRUE(Closes(c));
-    c = daemon().connect();
-    Send(c, Length(0x7FFFFFFF) + "O" + std::string(1000, 'x'));
-    EXPECT_TRUE(Closes(c));
+    EXPECT_TRUE(ClosesOn(open_session(daemon()), Length(1024 * 1024 + 2) + "L"));
+    EXPECT_TRUE(
+        ClosesOn(open_session(daemon()), Length(65535 + 2) + "M" + std::string(65536, 'm')));
+    EXPECT_TRUE(ClosesOn(daemon().connect(), Length(0x7FFFFFFF) + "O" + std::string(1000, 'x')));
     // A length over 2^31 + 1 is negative to libmilter (it subtracts the command octet in
     // 32-bit signed arithmetic) and taken as "no data": a command that needs data is then
     // refused (closed), one out of sequence ignored (no answer).
-    c = open_session(daemon());
-    Send(c, Length(0xFFFFFFFF) + "M");
-    EXPECT_TRUE(Closes(c));
-    c = open_session(daemon());
+    EXPECT_TRUE(ClosesOn(open_session(daemon()), Length(0xFFFFFFFF) + "M"));
+    mc::Client c = open_session(daemon());
     Send(c, Length(0xFFFFFFFF) + "C");
     EXPECT_TRUE(Silent(c));
 }
 
 TEST_F(Malformed, UnknownCommand) {
-    mc::Client c = open_session(daemon());
-    Send(c, Packet('Z', "whatever"));
-    EXPECT_TRUE(Closes(c));
-    c = daemon().connect();
-    Send(c, Packet('\x01', ""));
-    EXPECT_TRUE(Closes(c));
+    EXPECT_TRUE(ClosesOn(open_session(daemon()), Packet('Z', "whatever")));
+    EXPECT_TRUE(ClosesOn(daemon().connect(), Packet('\x01', "")));
 }
 
 TEST_F(Malformed, TruncatedPacketsThenTheSocketClosed) {
@@ -1158,32 +1149,26 @@ TEST_F(Malformed, CommandsBeforeNegotiation) {
     EXPECT_TRUE(Silent(c));
 
     // QUIT first: the connection ends.
-    c = daemon().connect();
-    Send(c, Packet('Q', ""));
-    EXPECT_TRUE(Closes(c));
+    EXPECT_TRUE(ClosesOn(daemon().connect(), Packet('Q', "")));
 }
 
 TEST_F(Malformed, BadNegotiation) {
-    mc::Client c = daemon().connect();
-    Send(c, Packet('O', ""));
-    EXPECT_TRUE(Closes(c));
+    EXPECT_TRUE(ClosesOn(daemon().connect(), Packet('O', "")));
 
-    c = daemon().connect();
-    Send(c, Packet('O', "abc"));
-    EXPECT_TRUE(Closes(c));
+    EXPECT_TRUE(ClosesOn(daemon().connect(), Packet('O', "abc")));
     if (daemon().syslog_captured()) {
         EXPECT_TRUE(syslog_has("]: len too short 3 < 12")) << daemon().syslog_text();
     }
 
-    c = daemon().connect();
-    Send(c, Packet('O', std::string("\0\0\0\1\0\0\1\xff\0\x1f\xff\xff", 12)));  // version 1
-    EXPECT_TRUE(Closes(c));
+    // Protocol version 1: too old.
+    EXPECT_TRUE(ClosesOn(daemon().connect(),
+                         Packet('O', std::string("\0\0\0\1\0\0\1\xff\0\x1f\xff\xff", 12))));
     if (daemon().syslog_captured()) {
         EXPECT_TRUE(syslog_has("]: protocol version too old 1 < 2")) << daemon().syslog_text();
     }
 
     // A second negotiation in a session is ignored (no answer).
-    c = negotiated(daemon());
+    mc::Client c = negotiated(daemon());
     Send(c, Packet('O', std::string("\0\0\0\6\0\0\1\xff\0\x1f\xff\xff", 12)));
     EXPECT_TRUE(Silent(c));
 }
@@ -1210,9 +1195,7 @@ TEST_F(Malformed, BadConnectPackets) {
     for (const auto& k : cases) {
         SCOPED_TRACE(k.what);
         std::size_t mark = daemon().syslog_size();
-        mc::Client c = negotiated(daemon());
-        Send(c, Packet('C', k.payload));
-        EXPECT_TRUE(Closes(c));
+        EXPECT_TRUE(ClosesOn(negotiated(daemon()), Packet('C', k.payload)));
         if (k.syslog && daemon().syslog_captured()) {
             EXPECT_TRUE(daemon().wait_for_syslog(k.syslog, mark)) << daemon().syslog_text();
         }
@@ -1242,9 +1225,7 @@ TEST_F(Malformed, StringsWithoutTheirNul) {
     EXPECT_TRUE(Silent(c));
     EXPECT_TRUE(Is(c.mail({"<alice@example.net>"}), Outcome::Continue));
     // MAIL and RCPT without one: closed.
-    c = open_session(daemon());
-    Send(c, Packet('M', "<alice@example.net>"));
-    EXPECT_TRUE(Closes(c));
+    EXPECT_TRUE(ClosesOn(open_session(daemon()), Packet('M', "<alice@example.net>")));
     c = open_session(daemon());
     EXPECT_TRUE(Is(c.mail({"<alice@example.net>"}), Outcome::Continue));
     Send(c, Packet('R', "<bob@example.com>"));
