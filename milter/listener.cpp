@@ -76,7 +76,12 @@ std::optional<std::string> secure_unix_socket(const std::string& path, const Opt
 }  // namespace
 
 Listener::~Listener() {
-    if (thread_.joinable()) thread_.join();
+    // Only an exception between start() and stop() gets here with smfi_main() still
+    // running: stop it, or the join would wait forever and the daemon hang, unkillable.
+    if (thread_.joinable()) {
+        smfi_stop();
+        thread_.join();
+    }
     for (int fd : ended_)
         if (fd >= 0) close(fd);
 }

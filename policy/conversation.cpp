@@ -146,6 +146,13 @@ void Conversation::header(std::string_view name, std::string_view value) {
     if (policy_->uses_header(name)) facts_.add_header(name, value);
 }
 
+void Conversation::body_bytes(std::uint64_t n) {
+    // Bytes may be the first the session hears of a message (an MTA that negotiated MAIL,
+    // RCPT and headers away): they start it, so that message() does not reset them.
+    start_transaction_if_needed();
+    facts_.message_size += n;
+}
+
 Decision Conversation::message() {
     start_transaction_if_needed();
     bool decides = rules_run();

@@ -45,7 +45,7 @@ class Conversation {
     Decision rcpt(std::string_view recipient);
     Decision data();
     void header(std::string_view name, std::string_view value);
-    void body_bytes(std::uint64_t n) { facts_.message_size += n; }
+    void body_bytes(std::uint64_t n);
     // End of message: evaluates the message stage and, unless the message is refused,
     // commits the transaction's counts.
     Decision message();

@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <utility>
 
 #include "policy/lexer.h"
 #include "policy/policy.h"
@@ -588,26 +589,16 @@ class PolicyBuilder {
         return c;
     }
 
+    // A table, not a switch: the comparison tokens are six of the lexer's kinds, and a
+    // switch over all of them would list the other kinds for nothing.
     static std::optional<CompareOp> compare_op(TokenKind kind) {
-        switch (kind) {
-            case TokenKind::Eq: return CompareOp::Eq;
-            case TokenKind::NotEq: return CompareOp::NotEq;
-            case TokenKind::Less: return CompareOp::Less;
-            case TokenKind::LessEq: return CompareOp::LessEq;
-            case TokenKind::Greater: return CompareOp::Greater;
-            case TokenKind::GreaterEq: return CompareOp::GreaterEq;
-            case TokenKind::Word:
-            case TokenKind::String:
-            case TokenKind::Regex:
-            case TokenKind::LBracket:
-            case TokenKind::RBracket:
-            case TokenKind::LParen:
-            case TokenKind::RParen:
-            case TokenKind::Comma:
-            case TokenKind::Assign:
-            case TokenKind::End:
-            case TokenKind::Invalid: break;
-        }
+        static constexpr std::pair<TokenKind, CompareOp> kOperators[] = {
+            {TokenKind::Eq, CompareOp::Eq},           {TokenKind::NotEq, CompareOp::NotEq},
+            {TokenKind::Less, CompareOp::Less},       {TokenKind::LessEq, CompareOp::LessEq},
+            {TokenKind::Greater, CompareOp::Greater}, {TokenKind::GreaterEq, CompareOp::GreaterEq},
+        };
+        for (const auto& [token, op] : kOperators)
+            if (token == kind) return op;
         return std::nullopt;
     }
 

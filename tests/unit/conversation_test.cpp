@@ -95,5 +95,19 @@ TEST(Conversation, ADecidedMessageRunsNoMoreRulesUntilTheNextMail) {
     EXPECT_EQ(c.rcpt("<b@y>").verdict, Verdict::Reject);
 }
 
+// Review finding: body bytes that are the first event of a message (an MTA that
+// negotiated MAIL, RCPT and headers away) started no transaction, so message() started
+// one and reset the size they had counted.
+TEST(Conversation, BodyBytesThatOpenAMessageAreCountedInItsSize) {
+    MemoryCounterStore store;
+    auto p = must_load("rule \"big\" at message when message.size > 50 reject\n");
+    Conversation c(p, store);
+    c.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    c.body_bytes(100);
+    EXPECT_EQ(c.message().verdict, Verdict::Reject);
+    c.body_bytes(100);  // and the next message's too
+    EXPECT_EQ(c.message().verdict, Verdict::Reject);
+}
+
 }  // namespace
 }  // namespace pm
