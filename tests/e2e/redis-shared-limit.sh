@@ -6,7 +6,8 @@
 # across both, and the 101st gets the configured reply whichever Postfix receives it. With
 # Redis stopped, store-on-error = tempfail answers 451 4.3.0 and nothing crashes; once
 # Redis is back, the limit holds again (how soon is printed: about a second when the
-# machine is idle; only an upper bound of 5 s is asserted, since CI machines are shared).
+# machine is idle; only an upper bound of 30 s is asserted: on a shared, loaded machine
+# the 50 ms Redis timeout can fail the milters' probes for seconds).
 #
 #   tests/e2e/redis-shared-limit.sh PATH/TO/policy-milter
 #
@@ -14,7 +15,7 @@
 # (ctest: skipped) without them. Starts its own redis-server on a free loopback port; a
 # system Redis is neither needed nor touched. KEEP_E2E_DIR=1 keeps the work directory.
 # PM_E2E_SLOWDOWN=N (set by ctest in the ASan build, a Debug build several times slower)
-# multiplies the Redis timeout and the 5 s bound by N.
+# multiplies the Redis timeout and the 30 s bound by N.
 set -euo pipefail
 
 MILTER_BIN=$(readlink -f "${1:?usage: $0 PATH/TO/policy-milter}")
@@ -75,7 +76,7 @@ send() {
 }
 
 # back_within T0 PORT FROM SLOWDOWN: how long after T0 (date +%s%N) MAIL FROM stops getting 451
-# (ms), and the reply it then gets. A new session every 50 ms, for at most 5 s × SLOWDOWN.
+# (ms), and the reply it then gets. A new session every 50 ms, for at most 30 s × SLOWDOWN.
 back_within() {
 	python3 - "$@" <<-'EOF'
 	import smtplib, sys, time
@@ -86,7 +87,7 @@ back_within() {
 	    code, text = s.mail(sender)
 	    s.quit()
 	    elapsed = int((time.time() - start) * 1000)
-	    if code != 451 or elapsed > 5000 * int(sys.argv[4]):
+	    if code != 451 or elapsed > 30000 * int(sys.argv[4]):
 	        print(elapsed, code, text.decode())
 	        break
 	    time.sleep(0.05)
@@ -173,7 +174,7 @@ use_postfix b; back_within "$t0" "$SMTP_PORT" alice@example.net "$SLOWDOWN" > "$
 wait "$probe_a" "$probe_b" || true
 for i in a b; do
 	read -r ms code text < "$WORK/back-$i" || true
-	if [ "${code:-}" = 452 ] && [ "${ms:-99999}" -le $((5000 * SLOWDOWN)) ]; then
+	if [ "${code:-}" = 452 ] && [ "${ms:-99999}" -le $((30000 * SLOWDOWN)) ]; then
 		pass "Postfix $i: limit holds again $ms ms after Redis was started: $code $text"
 	else
 		fail "Postfix $i: ${ms:-?} ms after Redis was started: ${code:-?} ${text:-}"
