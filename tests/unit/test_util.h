@@ -13,6 +13,7 @@
 #include "policy/conversation.h"
 #include "policy/counter_store.h"
 #include "policy/policy.h"
+#include "store/memory_counter_store.h"
 
 namespace pm::testing {
 
