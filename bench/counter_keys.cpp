@@ -18,7 +18,7 @@
 #include <string>
 
 #include "bench_util.h"
-#include "policy/counter_store.h"
+#include "store/memory_counter_store.h"
 
 int main(int argc, char** argv) {
     if (argc != 3) {

@@ -39,6 +39,7 @@
 
 #include "policy/counter_store.h"
 #include "store/factory.h"
+#include "store/memory_counter_store.h"
 
 namespace {
 

@@ -44,6 +44,7 @@
 
 #include "bench/bench_util.h"
 #include "policy/conversation.h"
+#include "store/memory_counter_store.h"
 
 namespace {
 

@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "milter/reply_encoding.h"
+#include "store/memory_counter_store.h"
 
 namespace pm {
 

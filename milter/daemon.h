@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// The milter daemon (policy-milter(8)): load the rules, open the socket, drop privileges, run
-// libmilter, reload on SIGHUP/SIGUSR1 and stop on SIGTERM/SIGINT.
+// The milter daemon (policy-milter(8), DESCRIPTION and SIGNALS): load the rules, open the
+// socket, drop privileges, run libmilter, reload on SIGHUP/SIGUSR1 and stop on SIGTERM/SIGINT.
 #pragma once
 
 #include "config/options.h"

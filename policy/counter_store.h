@@ -1,18 +1,22 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// Sliding-window counters for `limit` statements (policy-milter.rules(5), LIMITS). The
-// store is shared by every connection of the daemon and survives policy reloads.
+// Sliding-window counters for `limit` statements (policy-milter.rules(5), LIMITS): the
+// interface the core uses, and what the stores behind it share. The store is shared by
+// every connection of the daemon and survives policy reloads.
 //
 //   CounterStore        the interface the core uses: count, check_and_add (all or none),
 //                       describe and probe; StoreError when the store cannot answer
 //   kSlotsPerWindow ... the sliding window both stores keep, and slot_length_ms()
 //   storage_key()       the key as a store keeps it (long parts hashed)
-//   MemoryCounterStore  the in-process store; the Redis one is store/redis_counter_store.h,
-//                       and store/factory.h chooses between them by name
+//   sha256()            the digest storage_key() and the memory store's key table use
+// The stores live in store/ (memory_counter_store.h, redis_counter_store.h), and
+// store/factory.h chooses between them by name; the core never names one.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -97,49 +101,7 @@ inline constexpr std::size_t kMaxRawKeyPart = 64;
 // one such hash of all its values.
 std::string storage_key(std::string_view key);
 
-// --- in memory --------------------------------------------------------------------------
-
-// In-process store. Each key keeps a ring of slots, each a tenth of the window; the
-// count is the sum of the slots that overlap the window, so it can only err on the safe
-// side: it never lets more through than the limit in any window, and may refuse early by
-// at most the events of the one slot that straddles the window's start (a tenth of it).
-//
-// A key is held as the first 128 bits of SHA-256(per-store random seed, key): about 170
-// bytes per key whatever the key's length, and neither its shard (of 64, each with its
-// own lock) nor its place in a shard's table can be chosen by a client. Counters whose
-// window has passed are swept as the shard is used. A bound on keys (max_keys, spread
-// over the shards) evicts, when a new key needs room, the counter whose window ends
-// first; a counter that is at its max (the last add or check would not have fitted a
-// second time) goes only when every other counter of its shard is at its max too, so a
-// flood of new keys cannot reset a refused client. All of this is O(1) amortised.
-// check_and_add holds the locks of every shard it touches (taken in shard order) for
-// the check and the add.
-class MemoryCounterStore : public CounterStore {
-  public:
-    explicit MemoryCounterStore(Clock clock = system_clock_ms(), std::size_t max_keys = 1'000'000);
-    ~MemoryCounterStore() override;
-    MemoryCounterStore(const MemoryCounterStore&) = delete;
-    MemoryCounterStore& operator=(const MemoryCounterStore&) = delete;
-
-    std::uint64_t count(const std::string& key, std::uint64_t window_seconds) override;
-    std::optional<std::size_t> check_and_add(std::span<const CounterAdd> adds) override;
-    using CounterStore::add;
-    std::string describe() const override { return "memory"; }
-    std::size_t key_count();
-
-  private:
-    struct Shard;
-    struct Digest {
-        std::uint64_t a = 0, b = 0;
-        bool operator==(const Digest&) const = default;
-    };
-    Digest digest(std::string_view key) const;
-    Shard& shard_of(const Digest& d);
-
-    Clock clock_;
-    std::size_t max_keys_per_shard_;
-    unsigned char seed_[16];
-    std::unique_ptr<Shard[]> shards_;
-};
+// SHA-256 of the concatenated pieces. Throws StoreError when libcrypto cannot hash.
+std::array<unsigned char, 32> sha256(std::initializer_list<std::string_view> pieces);
 
 }  // namespace pm

@@ -43,7 +43,16 @@ struct Condition {
     std::uint32_t list_index = 0;  // InList: the file's list reference, resolved into `list`
 };
 
-enum class ActionKind { Pass, Accept, Reject, Tempfail, Discard, Quarantine, AddHeader };
+enum class ActionKind {
+    Pass,
+    Accept,
+    Reject,
+    Tempfail,
+    Discard,
+    Quarantine,
+    AddHeader,  // the last: kActionKindCount counts on it
+};
+inline constexpr std::size_t kActionKindCount = static_cast<std::size_t>(ActionKind::AddHeader) + 1;
 std::string_view action_name(ActionKind kind);
 bool action_is_terminal(ActionKind kind);  // all but add-header end the stage
 
@@ -130,9 +139,9 @@ class Policy {
     friend class PolicyBuilder;
     std::vector<Statement> statements_;
     std::array<StagePolicy, kStageCount> stages_;
-    std::array<bool, 16> used_fields_{};
-    std::array<bool, 7> used_actions_{};     // by ActionKind
-    std::vector<std::string> used_headers_;  // lower case, each once
+    std::array<bool, kFieldCount> used_fields_{};
+    std::array<bool, kActionKindCount> used_actions_{};  // by ActionKind
+    std::vector<std::string> used_headers_;              // lower case, each once
     bool has_limits_ = false;
     std::vector<std::string> source_files_;  // the rules file, then each list file
 };

@@ -9,6 +9,8 @@
 #include <cstring>
 #include <fstream>
 
+#include "store/memory_counter_store.h"
+
 #ifdef PM_WITH_REDIS
 #include "store/redis_counter_store.h"
 #endif

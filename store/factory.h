@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // The counter store named by the `store` setting (policy-milter.conf(5), KEYS):
 //
-//   make_counter_store(settings, why)   the store: memory, or Redis for redis://...
+//   make_counter_store(settings, why)   the store: memory (memory_counter_store.h), or
+//                                       Redis for redis://... (redis_counter_store.h)
 //   store_setting_problem(value)        why a `store` value cannot be used, for the parser
 //   check_store_settings(...)           what --check and the start check before running:
 //                                       the password file, the Redis host's name

@@ -38,6 +38,7 @@
 #include "policy/conversation.h"
 #include "policy/decision.h"
 #include "policy/policy.h"
+#include "store/memory_counter_store.h"
 
 namespace {
 

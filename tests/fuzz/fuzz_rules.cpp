@@ -7,6 +7,7 @@
 
 #include "policy/conversation.h"
 #include "policy/policy.h"
+#include "store/memory_counter_store.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     std::string_view text(reinterpret_cast<const char*>(data), size);

@@ -14,6 +14,7 @@
 #include "policy/counter_store.h"
 #include "policy/facts.h"
 #include "policy/policy.h"
+#include "store/memory_counter_store.h"
 
 namespace pm::testing {
 
