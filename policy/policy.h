@@ -43,15 +43,8 @@ struct Condition {
     std::uint32_t list_index = 0;  // InList: the file's list reference, resolved into `list`
 };
 
-enum class ActionKind {
-    Pass,
-    Accept,
-    Reject,
-    Tempfail,
-    Discard,
-    Quarantine,
-    AddHeader,  // the last: kActionKindCount counts on it
-};
+// AddHeader is the last: kActionKindCount counts on it.
+enum class ActionKind { Pass, Accept, Reject, Tempfail, Discard, Quarantine, AddHeader };
 inline constexpr std::size_t kActionKindCount = static_cast<std::size_t>(ActionKind::AddHeader) + 1;
 std::string_view action_name(ActionKind kind);
 bool action_is_terminal(ActionKind kind);  // all but add-header end the stage
