@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <iterator>
 
+#include "policy/facts.h"  // ascii_lower
+
 namespace pm {
 
 std::string SourceLocation::to_string() const {
@@ -79,13 +81,6 @@ std::string u_plus(long cp) {
     char buf[sizeof "U+" + 2 * sizeof(unsigned long)];  // every hex digit, and the NUL
     std::snprintf(buf, sizeof buf, "U+%04lX", static_cast<unsigned long>(cp));
     return buf;
-}
-
-std::string ascii_lower_copy(std::string_view s) {
-    std::string out(s);
-    for (char& c : out)
-        if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    return out;
 }
 
 // Edit distance counting a swap of two neighbours as one edit (optimal string alignment).
@@ -187,7 +182,7 @@ std::string closest_match(std::string_view word_as_written,
     // Same but for case, or for '_', '-' and '.' among themselves (client_ip,
     // soft_bounce): surely meant.
     auto fold = [](std::string_view s) {
-        std::string out = ascii_lower_copy(s);
+        std::string out = ascii_lower(s);
         for (char& ch : out)
             if (ch == '_' || ch == '-') ch = '.';
         return out;
@@ -199,7 +194,7 @@ std::string closest_match(std::string_view word_as_written,
     std::size_t best_distance = 3;
     // Very short words are two edits from many things: suggest only one edit away.
     if (word.size() <= 3) best_distance = 2;
-    std::string lower = ascii_lower_copy(word);
+    std::string lower = ascii_lower(word);
     for (auto c : candidates) {
         // More than two letters longer or shorter is more than two edits: skip the
         // table, whose size would grow with a hostile word's length.
