@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "cli/check.h"
+#include "cli/ctl.h"
 #include "cli/test_run.h"
 #include "config/options.h"
 #include "milter/daemon.h"
@@ -24,7 +25,7 @@ bool is_command(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
         for (std::string_view c :
-             {"--check", "--test", "--dump-config", "--help", "-h", "--version", "-V"})
+             {"--check", "--test", "--dump-config", "--ctl", "--help", "-h", "--version", "-V"})
             if (a == c) return true;
     }
     return false;
@@ -65,6 +66,7 @@ int main(int argc, char** argv) {
         case pm::Mode::Check: return pm::check_all(options);
         case pm::Mode::DumpConfig: return pm::dump_config(options, std::cout, std::cerr) ? 0 : 1;
         case pm::Mode::Test: return test_transaction(options);
+        case pm::Mode::Ctl: return pm::run_ctl(options, std::cout, std::cerr);
         case pm::Mode::Run: return pm::run_daemon(options, argc, argv);
         case pm::Mode::Help:
         case pm::Mode::Version: return 0;  // handled while parsing

@@ -5,6 +5,7 @@
 
 #include <iomanip>
 #include <sstream>
+#include <string_view>
 
 #include "config/config_file.h"
 #include "config/logging.h"
@@ -58,7 +59,9 @@ po::options_description daemon_options() {
         ("redis-timeout", po::value<std::string>()->value_name("MS"),
          "longest wait for Redis per lookup, in milliseconds (default 50)")
         ("store-on-error", po::value<std::string>()->value_name("tempfail|pass"),
-         "what a failing counter store means: 451 4.3.0 (default) or let the event pass");
+         "what a failing counter store means: 451 4.3.0 (default) or let the event pass")
+        ("control", po::value<std::string>()->value_name("unix:PATH|none"),
+         "control socket for policy-milter --ctl (default unix:/run/policy-milter/control.sock)");
     // clang-format on
     return d;
 }
@@ -76,6 +79,9 @@ po::options_description command_options() {
                   "files), the rules file and its lists; print every diagnostic, exit 0, "
                   "1 (rules) or 2 (config file or start-up)")
         ("dump-config", "print every effective daemon setting as a config file and exit")
+        ("ctl", "the last option: the words after it are a COMMAND and its ARGs for the "
+                "running daemon's control socket: stats, limit-show RULE KEY..., "
+                "limit-reset RULE KEY... or reload")
         ("test", "run one transaction (the options below) through the rules and print the "
                  "decision of each stage");
     // clang-format on
@@ -155,6 +161,18 @@ void apply_daemon_options(const po::variables_map& vm, Options& o) {
     if (vm.count("redis-timeout"))
         if (auto ms = parse_timeout_ms(vm["redis-timeout"].as<std::string>()))
             o.redis_timeout_ms = *ms;
+    str("control", o.control);
+    o.control_explicit = vm.count("control") > 0;
+}
+
+// `none`, or unix: and an absolute path that fits a unix socket address (108 bytes).
+std::string control_problem(const std::string& value) {
+    if (value == "none") return {};
+    if (!value.starts_with("unix:") || value.size() < 7 || value[5] != '/' || value.back() == '/')
+        return "control '" + value + "' is not 'none' or unix:/absolute/path";
+    if (value.size() - 5 > 107)
+        return "control '" + value + "': the path is longer than 107 bytes";
+    return {};
 }
 
 // A value Boost cannot check by its type, from the command line or the config file: an
@@ -173,6 +191,7 @@ std::string value_problem(const std::string& key, const std::string& value) {
     if (key == "store") return store_setting_problem(value).value_or("");
     if (key == "redis-timeout" && !parse_timeout_ms(value))
         return "redis-timeout '" + value + "' is not a number of milliseconds from 1 to 60000";
+    if (key == "control") return control_problem(value);
     if (key == "store-on-error" && value != "tempfail" && value != "pass")
         return "store-on-error '" + value + "' is not 'tempfail' or 'pass'";
     return {};
@@ -181,7 +200,8 @@ std::string value_problem(const std::string& key, const std::string& value) {
 // Checks the values value_problem() knows; an error message, or empty.
 std::string check_values(const po::variables_map& vm, Options& o) {
     for (const char* key : {"socket", "log", "log-level", "syslog-facility", "syslog-name",
-                            "socket-mode", "store", "store-on-error", "redis-timeout"}) {
+                            "socket-mode", "store", "store-on-error", "redis-timeout",
+                            "control"}) {
         if (!vm.count(key)) continue;
         if (std::string why = value_problem(key, vm[key].as<std::string>()); !why.empty())
             return why;
@@ -218,6 +238,7 @@ bool dump_config(const Options& o, std::ostream& out, std::ostream& err) {
         {"redis-prefix", o.redis_prefix},
         {"redis-timeout", std::to_string(o.redis_timeout_ms)},
         {"store-on-error", o.store_on_error == StoreErrorMode::Pass ? "pass" : "tempfail"},
+        {"control", o.control},
     };
     bool ok = true;
     const po::options_description keys = daemon_options();
@@ -263,7 +284,8 @@ std::optional<int> help_or_version(const po::variables_map& cli, const po::optio
                "       policy-milter --check [--rules FILE]\n"
                "       policy-milter --test [--rules FILE] --client IP [--helo H] [--from A]\n"
                "                     [--rcpt A]... [--size N] [--header \"Name: value\"]...\n"
-               "                     [--message FILE]\n\n"
+               "                     [--message FILE]\n"
+               "       policy-milter [-c FILE] --ctl COMMAND [ARG...]\n\n"
             << all;
         return 0;
     }
@@ -341,8 +363,15 @@ std::optional<int> read_test_transaction(const po::variables_map& cli, TestTrans
 
 // --check, --test or --dump-config, at most one of them.
 std::optional<int> choose_mode(const po::variables_map& cli, Options& o, std::ostream& err) {
-    if (cli.count("check") + cli.count("test") + cli.count("dump-config") > 1) {
-        err << "policy-milter: --check, --test and --dump-config cannot be combined\n";
+    if (cli.count("check") + cli.count("test") + cli.count("dump-config") +
+            (o.mode == Mode::Ctl) >
+        1) {
+        err << "policy-milter: --check, --test, --dump-config and --ctl cannot be combined\n";
+        return 2;
+    }
+    if (o.mode == Mode::Ctl && o.ctl.empty()) {
+        err << "policy-milter: --ctl needs a command: stats, limit-show RULE KEY..., "
+               "limit-reset RULE KEY... or reload\n";
         return 2;
     }
     if (cli.count("check")) o.mode = Mode::Check;
@@ -360,9 +389,19 @@ std::optional<int> parse_options(int argc, const char* const argv[], Options& o,
                                  std::ostream& err) {
     po::options_description all;
     all.add(command_options()).add(daemon_options()).add(test_options());
+    // Every word after --ctl is the command's, as it is (a key value may start with '-'):
+    // only the words before it are options.
+    int options_end = argc;
+    for (int i = 1; i < argc; ++i)
+        if (std::string_view(argv[i]) == "--ctl") {
+            options_end = i;
+            o.mode = Mode::Ctl;
+            o.ctl.assign(argv + i + 1, argv + argc);
+            break;
+        }
     po::variables_map cli;
     try {
-        po::store(po::command_line_parser(argc, argv).options(all).run(), cli);
+        po::store(po::command_line_parser(options_end, argv).options(all).run(), cli);
         po::notify(cli);
     } catch (const po::error& e) {
         err << "policy-milter: " << e.what() << "\nTry 'policy-milter --help'.\n";

@@ -17,8 +17,9 @@ namespace pm {
 inline constexpr const char* kDefaultConfigFile = "/etc/policy-milter/policy-milter.conf";
 inline constexpr const char* kDefaultRulesFile = "/etc/policy-milter/rules.conf";
 inline constexpr const char* kDefaultSocket = "unix:/run/policy-milter/policy-milter.sock";
+inline constexpr const char* kDefaultControl = "unix:/run/policy-milter/control.sock";
 
-enum class Mode { Run, Check, Test, DumpConfig, Help, Version };
+enum class Mode { Run, Check, Test, DumpConfig, Help, Version, Ctl };
 
 struct Options {
     Mode mode = Mode::Run;
@@ -41,7 +42,10 @@ struct Options {
     std::string pid_file;                       // empty: none
     std::string syslog_facility = "mail";       // as Postfix's syslog_facility
     std::string syslog_name = "policy-milter";  // as Postfix's syslog_name: the ident
+    std::string control = kDefaultControl;      // the control socket: unix:PATH or none
+    bool control_explicit = false;              // set, not the default: a failure stops the start
     TestTransaction test;
+    std::vector<std::string> ctl;  // --ctl: the command and its arguments
     std::size_t config_errors = 0;  // --check: errors of the config file, already printed
     // Where a setting from the config file was written ("FILE:LINE:COL"), by key; a key
     // that is absent came from the command line or is a default.

@@ -27,6 +27,8 @@
 
 #include "config/logging.h"
 #include "milter/adapter.h"
+#include "milter/control.h"
+#include "milter/limit_control.h"
 #include "milter/listener.h"
 #include "milter/signals.h"
 #include "milter/startup.h"
@@ -258,7 +260,9 @@ class Daemon {
     std::optional<NotStarted> open_socket_and_drop_privileges();
     std::optional<NotStarted> go_background_and_serve();
     bool handle_signals();
-    void reload_on(int sig);
+    bool reload_now(const std::string& why);
+    std::optional<NotStarted> open_control();
+    ControlHandlers control_handlers();
 
     const Options& options_;
     int argc_;
@@ -272,6 +276,9 @@ class Daemon {
     std::optional<int> signal_fd_;
     std::unique_ptr<Watchdog> watchdog_;
     RetiredPolicies retired_;
+    // `control`: opened with the socket, served from after the fork (milter/control.h).
+    ControlServer control_;
+    ReloadRequests reload_requests_;
     bool stopping_ = false;
 };
 
@@ -327,6 +334,7 @@ std::optional<NotStarted> Daemon::make_store() {
 std::optional<NotStarted> Daemon::open_socket_and_drop_privileges() {
     if (auto failed = listener_.open(options_, plan_))
         return NotStarted{failed->why, failed->exit_code};
+    if (auto failed = open_control()) return failed;
     if (auto problem = pid_file_.open(options_.pid_file))
         return NotStarted{problem->message, problem->transient ? kExitTempFail : kExitConfig};
     if (!options_.user.empty())
@@ -348,14 +356,43 @@ std::optional<NotStarted> Daemon::go_background_and_serve() {
     signal_fd_ = open_signal_fd(why);
     if (!signal_fd_) return NotStarted{why};
     if (!listener_.start(why)) return NotStarted{why};
+    if (!control_.start(control_handlers(), why)) return NotStarted{why};
     return std::nullopt;
+}
+
+// Still root, so the socket can go where the daemon's user cannot create it, and be
+// given to that user. The built-in default never stops the start (many daemons may share
+// a host, and /run/policy-milter/ may not exist); a `control` that was set does.
+std::optional<NotStarted> Daemon::open_control() {
+    if (options_.control == "none") return std::nullopt;
+    uid_t uid = plan_.uid ? *plan_.uid : static_cast<uid_t>(-1);
+    gid_t gid = plan_.uid ? plan_.gid : static_cast<gid_t>(-1);
+    ControlOpen opened =
+        control_.open(options_.control.substr(5), options_.control_explicit, uid, gid);
+    if (opened.result == ControlOpen::Result::Failed)
+        return NotStarted{opened.message, kExitConfig};
+    if (opened.result == ControlOpen::Result::Off) spdlog::warn("{}", opened.message);
+    if (control_.is_open()) LogCapture::install();  // before any thread: see LogCapture
+    return std::nullopt;
+}
+
+ControlHandlers Daemon::control_handlers() {
+    ControlHandlers h;
+    // wired to stats_report_lines() at merge (milter/stats.h, the metrics branch)
+    h.stats = [] { return ControlReply{true, {"stats: not collected by this build"}}; };
+    h.limit = [this](const std::vector<std::string>& words) {
+        return limit_command(*g_running.load()->policy, *store_, words);
+    };
+    h.reload = [this] { return reload_requests_.request(); };
+    return h;
 }
 
 void Daemon::announce() {
     unsigned mi_major = 0, mi_minor = 0, mi_patch = 0;
     smfi_version(&mi_major, &mi_minor, &mi_patch);
-    spdlog::info("started: policy-milter {} (libmilter {}.{}.{}); {}; socket {}; {}", PM_VERSION,
-                 mi_major, mi_minor, mi_patch, describe(*policy_), options_.socket,
+    spdlog::info("started: policy-milter {} (libmilter {}.{}.{}); {}; socket {}; control {}; {}",
+                 PM_VERSION, mi_major, mi_minor, mi_patch, describe(*policy_), options_.socket,
+                 control_.is_open() ? "unix:" + control_.path() : std::string("none"),
                  switches(options_.conversation()));
     // Under systemd (Type=notify): started only now, with the socket listening and the
     // policy loaded; the watchdog keeps pinging only while the socket answers.
@@ -371,8 +408,10 @@ void Daemon::announce() {
 // Waits for signals and for libmilter to end.
 void Daemon::serve() {
     for (bool ended = false; !ended;) {
-        pollfd wait_for[2] = {{*signal_fd_, POLLIN, 0}, {listener_.ended_fd(), POLLIN, 0}};
-        int ready = poll(wait_for, 2, retired_.empty() ? -1 : 1000);
+        pollfd wait_for[3] = {{*signal_fd_, POLLIN, 0},
+                              {listener_.ended_fd(), POLLIN, 0},
+                              {reload_requests_.fd(), POLLIN, 0}};
+        int ready = poll(wait_for, 3, retired_.empty() ? -1 : 1000);
         retired_.free_unused();
         if (ready <= 0) continue;  // EINTR or the timeout
         if (wait_for[1].revents) ended = true;
@@ -390,22 +429,40 @@ void Daemon::serve() {
                 stop_milter(listener_.probe_address());  // smfi_stop(), without its 5 s wait
             }
         }
-        if (reload_sig && !stopping_ && !ended) reload_on(reload_sig);
+        if (reload_sig && !stopping_ && !ended)
+            reload_now(std::string("on ") + signal_name(reload_sig));
+        // `--ctl reload`: the same reload, its log lines sent back to the client.
+        if (wait_for[2].revents)
+            reload_requests_.serve([this] {
+                LogCapture& capture = LogCapture::install();
+                capture.begin();
+                bool ok = !stopping_ && reload_now("on request of the control socket");
+                std::vector<std::string> lines = capture.end();
+                if (stopping_) lines.emplace_back("the daemon is stopping");
+                lines.emplace_back(ok ? "reload: ok" : "reload: failed");
+                return ControlReply{ok, std::move(lines)};
+            });
     }
 }
 
-void Daemon::reload_on(int sig) {
-    spdlog::info("reloading on {}", signal_name(sig));
+bool Daemon::reload_now(const std::string& why) {
+    spdlog::info("reloading {}", why);
+    bool ok = false;
     try {
         notify_systemd("RELOADING=1");
-        retired_.add(reload(argc_, argv_, options_));
+        auto replaced = reload(argc_, argv_, options_);
+        ok = replaced != nullptr;
+        retired_.add(std::move(replaced));
     } catch (const std::exception& e) {
         spdlog::error("reload failed, keeping the running policy: {}", e.what());
     }
     notify_systemd("READY=1");
+    return ok;
 }
 
 void Daemon::stop() {
+    reload_requests_.shutdown();
+    control_.stop();
     bool succeeded = listener_.join();
     listener_.remove_socket();
     pid_file_.remove();

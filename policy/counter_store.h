@@ -4,7 +4,8 @@
 // every connection of the daemon and survives policy reloads.
 //
 //   CounterStore        the interface the core uses: count, check_and_add (all or none),
-//                       describe and probe; StoreError when the store cannot answer
+//                       describe and probe; inspect and reset for `policy-milter --ctl`;
+//                       StoreError when the store cannot answer
 //   kSlotsPerWindow ... the sliding window both stores keep, and slot_length_ms()
 //   storage_key()       the key as a store keeps it (long parts hashed)
 //   sha256()            the digest storage_key() and the memory store's key table use
@@ -43,6 +44,18 @@ struct CounterAdd {
     std::uint64_t max = kNoMax;
 };
 
+// What inspect() finds under a key (policy-milter(8), --ctl limit-show). A sliding window
+// has no single reset time: its count drops slot by slot as slots leave the window.
+// next_drop_ms is when the oldest slot with a count leaves (the count first goes down,
+// so a limit at its max lets an event through again); zero_ms is when the newest one
+// leaves (the count is 0, if nothing more is added): what `limit-show` calls "resets in".
+// Both are 0 when the count is 0.
+struct CounterState {
+    std::uint64_t count = 0;
+    std::uint64_t next_drop_ms = 0;
+    std::uint64_t zero_ms = 0;
+};
+
 // Every operation may throw StoreError; none may block longer than the store's timeout.
 // Counts saturate (at 2^64-1 in memory, 2^53-1 in Redis): they never wrap. The daemon
 // chooses a store by name (store/factory.h) and knows it only through this interface.
@@ -63,6 +76,11 @@ class CounterStore {
     // that does not fit. No other caller, in this process or (for a shared store) on
     // another machine, can slip in between the check and the add.
     virtual std::optional<std::size_t> check_and_add(std::span<const CounterAdd> adds) = 0;
+    // The count under key over the last window_seconds, and when it drops (CounterState).
+    virtual CounterState inspect(const std::string& key, std::uint64_t window_seconds) = 0;
+    // Forgets every count under key, atomically; returns what inspect() would have said
+    // just before.
+    virtual CounterState reset(const std::string& key, std::uint64_t window_seconds) = 0;
     // Adds without a maximum.
     void add(const std::string& key, std::uint64_t amount, std::uint64_t window_seconds) {
         CounterAdd a{key, amount, window_seconds, CounterAdd::kNoMax};

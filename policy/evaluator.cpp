@@ -245,26 +245,113 @@ bool condition_holds(const Condition& c, const Facts& facts, Stage stage) {
     return atom_holds(c, facts, &facts.recipient);
 }
 
+namespace {
+
+// The client.ip part of a key: empty without an address.
+void append_ip_part(std::string& key, const LimitKeyField& k, std::optional<IpAddress> ip) {
+    if (!ip) return;
+    if (k.prefix_length) {
+        // client.ip/64 groups IPv6 clients; an IPv4 client is grouped by the same share of
+        // its own 32 bits only if the length fits, else kept whole.
+        unsigned len = *k.prefix_length;
+        ip = ip->v6 ? mask_ip(*ip, len) : mask_ip(*ip, len <= 32 ? len : 32);
+    }
+    key += ip->to_string();
+}
+
+// An administrator's value for a text field, normalised as Facts and Address normalise
+// the session's (policy/facts.h); nullopt if no session can have it.
+std::optional<std::string> normalised_text(FieldId id, const std::string& v) {
+    Facts f;
+    switch (id) {
+        case FieldId::ClientName: f.set_client(std::nullopt, v, 0); return f.client_name_lower;
+        case FieldId::Helo: f.set_helo(v); return f.helo_lower;
+        case FieldId::Sender:
+        case FieldId::Recipient: return Address::from_smtp(v).lower();
+        case FieldId::SenderDomain:
+        case FieldId::RecipientDomain:
+            if (v.find('@') != std::string::npos) return std::nullopt;
+            return std::string(Address::from_smtp("x@" + v).domain());
+        default: return ascii_lower(v);  // local parts, auth.user, header values
+    }
+}
+
+// 1 to 20 digits, at most 2^64-1.
+std::optional<std::uint64_t> decimal(const std::string& v) {
+    if (v.empty() || v.size() > 20 || v.find_first_not_of("0123456789") != std::string::npos)
+        return std::nullopt;
+    std::uint64_t n = 0;
+    for (char c : v) {
+        auto digit = static_cast<std::uint64_t>(c - '0');
+        if (n > (UINT64_MAX - digit) / 10) return std::nullopt;
+        n = n * 10 + digit;
+    }
+    return n;
+}
+
+}  // namespace
+
 std::string limit_key(const Statement& limit, const Facts& facts) {
     std::string key = limit.id;
     for (const auto& k : limit.limit->key) {
         key += '\x1f';
-        if (k.field.id != FieldId::ClientIp) {
-            if (k.field.info().type == ValueType::Number)
-                key += std::to_string(number_value(k.field, facts));
-            else
-                key += lower_value(k.field, facts, &facts.recipient);
-            continue;
+        if (k.field.id == FieldId::ClientIp)
+            append_ip_part(key, k, facts.client_ip);
+        else if (k.field.info().type == ValueType::Number)
+            key += std::to_string(number_value(k.field, facts));
+        else
+            key += lower_value(k.field, facts, &facts.recipient);
+    }
+    return key;
+}
+
+std::string limit_key_fields(const Limit& limit) {
+    std::string out;
+    for (const auto& k : limit.key) {
+        if (!out.empty()) out += ", ";
+        out += k.field.display();
+        if (k.prefix_length) out += "/" + std::to_string(*k.prefix_length);
+    }
+    return out;
+}
+
+std::optional<std::string> limit_key_of_values(const Statement& limit,
+                                               std::span<const std::string> values,
+                                               std::string& why) {
+    const auto& fields = limit.limit->key;
+    if (values.size() != fields.size()) {
+        why = "limit " + limit.id + " has " + std::to_string(fields.size()) + " key field" +
+              (fields.size() == 1 ? "" : "s") + " (" + limit_key_fields(*limit.limit) +
+              "), given " + std::to_string(values.size()) + " value" +
+              (values.size() == 1 ? "" : "s");
+        return std::nullopt;
+    }
+    std::string key = limit.id;
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        const LimitKeyField& k = fields[i];
+        const std::string& v = values[i];
+        std::string name = k.field.display();
+        key += '\x1f';
+        if (k.field.id == FieldId::ClientIp) {
+            auto ip = parse_ip(v);
+            if (!ip && !v.empty()) {
+                why = name + ": not an IP address (empty for a client without one)";
+                return std::nullopt;
+            }
+            append_ip_part(key, k, ip);
+        } else if (k.field.info().type == ValueType::Number) {
+            auto n = decimal(v);
+            if (!n) {
+                why = name + ": not a number from 0 to 2^64-1";
+                return std::nullopt;
+            }
+            key += std::to_string(*n);
+        } else if (auto text = normalised_text(k.field.id, v)) {
+            key += *text;
+        } else {
+            why = name + ": a domain holds no '@'";
+            return std::nullopt;
         }
-        if (!facts.client_ip) continue;
-        IpAddress ip = *facts.client_ip;
-        if (k.prefix_length) {
-            // client.ip/64 groups IPv6 clients; an IPv4 client is grouped by the same
-            // share of its own 32 bits only if the length fits, else kept whole.
-            unsigned len = *k.prefix_length;
-            ip = ip.v6 ? mask_ip(ip, len) : mask_ip(ip, len <= 32 ? len : 32);
-        }
-        key += ip.to_string();
     }
     return key;
 }

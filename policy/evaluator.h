@@ -3,6 +3,7 @@
 //   evaluate(policy, stage, facts, ledger, options)   one event's Decision
 //   condition_holds(condition, facts, stage)           one `when` condition
 //   limit_key(limit, facts)                            the counter a limit counts under
+//   limit_key_of_values(limit, values, why)            the same, for values an admin names
 //   refuse_full_limit(...), refuse_store_failure(...)  the refusals of a failed commit
 //
 // The rules of a compiled policy applied to the facts of one event
@@ -12,6 +13,8 @@
 // state between events: the session's is in the facts and the ledger passed in.
 #pragma once
 
+#include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -39,6 +42,17 @@ bool condition_holds(const Condition& c, const Facts& facts, Stage stage);
 
 // The limit's ID, then each key value, separated by \x1f: lower case, client.ip/N masked.
 std::string limit_key(const Statement& limit, const Facts& facts);
+
+// The key limit_key() builds for a session whose key fields have these values, one per
+// key field in key order, as an administrator writes them (policy-milter --ctl
+// limit-show): each normalised as the session's value would be (lower case, host names
+// without a trailing dot, numbers in decimal, client.ip/N masked). nullopt, with the
+// reason in `why`, for a wrong number of values or a value the field cannot have.
+std::optional<std::string> limit_key_of_values(const Statement& limit,
+                                               std::span<const std::string> values,
+                                               std::string& why);
+// The limit's key fields as written in its `key` clause: "sender, client.ip/64".
+std::string limit_key_fields(const Limit& limit);
 
 // `d` becomes the refusal of `limit`, which concurrent transactions filled up between this
 // one's check and its commit at `stage`: the limit's action in a code `stage` allows.

@@ -104,6 +104,25 @@ struct MemoryCounterStore::Shard {
         return total(it->second);
     }
 
+    // The count and when it drops (CounterState): a slot j slots before the newest leaves
+    // the window kSlotsKept - j slots after the newest one started.
+    CounterState state(const Digest& d, std::uint64_t now, std::uint64_t slot_ms) {
+        CounterState s;
+        auto it = counters.find(d);
+        if (it == counters.end() || it->second.slot_ms != slot_ms) return s;
+        Entry& c = it->second;
+        advance(c, now);
+        s.count = total(c);
+        for (std::size_t j = 0, seen = 0; j < kSlotsKept && s.count; ++j) {
+            if (c.slots[(c.newest + kSlotsKept - j) % kSlotsKept] == 0) continue;
+            std::uint64_t leaves = c.newest_start_ms + (kSlotsKept - j) * slot_ms;
+            std::uint64_t in = leaves > now ? leaves - now : 0;
+            if (seen++ == 0) s.zero_ms = in;
+            s.next_drop_ms = in;  // the last one seen is the oldest
+        }
+        return s;
+    }
+
     void sweep(std::uint64_t now) {
         for (std::size_t qi = 0; qi < queues.size();) {
             bool queue_gone = false;
@@ -202,6 +221,25 @@ std::uint64_t MemoryCounterStore::count(const std::string& key, std::uint64_t wi
     std::lock_guard lock(shard.mutex);
     shard.sweep(now);
     return shard.committed(d, now, slot_length_ms(window_seconds));
+}
+
+CounterState MemoryCounterStore::inspect(const std::string& key, std::uint64_t window_seconds) {
+    Digest d = digest(key);
+    std::uint64_t now = clock_();
+    Shard& shard = shard_of(d);
+    std::lock_guard lock(shard.mutex);
+    return shard.state(d, now, slot_length_ms(window_seconds));
+}
+
+CounterState MemoryCounterStore::reset(const std::string& key, std::uint64_t window_seconds) {
+    Digest d = digest(key);
+    std::uint64_t now = clock_();
+    Shard& shard = shard_of(d);
+    std::lock_guard lock(shard.mutex);
+    CounterState before = shard.state(d, now, slot_length_ms(window_seconds));
+    // Under any window: a counter kept for another one (before a reload) goes as well.
+    if (auto it = shard.counters.find(d); it != shard.counters.end()) shard.erase(&*it);
+    return before;
 }
 
 std::optional<std::size_t> MemoryCounterStore::check_and_add(std::span<const CounterAdd> adds) {

@@ -43,6 +43,8 @@ class MemoryCounterStore : public CounterStore {
 
     std::uint64_t count(const std::string& key, std::uint64_t window_seconds) override;
     std::optional<std::size_t> check_and_add(std::span<const CounterAdd> adds) override;
+    CounterState inspect(const std::string& key, std::uint64_t window_seconds) override;
+    CounterState reset(const std::string& key, std::uint64_t window_seconds) override;
     using CounterStore::add;
     std::string describe() const override { return "memory"; }
     std::size_t key_count();

@@ -17,7 +17,9 @@ namespace {
 // the amount to add, ARGV[3i+2] the max (or "" for none).
 // count returns the count of each key; add returns {0} after adding every amount, or
 // {i, count of key i} for the first key whose count plus amount exceeds its max, having
-// added nothing. Every argument is checked before the first write (a bad one is an error
+// added nothing. inspect and reset take one key and return {count, ms until the oldest
+// slot with a count leaves the window, ms until the newest one does} (CounterState);
+// reset then deletes the key. Every argument is checked before the first write (a bad one is an error
 // reply and changes nothing): numbers are 1 to 16 digits and at most LIMIT = 2^53-1, the
 // largest integer a Lua number holds exactly, and counts saturate there. SLOTS and
 // MAX_SLOT_MS are prepended from the sliding window's definition (policy/counter_store.h).
@@ -30,7 +32,11 @@ local function num(s)
   return n
 end
 local function bad(what) return redis.error_reply('policy-milter script: bad ' .. what) end
-if ARGV[1] ~= 'count' and ARGV[1] ~= 'add' then return bad('mode') end
+local mode = ARGV[1]
+if mode ~= 'count' and mode ~= 'add' and mode ~= 'inspect' and mode ~= 'reset' then
+  return bad('mode')
+end
+if (mode == 'inspect' or mode == 'reset') and #KEYS ~= 1 then return bad('key count') end
 if #ARGV ~= 2 + 3 * #KEYS then return bad('argument count') end
 local now = num(ARGV[2])
 if ARGV[2] ~= '' and not now then return bad('time') end
@@ -49,7 +55,7 @@ if not now then
   local t = redis.call('TIME')
   now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local totals, current, fresh = {}, {}, {}
+local totals, current, fresh, newest, oldest = {}, {}, {}, {}, {}
 for i, key in ipairs(KEYS) do
   local slot = slots[i]
   local cur = math.floor(now / slot)
@@ -58,15 +64,32 @@ for i, key in ipairs(KEYS) do
   if redis.call('HGET', key, 'w') == ARGV[3 * i] then
     local fields = {}
     for j = 0, SLOTS do fields[j + 1] = string.format('%d', cur - j) end
-    for _, v in ipairs(redis.call('HMGET', key, unpack(fields))) do
-      if v then total = math.min(total + (tonumber(v) or LIMIT), LIMIT) end
+    for j, v in ipairs(redis.call('HMGET', key, unpack(fields))) do
+      if v then
+        local n = tonumber(v) or LIMIT
+        total = math.min(total + n, LIMIT)
+        if n > 0 then
+          newest[i] = newest[i] or cur - (j - 1)
+          oldest[i] = cur - (j - 1)
+        end
+      end
     end
   else
     fresh[i] = true
   end
   totals[i] = total
 end
-if ARGV[1] == 'count' then return totals end
+if mode == 'count' then return totals end
+if mode == 'inspect' or mode == 'reset' then
+  local drop, zero = 0, 0
+  if totals[1] > 0 and newest[1] then
+    -- slot n is counted until the current slot is n + SLOTS + 1
+    drop = math.max((oldest[1] + SLOTS + 1) * slots[1] - now, 0)
+    zero = math.max((newest[1] + SLOTS + 1) * slots[1] - now, 0)
+  end
+  if mode == 'reset' then redis.call('DEL', KEYS[1]) end
+  return {totals[1], drop, zero}
+end
 for i = 1, #KEYS do
   if maxes[i] and totals[i] + amounts[i] > maxes[i] then return {i, totals[i]} end
 end
@@ -350,6 +373,23 @@ std::uint64_t RedisCounterStore::count(const std::string& key, std::uint64_t win
     auto out = run("count", {key}, {slot_ms_text(window_seconds), "0", ""});
     if (out.size() != 1 || out[0] < 0) throw StoreError(settings_.url() + ": unexpected reply");
     return static_cast<std::uint64_t>(out[0]);
+}
+
+CounterState RedisCounterStore::state(const char* mode, const std::string& key,
+                                      std::uint64_t window_seconds) {
+    auto out = run(mode, {key}, {slot_ms_text(window_seconds), "0", ""});
+    if (out.size() != 3 || out[0] < 0 || out[1] < 0 || out[2] < 0)
+        throw StoreError(settings_.url() + ": unexpected reply");
+    return {static_cast<std::uint64_t>(out[0]), static_cast<std::uint64_t>(out[1]),
+            static_cast<std::uint64_t>(out[2])};
+}
+
+CounterState RedisCounterStore::inspect(const std::string& key, std::uint64_t window_seconds) {
+    return state("inspect", key, window_seconds);
+}
+
+CounterState RedisCounterStore::reset(const std::string& key, std::uint64_t window_seconds) {
+    return state("reset", key, window_seconds);
 }
 
 std::optional<std::size_t> RedisCounterStore::check_and_add(std::span<const CounterAdd> adds) {

@@ -13,7 +13,7 @@
 // slot length (a reload changed the window) starts the key afresh. Time is the Redis server's
 // (TIME), so the clocks of the MTAs do not matter.
 //
-// Both operations run one Lua script, loaded once per connection with SCRIPT LOAD and
+// Every operation runs one Lua script, loaded once per connection with SCRIPT LOAD and
 // called by its SHA1 (EVAL of the full text on NOSCRIPT, after a SCRIPT FLUSH). Commits
 // (check_and_add) check every key against its max and add to all of them, or to none, in
 // one atomic step on the server: two MTAs can never both take the last slot of a limit.
@@ -68,6 +68,9 @@ class RedisCounterStore : public CounterStore {
 
     std::uint64_t count(const std::string& key, std::uint64_t window_seconds) override;
     std::optional<std::size_t> check_and_add(std::span<const CounterAdd> adds) override;
+    // One script call each: inspect reads, reset reads and deletes the key in one step.
+    CounterState inspect(const std::string& key, std::uint64_t window_seconds) override;
+    CounterState reset(const std::string& key, std::uint64_t window_seconds) override;
     using CounterStore::add;
 
     std::string describe() const override;
@@ -85,6 +88,7 @@ class RedisCounterStore : public CounterStore {
     };
     using ConnectionPtr = std::unique_ptr<Connection, ConnectionDeleter>;
 
+    CounterState state(const char* mode, const std::string& key, std::uint64_t window_seconds);
     // Runs the script with these keys and arguments (after the mode and the time).
     std::vector<long long> run(const char* mode, const std::vector<std::string>& keys,
                                const std::vector<std::string>& args);

@@ -25,6 +25,14 @@ class FlakyStore : public CounterStore {
         if (down) throw StoreError("connection refused");
         return real_.check_and_add(adds);
     }
+    CounterState inspect(const std::string& key, std::uint64_t window) override {
+        if (down) throw StoreError("connection refused");
+        return real_.inspect(key, window);
+    }
+    CounterState reset(const std::string& key, std::uint64_t window) override {
+        if (down) throw StoreError("connection refused");
+        return real_.reset(key, window);
+    }
     std::string describe() const override { return "flaky"; }
 
   private:

@@ -206,6 +206,8 @@ class FailingStore : public CounterStore {
     std::optional<std::size_t> check_and_add(std::span<const CounterAdd>) override {
         throw StoreError("down");
     }
+    CounterState inspect(const std::string&, std::uint64_t) override { throw StoreError("down"); }
+    CounterState reset(const std::string&, std::uint64_t) override { throw StoreError("down"); }
 };
 
 TEST(Limits, StoreErrorTempfailsOrPasses) {
