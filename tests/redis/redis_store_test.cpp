@@ -195,6 +195,28 @@ TEST_F(RedisStoreTest, WindowNeverLetsMoreThroughThanTheLimit) {
     EXPECT_EQ(store.count("k", 120), 1u);
 }
 
+TEST_F(RedisStoreTest, InspectAndReset) {
+    FakeClock clock;
+    RedisCounterStore store(settings(), clock.fn());
+    testing::expect_inspect_and_reset(store, clock.now_ms);
+}
+
+// The reset deletes the hash under the store's key prefix, and nothing else.
+TEST_F(RedisStoreTest, ResetDeletesTheKeyUnderThePrefix) {
+    RedisSettings s = settings();
+    s.prefix = "other:";
+    RedisCounterStore other(s);
+    RedisCounterStore store(settings());
+    const std::string key = "id\x1f" "a";
+    store.add(key, 2, 60);
+    other.add(key, 3, 60);
+    EXPECT_EQ(server_.command_integer({"EXISTS", "t:" + key}), 1);
+    EXPECT_EQ(store.reset(key, 60).count, 2u);
+    EXPECT_EQ(server_.command_integer({"EXISTS", "t:" + key}), 0);
+    EXPECT_EQ(server_.command_integer({"EXISTS", "other:" + key}), 1);
+    EXPECT_EQ(other.count(key, 60), 3u);
+}
+
 TEST_F(RedisStoreTest, OldSlotsAreDeleted) {
     FakeClock clock;
     RedisCounterStore store(settings(), clock.fn());

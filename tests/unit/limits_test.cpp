@@ -416,6 +416,12 @@ TEST(Limits, StoreFailingAtCommit) {
     }
 }
 
+TEST(MemoryStore, InspectAndReset) {
+    FakeClock clock;
+    MemoryCounterStore store(clock.fn());
+    testing::expect_inspect_and_reset(store, clock.now_ms);
+}
+
 TEST(MemoryStore, CheckAndAddIsAllOrNothing) {
     MemoryCounterStore store;
     testing::expect_check_and_add_is_all_or_nothing(store);

@@ -162,4 +162,54 @@ void expect_window_never_lets_more_through(CounterStore& store, Millis& now_ms) 
     EXPECT_EQ(store.count("k", 60), 0u);
 }
 
+// inspect() and reset() (policy-milter --ctl limit-show, limit-reset) on either store:
+// a 60 s window is kept in 6 s slots, and a slot leaves the window 11 slots after it
+// started (policy/counter_store.h, CounterState).
+template <class Millis>
+void expect_inspect_and_reset(CounterStore& store, Millis& now_ms) {
+    now_ms = 0;
+    store.add("k", 1, 60);
+    now_ms = 30'000;
+    store.add("k", 2, 60);
+    store.add("other", 5, 60);
+    now_ms = 31'000;
+    CounterState s = store.inspect("k", 60);
+    EXPECT_EQ(s.count, 3u);
+    EXPECT_EQ(s.count, store.count("k", 60));
+    EXPECT_EQ(s.next_drop_ms, 66'000u - 31'000u);  // the slot of 0 s leaves at 66 s
+    EXPECT_EQ(s.zero_ms, 96'000u - 31'000u);       // the slot of 30 s at 96 s
+    now_ms = 66'000;
+    s = store.inspect("k", 60);
+    EXPECT_EQ(s.count, 2u);
+    EXPECT_EQ(s.next_drop_ms, 30'000u);
+    EXPECT_EQ(s.zero_ms, 30'000u);
+    // A key never counted, and one under another window, are 0 with nothing to wait for.
+    s = store.inspect("never", 60);
+    EXPECT_EQ(s.count, 0u);
+    EXPECT_EQ(s.zero_ms, 0u);
+    EXPECT_EQ(store.inspect("k", 120).count, 0u);
+
+    s = store.reset("k", 60);
+    EXPECT_EQ(s.count, 2u);
+    EXPECT_EQ(s.zero_ms, 30'000u);
+    EXPECT_EQ(store.count("k", 60), 0u);
+    EXPECT_EQ(store.inspect("k", 60).zero_ms, 0u);
+    EXPECT_EQ(store.count("other", 60), 5u);  // only that key
+    EXPECT_EQ(store.reset("k", 60).count, 0u);
+    // After a reset the key counts afresh, up to its max again.
+    CounterAdd a{"k", 1, 60, 1};
+    EXPECT_EQ(store.check_and_add({&a, 1}), std::nullopt);
+    EXPECT_EQ(store.check_and_add({&a, 1}), std::optional<std::size_t>(0));
+    // A reset forgets the key under any window (a reload may have changed it).
+    store.add("w", 4, 120);
+    EXPECT_EQ(store.reset("w", 60).count, 0u);
+    EXPECT_EQ(store.count("w", 120), 0u);
+    // Long keys are hashed the same way by every operation.
+    std::string long_key = "id\x1f" + std::string(300, 'q');
+    store.add(long_key, 3, 60);
+    EXPECT_EQ(store.inspect(long_key, 60).count, 3u);
+    EXPECT_EQ(store.reset(long_key, 60).count, 3u);
+    EXPECT_EQ(store.count(long_key, 60), 0u);
+}
+
 }  // namespace pm::testing
