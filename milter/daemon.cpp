@@ -390,10 +390,10 @@ ControlHandlers Daemon::control_handlers() {
 void Daemon::announce() {
     unsigned mi_major = 0, mi_minor = 0, mi_patch = 0;
     smfi_version(&mi_major, &mi_minor, &mi_patch);
-    spdlog::info("started: policy-milter {} (libmilter {}.{}.{}); {}; socket {}; control {}; {}",
-                 PM_VERSION, mi_major, mi_minor, mi_patch, describe(*policy_), options_.socket,
-                 control_.is_open() ? "unix:" + control_.path() : std::string("none"),
+    spdlog::info("started: policy-milter {} (libmilter {}.{}.{}); {}; socket {}; {}", PM_VERSION,
+                 mi_major, mi_minor, mi_patch, describe(*policy_), options_.socket,
                  switches(options_.conversation()));
+    if (control_.is_open()) spdlog::info("control socket unix:{}", control_.path());
     // Under systemd (Type=notify): started only now, with the socket listening and the
     // policy loaded; the watchdog keeps pinging only while the socket answers.
     try {
