@@ -50,6 +50,48 @@ bool answers(const std::string& path) {
     return live;
 }
 
+// A listening socket at `path`, mode 0600 from the start (no moment open to others); -1
+// with `why`.
+int bind_private(const std::string& path, std::string& why) {
+    sockaddr_un addr;
+    if (!fill_address(addr, path)) {
+        why = "path too long";
+        return -1;
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        why = std::string("socket: ") + std::strerror(errno);
+        return -1;
+    }
+    mode_t old_mask = umask(0177);
+    int bound = bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
+    int bind_errno = errno;
+    umask(old_mask);
+    if (bound != 0 || listen(fd, 8) != 0) {
+        why = (bound != 0 ? "bind: " : "listen: ") +
+              std::string(std::strerror(bound != 0 ? bind_errno : errno));
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+// Gives the socket just bound to uid:gid (-1: keep), through a descriptor of the entry
+// itself as for the milter socket: a file swapped in under the path is never chowned.
+// `st` becomes the file's, to recognise it at removal.
+bool give_to(const std::string& path, uid_t uid, gid_t gid, struct stat& st, std::string& why) {
+    int pfd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (pfd < 0 || fstat(pfd, &st) != 0)
+        why = std::strerror(errno);
+    else if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid())
+        why = "not the socket just created";
+    else if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) &&
+             fchownat(pfd, "", uid, gid, AT_EMPTY_PATH) != 0)
+        why = std::string("chown: ") + std::strerror(errno);
+    if (pfd >= 0) close(pfd);
+    return why.empty();
+}
+
 using Clock = std::chrono::steady_clock;
 
 int ms_left(Clock::time_point deadline) {
@@ -163,32 +205,10 @@ ControlOpen ControlServer::open(const std::string& path, bool explicit_setting, 
         if (unlink(path.c_str()) != 0)
             return problem(std::string("cannot remove the stale socket: ") + std::strerror(errno));
     }
-    sockaddr_un addr;
-    if (!fill_address(addr, path)) return problem("path too long");
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-    if (fd < 0) return problem(std::string("socket: ") + std::strerror(errno));
-    mode_t old_mask = umask(0177);  // 0600 from the start: no moment open to others
-    int bound = bind(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr);
-    int bind_errno = errno;
-    umask(old_mask);
-    if (bound != 0 || listen(fd, 8) != 0) {
-        std::string why = std::strerror(bound != 0 ? bind_errno : errno);
-        close(fd);
-        return problem((bound != 0 ? "bind: " : "listen: ") + why);
-    }
-    // Through a descriptor of the entry itself, as for the milter socket: a file swapped
-    // in under the path is never chowned.
-    int pfd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
     std::string why;
-    if (pfd < 0 || fstat(pfd, &st) != 0)
-        why = std::strerror(errno);
-    else if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid())
-        why = "not the socket just created";
-    else if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) &&
-             fchownat(pfd, "", uid, gid, AT_EMPTY_PATH) != 0)
-        why = std::string("chown: ") + std::strerror(errno);
-    if (pfd >= 0) close(pfd);
-    if (!why.empty()) {
+    int fd = bind_private(path, why);
+    if (fd < 0) return problem(why);
+    if (!give_to(path, uid, gid, st, why)) {
         close(fd);
         unlink(path.c_str());
         return problem(why);
@@ -250,6 +270,7 @@ void ControlServer::serve_one(int client) {
         spdlog::warn("control socket: {}; connection closed", *why);
         return;
     }
+    if (request.empty()) return;  // a probe: another daemon checking that this one is alive
     std::string why;
     auto words = parse_control_request(request, why);
     if (!words) {
