@@ -440,7 +440,8 @@ TEST(ConfigFile, DumpConfigIsAConfigFile) {
               "# redis-password-file =\n"
               "redis-prefix = pm:\n"
               "redis-timeout = 75\n"
-              "store-on-error = pass\n");
+              "store-on-error = pass\n"
+              "control = unix:/run/policy-milter/control.sock\n");
     std::string again = write_config(out.str());
     Parsed q = parse({"--config", again, "--dump-config"});
     ASSERT_EQ(q.exit_code, std::nullopt) << q.err;
@@ -463,7 +464,47 @@ TEST(ConfigFile, DumpConfigRefusesWhatAFileCannotHold) {
 TEST(ConfigFile, DumpConfigIsNotCombinedWithCheck) {
     Parsed p = parse({"--config", "/dev/null", "--dump-config", "--check"});
     EXPECT_EQ(p.exit_code, 2);
-    EXPECT_EQ(p.err, "policy-milter: --check, --test and --dump-config cannot be combined\n");
+    EXPECT_EQ(p.err,
+              "policy-milter: --check, --test, --dump-config and --ctl cannot be combined\n");
+}
+
+// `control`: none or unix:/absolute/path; the built-in default is not "set" (a failure to
+// open it does not stop the start), any setting is.
+TEST(ConfigFile, ControlSetting) {
+    Parsed p = parse({"--config", "/dev/null"});
+    ASSERT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_EQ(p.options.control, "unix:/run/policy-milter/control.sock");
+    EXPECT_FALSE(p.options.control_explicit);
+    p = parse_config("control = unix:/var/run/pm/ctl.sock\n");
+    ASSERT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_EQ(p.options.control, "unix:/var/run/pm/ctl.sock");
+    EXPECT_TRUE(p.options.control_explicit);
+    p = parse({"--config", "/dev/null", "--control", "none"});
+    ASSERT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_EQ(p.options.control, "none");
+    for (std::string bad :
+         std::vector<std::string>{"unix:relative.sock", "inet:8000", "unix:/run/dir/",
+                                  "/run/x.sock", "unix:/" + std::string(120, 'x')}) {
+        p = parse({"--config", "/dev/null", "--control", bad});
+        EXPECT_EQ(p.exit_code, 2) << bad;
+        EXPECT_NE(p.err.find("control '"), std::string::npos) << p.err;
+    }
+}
+
+// Every word after --ctl is the command's, as written, even one that looks like an option;
+// the options before it still apply (-c finds `control`).
+TEST(ConfigFile, CtlTakesEveryWordAfterIt) {
+    std::string path = write_config("control = unix:/tmp/c.sock\n");
+    Parsed p = parse({"-c", path, "--ctl", "limit-show", "r", "--check", "-x", ""});
+    ASSERT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_EQ(p.options.mode, Mode::Ctl);
+    EXPECT_EQ(p.options.ctl, (std::vector<std::string>{"limit-show", "r", "--check", "-x", ""}));
+    EXPECT_EQ(p.options.control, "unix:/tmp/c.sock");
+    p = parse({"--config", "/dev/null", "--ctl"});
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_NE(p.err.find("--ctl needs a command"), std::string::npos) << p.err;
+    p = parse({"--config", "/dev/null", "--check", "--ctl", "stats"});
+    EXPECT_EQ(p.exit_code, 2);
 }
 
 }  // namespace
