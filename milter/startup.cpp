@@ -441,6 +441,24 @@ void check_socket_directory(Checker& c) {
             c.error("socket", *problem);
 }
 
+// A `control` that was set must open (the built-in default may stay off, with a warning at
+// start: milter/control.h): its directory exists and is safe, and its path is no other file.
+void check_control(Checker& c) {
+    const Options& o = c.o_;
+    if (!o.control_explicit || o.control == "none") return;
+    std::string path = o.control.substr(5);  // after "unix:", checked with the config file
+    std::string dir = fs::path(path).parent_path().string();
+    struct stat st;
+    if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+        c.error("control", "control socket directory " + dir + " does not exist");
+        return;
+    }
+    if (auto problem = socket_directory_problem(path, c.plan_.uid ? *c.plan_.uid : geteuid()))
+        c.error("control", "control " + *problem);
+    else if (lstat(path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode))
+        c.error("control", "control socket " + path + " exists and is not a socket");
+}
+
 }  // namespace
 
 StartupPlan check_startup(const Options& o, StartupPurpose purpose, const Policy* policy) {
@@ -451,6 +469,7 @@ StartupPlan check_startup(const Options& o, StartupPurpose purpose, const Policy
     check_user(c, root);
     check_socket_group(c, root);
     check_socket_directory(c);
+    check_control(c);
     check_pid_file(c);
     check_store(c);
     if (plan.uid) check_readable_by_user(c, o.user, policy);

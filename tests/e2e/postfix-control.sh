@@ -11,7 +11,8 @@
 #     and the daemon keeps serving its old rules; a good one reloads (exit 0);
 #   - the socket is mode 0600, replaced when stale, removed at stop; --ctl then says that
 #     the daemon is not running; the built-in default is skipped with a warning when its
-#     directory does not exist.
+#     directory does not exist, while a `control` that is set and cannot be opened fails
+#     --check (at its line) and the start.
 #
 #   tests/e2e/postfix-control.sh PATH/TO/policy-milter
 #
@@ -190,6 +191,23 @@ if [ ! -d /run/policy-milter ]; then
 	fi
 	milter_stop 20 || true
 	MILTER_WRAP=("${PRIVATE_DEVLOG[@]}") MILTER_LOG_TO=syslog
+fi
+
+# A `control` that is set and cannot be opened: --check reports it at its line, the start
+# stops with "not started" (exit 78).
+printf 'control = unix:%s/missing/control.sock\n' "$WORK" > "$WORK/bad-control.conf"
+out=$("$MILTER_BIN" -c "$WORK/bad-control.conf" --rules "$WORK/rules.conf" --check 2>&1) && rc=0 || rc=$?
+if [ "$rc" = 2 ] && grep -qxF "$WORK/bad-control.conf:1:11: error: control socket directory $WORK/missing does not exist" <<<"$out"; then
+	pass "--check: a set control whose directory is missing, exit 2, at its line"
+else
+	fail "--check: exit $rc: $out"
+fi
+out=$("$MILTER_BIN" -c "$WORK/bad-control.conf" --rules "$WORK/rules.conf" --foreground \
+	--log stderr --socket "inet:$(free_port)@127.0.0.1" 2>&1) && rc=0 || rc=$?
+if [ "$rc" = 78 ] && grep -qF "not started: control socket directory $WORK/missing does not exist" <<<"$out"; then
+	pass "start: a set control whose directory is missing: not started, exit 78"
+else
+	fail "start: exit $rc: $out"
 fi
 
 # --- Redis -------------------------------------------------------------------------------------
