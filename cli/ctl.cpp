@@ -33,13 +33,12 @@ std::string usage_problem(const std::vector<std::string>& words) {
 std::string connect_problem(int error, const std::string& path) {
     switch (error) {
         case ENOENT:
-            return "no control socket " + path + ": is policy-milter running, with this "
+            return "no control socket " + path +
+                   ": is policy-milter running, with this "
                    "control setting?";
-        case ECONNREFUSED:
-            return "nothing answers on " + path + ": policy-milter is not running";
+        case ECONNREFUSED: return "nothing answers on " + path + ": policy-milter is not running";
         case EACCES:
-        case EPERM:
-            return "permission denied on " + path + ": run as root or as the daemon's user";
+        case EPERM: return "permission denied on " + path + ": run as root or as the daemon's user";
         default: return "cannot connect to " + path + ": " + std::strerror(error);
     }
 }

@@ -170,8 +170,7 @@ std::string control_problem(const std::string& value) {
     if (value == "none") return {};
     if (!value.starts_with("unix:") || value.size() < 7 || value[5] != '/' || value.back() == '/')
         return "control '" + value + "' is not 'none' or unix:/absolute/path";
-    if (value.size() - 5 > 107)
-        return "control '" + value + "': the path is longer than 107 bytes";
+    if (value.size() - 5 > 107) return "control '" + value + "': the path is longer than 107 bytes";
     return {};
 }
 
@@ -200,8 +199,7 @@ std::string value_problem(const std::string& key, const std::string& value) {
 // Checks the values value_problem() knows; an error message, or empty.
 std::string check_values(const po::variables_map& vm, Options& o) {
     for (const char* key : {"socket", "log", "log-level", "syslog-facility", "syslog-name",
-                            "socket-mode", "store", "store-on-error", "redis-timeout",
-                            "control"}) {
+                            "socket-mode", "store", "store-on-error", "redis-timeout", "control"}) {
         if (!vm.count(key)) continue;
         if (std::string why = value_problem(key, vm[key].as<std::string>()); !why.empty())
             return why;
@@ -363,8 +361,7 @@ std::optional<int> read_test_transaction(const po::variables_map& cli, TestTrans
 
 // --check, --test or --dump-config, at most one of them.
 std::optional<int> choose_mode(const po::variables_map& cli, Options& o, std::ostream& err) {
-    if (cli.count("check") + cli.count("test") + cli.count("dump-config") +
-            (o.mode == Mode::Ctl) >
+    if (cli.count("check") + cli.count("test") + cli.count("dump-config") + (o.mode == Mode::Ctl) >
         1) {
         err << "policy-milter: --check, --test, --dump-config and --ctl cannot be combined\n";
         return 2;

@@ -45,7 +45,7 @@ struct Options {
     std::string control = kDefaultControl;      // the control socket: unix:PATH or none
     bool control_explicit = false;              // set, not the default: a failure stops the start
     TestTransaction test;
-    std::vector<std::string> ctl;  // --ctl: the command and its arguments
+    std::vector<std::string> ctl;   // --ctl: the command and its arguments
     std::size_t config_errors = 0;  // --check: errors of the config file, already printed
     // Where a setting from the config file was written ("FILE:LINE:COL"), by key; a key
     // that is absent came from the command line or is a default.

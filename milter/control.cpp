@@ -183,8 +183,8 @@ ControlOpen ControlServer::open(const std::string& path, bool explicit_setting, 
     using R = ControlOpen::Result;
     auto problem = [&](std::string why) {
         if (explicit_setting) return ControlOpen{R::Failed, "control socket " + path + ": " + why};
-        return ControlOpen{R::Off, "control socket " + path + ": " + why +
-                                       "; running without a control socket"};
+        return ControlOpen{
+            R::Off, "control socket " + path + ": " + why + "; running without a control socket"};
     };
     std::string dir = parent_of(path);
     int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

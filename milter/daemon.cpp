@@ -157,9 +157,10 @@ std::shared_ptr<const Policy> reload(int argc, const char* const argv[],
         fresh.socket_group != started_with.socket_group || fresh.log != started_with.log ||
         fresh.pid_file != started_with.pid_file ||
         fresh.syslog_facility != started_with.syslog_facility ||
-        fresh.syslog_name != started_with.syslog_name)
+        fresh.syslog_name != started_with.syslog_name || fresh.control != started_with.control)
         spdlog::warn(
-            "socket, user, pid-file, log and syslog changes take effect only at the next start");
+            "socket, user, pid-file, log, syslog and control changes take effect only at the "
+            "next start");
     if (store_settings(fresh) != store_settings(started_with))
         spdlog::warn(
             "store settings changed ({}): they take effect only at the next start; "

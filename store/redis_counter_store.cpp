@@ -19,8 +19,8 @@ namespace {
 // {i, count of key i} for the first key whose count plus amount exceeds its max, having
 // added nothing. inspect and reset take one key and return {count, ms until the oldest
 // slot with a count leaves the window, ms until the newest one does} (CounterState);
-// reset then deletes the key. Every argument is checked before the first write (a bad one is an error
-// reply and changes nothing): numbers are 1 to 16 digits and at most LIMIT = 2^53-1, the
+// reset then deletes the key. Every argument is checked before the first write (a bad one is an
+// error reply and changes nothing): numbers are 1 to 16 digits and at most LIMIT = 2^53-1, the
 // largest integer a Lua number holds exactly, and counts saturate there. SLOTS and
 // MAX_SLOT_MS are prepended from the sliding window's definition (policy/counter_store.h).
 constexpr const char* kScriptBody = R"lua(

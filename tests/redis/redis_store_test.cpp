@@ -207,7 +207,9 @@ TEST_F(RedisStoreTest, ResetDeletesTheKeyUnderThePrefix) {
     s.prefix = "other:";
     RedisCounterStore other(s);
     RedisCounterStore store(settings());
-    const std::string key = "id\x1f" "a";
+    const std::string key =
+        "id\x1f"
+        "a";
     store.add(key, 2, 60);
     other.add(key, 3, 60);
     EXPECT_EQ(server_.command_integer({"EXISTS", "t:" + key}), 1);

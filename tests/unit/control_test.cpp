@@ -29,11 +29,11 @@ TEST(ControlProtocol, RequestRoundTripsAnyByteButNul) {
 
 TEST(ControlProtocol, GarbageRequestsAreRefused) {
     std::string why;
-    for (std::string bad : {std::string(), std::string("stats"), std::string("stats\0", 6),
-                            std::string("pmctl1"), std::string("pmctl1\0", 7),
-                            std::string("pmctl1\0\0", 8), std::string("pmctl1\0stats", 12),
-                            std::string("PMCTL1\0stats\0", 13),
-                            std::string("GET / HTTP/1.0\r\n\r\n")}) {
+    for (std::string bad :
+         {std::string(), std::string("stats"), std::string("stats\0", 6), std::string("pmctl1"),
+          std::string("pmctl1\0", 7), std::string("pmctl1\0\0", 8),
+          std::string("pmctl1\0stats", 12), std::string("PMCTL1\0stats\0", 13),
+          std::string("GET / HTTP/1.0\r\n\r\n")}) {
         EXPECT_FALSE(parse_control_request(bad, why)) << ::testing::PrintToString(bad);
         EXPECT_FALSE(why.empty());
     }
@@ -87,17 +87,16 @@ TEST(ControlKeys, SameKeyAsTheSessions) {
     f.set_sender("<Alice@Example.COM.>", "Bob", 1234, false);
     f.recipient = Address::from_smtp("<Carol@Dest.Example>");
     std::string why;
-    auto key = limit_key_of_values(st[0], std::vector<std::string>{"alice@EXAMPLE.com",
-                                                                   "192.0.2.1", "01234"},
-                                   why);
+    auto key = limit_key_of_values(
+        st[0], std::vector<std::string>{"alice@EXAMPLE.com", "192.0.2.1", "01234"}, why);
     ASSERT_TRUE(key) << why;
     EXPECT_EQ(*key, limit_key(st[0], f));
     key = limit_key_of_values(st[1], std::vector<std::string>{"helo.EXAMPLE", "mail.example.net."},
                               why);
     ASSERT_TRUE(key) << why;
     EXPECT_EQ(*key, limit_key(st[1], f));
-    key = limit_key_of_values(st[2], std::vector<std::string>{"dest.example.", "ALICE", "bob"},
-                              why);
+    key =
+        limit_key_of_values(st[2], std::vector<std::string>{"dest.example.", "ALICE", "bob"}, why);
     ASSERT_TRUE(key) << why;
     EXPECT_EQ(*key, limit_key(st[2], f));
     // A client without an IP address counts under an empty value.
@@ -119,8 +118,8 @@ TEST(ControlKeys, WrongValuesSayWhy) {
     EXPECT_NE(why.find("client.ip: not an IP address"), std::string::npos) << why;
     EXPECT_FALSE(limit_key_of_values(st[0], std::vector<std::string>{"a@b", "", "-1"}, why));
     EXPECT_NE(why.find("mail.size: not a number"), std::string::npos) << why;
-    EXPECT_FALSE(
-        limit_key_of_values(st[0], std::vector<std::string>{"a@b", "", "18446744073709551616"}, why));
+    EXPECT_FALSE(limit_key_of_values(
+        st[0], std::vector<std::string>{"a@b", "", "18446744073709551616"}, why));
     EXPECT_FALSE(limit_key_of_values(st[2], std::vector<std::string>{"a@b", "x", "y"}, why));
 }
 
@@ -150,10 +149,10 @@ limit "per-sender" at mail
     now_ms += 60'000;
     ControlReply show = limit_command(*p, store, {"limit-show", "per-sender", "alice@example.com"});
     ASSERT_TRUE(show.ok);
-    EXPECT_EQ(show.lines, (std::vector<std::string>{
-                              "limit: per-sender", "key: sender=\"alice@example.com\"",
-                              "count: 1", "max: 1 messages", "window: 3600s",
-                              "next-drop-in: 3900s", "resets-in: 3900s"}));
+    EXPECT_EQ(show.lines,
+              (std::vector<std::string>{"limit: per-sender", "key: sender=\"alice@example.com\"",
+                                        "count: 1", "max: 1 messages", "window: 3600s",
+                                        "next-drop-in: 3900s", "resets-in: 3900s"}));
     ControlReply reset =
         limit_command(*p, store, {"limit-reset", "per-sender", "ALICE@example.com"});
     ASSERT_TRUE(reset.ok);
@@ -191,8 +190,9 @@ TEST(ControlLimits, AStoreErrorIsAFailedReply) {
     Down store;
     ControlReply r = limit_command(*p, store, {"limit-show", "per-helo", "a", "b"});
     EXPECT_FALSE(r.ok);
-    EXPECT_EQ(r.lines, (std::vector<std::string>{
-                           "counter store: redis://127.0.0.1:1/0: connection refused"}));
+    EXPECT_EQ(
+        r.lines,
+        (std::vector<std::string>{"counter store: redis://127.0.0.1:1/0: connection refused"}));
 }
 
 }  // namespace
