@@ -247,7 +247,15 @@ void ControlServer::run() {
         }
         if (p[1].revents) return;
         int client = accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-        if (client < 0) continue;  // gone already, or out of descriptors for a moment
+        if (client < 0) {
+            // Out of descriptors (EMFILE) leaves the connection pending and the socket
+            // readable: wait a little rather than spin on it.
+            if (errno != EINTR && errno != EAGAIN && errno != ECONNABORTED) {
+                pollfd stop{stop_[0], POLLIN, 0};
+                if (poll(&stop, 1, 100) > 0) return;
+            }
+            continue;
+        }
         serve_one(client);
         close(client);
     }
@@ -320,8 +328,10 @@ ControlReply ReloadRequests::request() {
     pending_ = true;
     std::uint64_t ticket = served_ + 1;
     std::uint64_t one = 1;
-    if (write(fd_, &one, sizeof one) != static_cast<ssize_t>(sizeof one))
+    if (write(fd_, &one, sizeof one) != static_cast<ssize_t>(sizeof one)) {
+        pending_ = false;
         return ControlReply{false, {std::string("eventfd: ") + std::strerror(errno)}};
+    }
     done_.wait(lock, [&] { return served_ >= ticket || stopping_; });
     if (served_ < ticket) return ControlReply{false, {"the daemon is stopping"}};
     return reply_;
