@@ -8,10 +8,12 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <poll.h>
+#include <pwd.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -184,6 +186,31 @@ TEST_F(ControlServerTest, HostileClientsCloseOnlyTheirConnection) {
     EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2000));
     close(lazy);
     again.stop();  // also while a client is connected
+}
+
+// A socket made world-writable by hand still answers only root and the daemon's user: a
+// client of another uid (here nobody, in a child process) gets no reply.
+TEST_F(ControlServerTest, OtherUsersAreRefusedEvenThroughAnOpenMode) {
+    if (geteuid() != 0) GTEST_SKIP() << "needs root, to connect as another user";
+    passwd* nobody = getpwnam("nobody");
+    if (!nobody) GTEST_SKIP() << "no user nobody";
+    ControlServer server;
+    ASSERT_EQ(server.open(path_, true, kKeepUid, kKeepGid).result, R::Opened);
+    std::string why;
+    ASSERT_TRUE(server.start(handlers(), why));
+    ASSERT_EQ(chmod(path_.c_str(), 0666), 0);
+    std::string request = *encode_control_request({"stats"}, why);
+    pid_t child = fork();
+    if (child == 0) {
+        if (setgid(nobody->pw_gid) != 0 || setuid(nobody->pw_uid) != 0) _exit(3);
+        std::string reply = ask_raw(path_, request);
+        _exit(reply == "(no connection)" ? 2 : reply.empty() ? 0 : 1);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "1: answered, 2: could not connect, 3: setuid";
+    EXPECT_EQ(ask(path_, {"stats"}).rfind("ok\n", 0), 0u);  // root still is
 }
 
 // The reload hand-off: the control thread asks, a "main loop" thread runs it and its
