@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spdlog/details/null_mutex.h>
-#include <spdlog/details/os.h>
 #include <spdlog/sinks/base_sink.h>
 #include <spdlog/spdlog.h>
 #include <sys/eventfd.h>
@@ -43,9 +42,11 @@ bool fill_address(sockaddr_un& addr, const std::string& path) {
 bool answers(const std::string& path) {
     sockaddr_un addr;
     if (!fill_address(addr, path)) return false;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    // Non-blocking: a live daemon with a full backlog (EAGAIN) must not hang this start.
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0) return false;
-    bool live = connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+    bool live = connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0 ||
+                errno == EAGAIN || errno == EINPROGRESS;
     close(fd);
     return live;
 }
@@ -83,13 +84,51 @@ bool give_to(const std::string& path, uid_t uid, gid_t gid, struct stat& st, std
     int pfd = ::open(path.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (pfd < 0 || fstat(pfd, &st) != 0)
         why = std::strerror(errno);
-    else if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid())
+    else if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1)
         why = "not the socket just created";
+    // A default ACL on the directory overrides the umask at bind: the mode is set again,
+    // through the descriptor's /proc link (fchmod refuses O_PATH), never through the path.
+    else if ((st.st_mode & 07777) != 0600 &&
+             chmod(("/proc/self/fd/" + std::to_string(pfd)).c_str(), 0600) != 0)
+        why = std::string("chmod: ") + std::strerror(errno);
     else if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) &&
              fchownat(pfd, "", uid, gid, AT_EMPTY_PATH) != 0)
         why = std::string("chown: ") + std::strerror(errno);
     if (pfd >= 0) close(pfd);
     return why.empty();
+}
+
+// PATH.lock, opened and locked: a regular file of this daemon (made mode 0600 and given
+// to uid:gid when new). Only briefly contended (another start, check and bind), so a
+// lock still held after 2 s is someone else's doing: -1 with `why`.
+int lock_beside(const std::string& path, uid_t uid, gid_t gid, std::string& why) {
+    std::string lock_path = path + ".lock";
+    int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0) {
+        why = lock_path + ": " + std::strerror(errno);
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    bool ours = st.st_uid == geteuid() || (uid != static_cast<uid_t>(-1) && st.st_uid == uid);
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || !ours || (st.st_mode & 077) != 0) {
+        why = lock_path + ": not a private regular file of the daemon's user";
+        close(fd);
+        return -1;
+    }
+    if (st.st_uid == geteuid() && (uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)))
+        if (fchown(fd, uid, gid) != 0) {
+        }  // at worst the stop cannot lock: it does not need to
+    for (int tries = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; ++tries) {
+        if (errno != EWOULDBLOCK || tries == 40) {
+            why = lock_path + ": cannot lock it: " +
+                  (errno == EWOULDBLOCK ? std::string("held for 2 s") : std::strerror(errno));
+            close(fd);
+            return -1;
+        }
+        usleep(50'000);
+    }
+    return fd;
 }
 
 using Clock = std::chrono::steady_clock;
@@ -189,15 +228,19 @@ ControlOpen ControlServer::open(const std::string& path, bool explicit_setting, 
     std::string dir = parent_of(path);
     int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd < 0) return problem("directory " + dir + ": " + std::strerror(errno));
+    close(dir_fd);
+    if (auto why = socket_directory_problem(path, uid == static_cast<uid_t>(-1) ? geteuid() : uid))
+        return problem(*why);
     // Two daemons starting at once must not both find the file stale and take it from
-    // each other: the check and the bind happen under a lock on the directory.
-    flock(dir_fd, LOCK_EX);
+    // each other: the check and the bind happen under a lock on a file of the daemon's
+    // own, mode 0600 (a lock on the directory could be held by any user who can read it).
+    std::string lock_why;
+    int lock_fd = lock_beside(path, uid, gid, lock_why);
+    if (lock_fd < 0) return problem(lock_why);
     struct Unlock {
         int fd;
         ~Unlock() { close(fd); }  // closing drops the lock
-    } unlock{dir_fd};
-    if (auto why = socket_directory_problem(path, uid == static_cast<uid_t>(-1) ? geteuid() : uid))
-        return problem(*why);
+    } unlock{lock_fd};
     struct stat st;
     if (lstat(path.c_str(), &st) == 0) {
         if (!S_ISSOCK(st.st_mode)) return problem("exists and is not a socket");
@@ -305,13 +348,15 @@ void ControlServer::stop() {
     for (int& fd : stop_)
         if (fd >= 0) close(std::exchange(fd, -1));
     if (fd_ < 0) return;
-    close(std::exchange(fd_, -1));
-    // Only the file this daemon bound: a socket a later daemon bound there stays.
+    // Only the file this daemon bound: a socket a later daemon bound there stays. It is
+    // removed while it still answers, so that no starting daemon can have found it stale
+    // and put its own in its place between the check and the unlink.
     int pfd = ::open(path_.c_str(), O_PATH | O_NOFOLLOW | O_CLOEXEC);
     struct stat st;
     if (pfd >= 0 && fstat(pfd, &st) == 0 && st.st_dev == dev_ && st.st_ino == ino_)
         unlink(path_.c_str());
     if (pfd >= 0) close(pfd);
+    close(std::exchange(fd_, -1));
 }
 
 // --- ReloadRequests -------------------------------------------------------------------
@@ -324,7 +369,8 @@ ReloadRequests::~ReloadRequests() {
 
 ControlReply ReloadRequests::request() {
     std::unique_lock lock(mutex_);
-    if (stopping_ || fd_ < 0) return ControlReply{false, {"the daemon is stopping"}};
+    if (fd_ < 0) return ControlReply{false, {"reload by control socket unavailable (eventfd)"}};
+    if (stopping_) return ControlReply{false, {"the daemon is stopping"}};
     pending_ = true;
     std::uint64_t ticket = served_ + 1;
     std::uint64_t one = 1;
@@ -361,34 +407,46 @@ void ReloadRequests::shutdown() {
 
 // --- LogCapture -----------------------------------------------------------------------
 
-// Every thread's every line passes here: one that is not the capturing thread's costs an
-// atomic load, no lock (null_mutex), so the MTA's threads never wait on a reload.
+namespace {
+// Set only on the thread that asked for a capture: spdlog's cached thread ids cannot be
+// trusted for this (the main thread keeps its parent's id across the fork, a number the
+// kernel may give a session thread later), a thread_local flag can.
+thread_local bool t_capturing = false;
+// A reload with a million bad lines must not answer with a million lines.
+constexpr std::size_t kMaxCapturedLines = 1000;
+}  // namespace
+
+// Every thread's every line passes here: one that is not the capturing thread's costs a
+// thread_local test, no lock (null_mutex), so the MTA's threads never wait on a reload.
 struct LogCapture::Sink : spdlog::sinks::base_sink<spdlog::details::null_mutex> {
-    void start(std::size_t thread_id) {
-        std::lock_guard lock(lines_mutex_);
+    void start() {
         lines_.clear();
-        thread_.store(thread_id, std::memory_order_release);
+        dropped_ = 0;
+        t_capturing = true;
     }
     std::vector<std::string> finish() {
-        thread_.store(0, std::memory_order_release);
-        std::lock_guard lock(lines_mutex_);
+        t_capturing = false;
+        if (dropped_)
+            lines_.push_back("... and " + std::to_string(dropped_) + " more lines in the log");
         return std::exchange(lines_, {});
     }
 
   protected:
-    // The payload as logged: a diagnostic says its own "file:line:col: error:".
+    // The payload as logged: a diagnostic says its own "file:line:col: error:". Only the
+    // capturing thread ever gets here past the test, so lines_ needs no lock.
     void sink_it_(const spdlog::details::log_msg& msg) override {
-        std::size_t capturing = thread_.load(std::memory_order_acquire);
-        if (capturing == 0 || msg.thread_id != capturing) return;
-        std::lock_guard lock(lines_mutex_);
+        if (!t_capturing) return;
+        if (lines_.size() >= kMaxCapturedLines) {
+            ++dropped_;
+            return;
+        }
         lines_.emplace_back(msg.payload.data(), msg.payload.size());
     }
     void flush_() override {}
 
   private:
-    std::atomic<std::size_t> thread_{0};  // 0: capturing nothing
-    std::mutex lines_mutex_;
     std::vector<std::string> lines_;
+    std::size_t dropped_ = 0;
 };
 
 LogCapture& LogCapture::install() {
@@ -402,7 +460,7 @@ LogCapture& LogCapture::install() {
 }
 
 void LogCapture::begin() {
-    sink_->start(spdlog::details::os::thread_id());
+    sink_->start();
 }
 
 std::vector<std::string> LogCapture::end() {

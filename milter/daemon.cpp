@@ -278,8 +278,9 @@ class Daemon {
     std::unique_ptr<Watchdog> watchdog_;
     RetiredPolicies retired_;
     // `control`: opened with the socket, served from after the fork (milter/control.h).
-    ControlServer control_;
+    // In this order: the control thread may wait on reload_requests_ until control_ stops.
     ReloadRequests reload_requests_;
+    ControlServer control_;
     bool stopping_ = false;
 };
 

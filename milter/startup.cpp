@@ -449,8 +449,12 @@ void check_control(Checker& c) {
     std::string path = o.control.substr(5);  // after "unix:", checked with the config file
     std::string dir = fs::path(path).parent_path().string();
     struct stat st;
-    if (stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-        c.error("control", "control socket directory " + dir + " does not exist");
+    bool found = stat(dir.c_str(), &st) == 0;
+    if (!found || !S_ISDIR(st.st_mode)) {
+        std::string why = found             ? " is not a directory"
+                          : errno == ENOENT ? " does not exist"
+                                            : ": " + std::string(std::strerror(errno));
+        c.error("control", "control socket directory " + dir + why);
         return;
     }
     if (auto problem = socket_directory_problem(path, c.plan_.uid ? *c.plan_.uid : geteuid()))

@@ -331,6 +331,11 @@ std::optional<std::string> limit_key_of_values(const Statement& limit,
         const LimitKeyField& k = fields[i];
         const std::string& v = values[i];
         std::string name = k.field.display();
+        // The separator inside a value would make ("a\x1fb", "c") and ("a", "b\x1fc") one key.
+        if (v.find('\x1f') != std::string::npos) {
+            why = name + ": a value holds no \\x1f (the key separator)";
+            return std::nullopt;
+        }
         key += '\x1f';
         if (k.field.id == FieldId::ClientIp) {
             auto ip = parse_ip(v);

@@ -121,6 +121,9 @@ TEST(ControlKeys, WrongValuesSayWhy) {
     EXPECT_FALSE(limit_key_of_values(
         st[0], std::vector<std::string>{"a@b", "", "18446744073709551616"}, why));
     EXPECT_FALSE(limit_key_of_values(st[2], std::vector<std::string>{"a@b", "x", "y"}, why));
+    // Review finding: the key separator inside a value would alias another tuple's key.
+    EXPECT_FALSE(limit_key_of_values(st[0], std::vector<std::string>{"a\x1f@b", "", "0"}, why));
+    EXPECT_NE(why.find("key separator"), std::string::npos) << why;
 }
 
 // A limit hits in a session, limit-show shows its count, limit-reset clears it, and the

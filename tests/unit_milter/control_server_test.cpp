@@ -10,6 +10,7 @@
 #include <poll.h>
 #include <pwd.h>
 #include <spdlog/spdlog.h>
+#include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -18,6 +19,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
@@ -253,6 +255,60 @@ TEST_F(ControlServerTest, ReloadRunsOnTheMainLoopWithItsLogLines) {
     EXPECT_EQ(ask(path_, {"reload"}), "error\nthe daemon is stopping\n");
     late.join();
     server.stop();
+}
+
+// Review findings (2026-12-07): a user who can only read the socket's directory once
+// held a lock the start waited on forever; the lock is now a private file of the daemon.
+TEST_F(ControlServerTest, ALockOnTheDirectoryCannotStallTheStart) {
+    int dir_fd = ::open(dir_.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    ASSERT_GE(dir_fd, 0);
+    ASSERT_EQ(flock(dir_fd, LOCK_EX), 0);
+    ControlServer server;
+    auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(server.open(path_, true, kKeepUid, kKeepGid).result, R::Opened);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::seconds(2));
+    close(dir_fd);
+    struct stat st;
+    ASSERT_EQ(lstat((path_ + ".lock").c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    server.stop();
+}
+
+// A lock file another user made (or a symlink put there) is not the daemon's: refused.
+TEST_F(ControlServerTest, ALockFileNotTheDaemonsIsRefused) {
+    ASSERT_EQ(symlink("/etc/passwd", (path_ + ".lock").c_str()), 0);
+    ControlServer server;
+    ControlOpen opened = server.open(path_, true, kKeepUid, kKeepGid);
+    EXPECT_EQ(opened.result, R::Failed);
+    EXPECT_NE(opened.message.find(".lock"), std::string::npos) << opened.message;
+}
+
+// A default ACL on the directory overrides the umask at bind: the mode is set again.
+TEST_F(ControlServerTest, ADefaultAclCannotOpenTheSocket) {
+    if (system("command -v setfacl >/dev/null") != 0) GTEST_SKIP() << "no setfacl";
+    std::string cmd = "setfacl -d -m u::rwx,g::rwx,o::rwx '" + dir_ + "' 2>/dev/null";
+    if (system(cmd.c_str()) != 0) GTEST_SKIP() << "no ACL support here";
+    ControlServer server;
+    ASSERT_EQ(server.open(path_, true, kKeepUid, kKeepGid).result, R::Opened);
+    struct stat st;
+    ASSERT_EQ(lstat(path_.c_str(), &st), 0);
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    server.stop();
+}
+
+// Only the capturing thread's lines come back, and at most 1000 of them.
+TEST_F(ControlServerTest, TheReloadCaptureIsBoundedAndPerThread) {
+    LogCapture& capture = LogCapture::install();
+    capture.begin();
+    std::thread other([] { spdlog::error("another thread's line"); });
+    other.join();
+    for (int i = 0; i < 1500; ++i) spdlog::error("line {}", i);
+    std::vector<std::string> lines = capture.end();
+    ASSERT_EQ(lines.size(), 1001u);
+    EXPECT_EQ(lines.front(), "line 0");
+    EXPECT_EQ(lines.back(), "... and 500 more lines in the log");
+    capture.begin();
+    EXPECT_TRUE(capture.end().empty());
 }
 
 }  // namespace
