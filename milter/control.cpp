@@ -98,10 +98,11 @@ bool give_to(const std::string& path, uid_t uid, gid_t gid, struct stat& st, std
     return why.empty();
 }
 
-// PATH.lock, opened and locked: a regular file of this daemon (made mode 0600 and given
-// to uid:gid when new). Only briefly contended (another start, check and bind), so a
-// lock still held after 2 s is someone else's doing: -1 with `why`.
-int lock_beside(const std::string& path, uid_t uid, gid_t gid, std::string& why) {
+// PATH.lock, opened and locked: a regular file of this daemon's, mode 0600 (the stop
+// does not need it, so it stays root's when made before privileges are dropped). Only briefly
+// contended (another start, check and bind), so a lock still held after 2 s is someone else's
+// doing: -1 with `why`.
+int lock_beside(const std::string& path, uid_t uid, std::string& why) {
     std::string lock_path = path + ".lock";
     int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
     struct stat st;
@@ -116,9 +117,6 @@ int lock_beside(const std::string& path, uid_t uid, gid_t gid, std::string& why)
         close(fd);
         return -1;
     }
-    if (st.st_uid == geteuid() && (uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)))
-        if (fchown(fd, uid, gid) != 0) {
-        }  // at worst the stop cannot lock: it does not need to
     for (int tries = 0; flock(fd, LOCK_EX | LOCK_NB) != 0; ++tries) {
         if (errno != EWOULDBLOCK || tries == 40) {
             why = lock_path + ": cannot lock it: " +
@@ -126,7 +124,7 @@ int lock_beside(const std::string& path, uid_t uid, gid_t gid, std::string& why)
             close(fd);
             return -1;
         }
-        usleep(50'000);
+        usleep(50000);  // pmccabe misreads a digit separator
     }
     return fd;
 }
@@ -235,7 +233,7 @@ ControlOpen ControlServer::open(const std::string& path, bool explicit_setting, 
     // each other: the check and the bind happen under a lock on a file of the daemon's
     // own, mode 0600 (a lock on the directory could be held by any user who can read it).
     std::string lock_why;
-    int lock_fd = lock_beside(path, uid, gid, lock_why);
+    int lock_fd = lock_beside(path, uid, lock_why);
     if (lock_fd < 0) return problem(lock_why);
     struct Unlock {
         int fd;
