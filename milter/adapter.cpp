@@ -6,7 +6,9 @@
 #include <spdlog/spdlog.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 #include <mutex>
@@ -175,9 +177,24 @@ struct Negotiated {
 std::mutex g_negotiated_mutex;
 std::unordered_map<const void*, Negotiated> g_negotiated;
 
+std::size_t g_negotiated_sweep_at = 1024;
+
+// An entry whose socket is no longer open (or is another socket now) belongs to an MTA
+// connection that has ended.
+bool ended(const Negotiated& n) {
+    struct stat st;
+    return fstat(n.socket.fd, &st) != 0 || st.st_ino != n.socket.inode;
+}
+
 void remember_negotiation(SMFICTX* ctx, const Negotiated& n) {
     std::lock_guard lock(g_negotiated_mutex);
     g_negotiated[ctx] = n;
+    // Should addresses not be reused, the ended connections' entries go now and then:
+    // the map stays within twice the connections open (at least 1,024 entries).
+    if (g_negotiated.size() >= g_negotiated_sweep_at) {
+        std::erase_if(g_negotiated, [](const auto& entry) { return ended(entry.second); });
+        g_negotiated_sweep_at = std::max<std::size_t>(1024, 2 * g_negotiated.size());
+    }
 }
 
 std::optional<Negotiated> negotiation_of(SMFICTX* ctx) {
