@@ -470,125 +470,120 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
 }
 
 sfsistat on_connect(SMFICTX* ctx, char*, _SOCK_ADDR* address) {
-    return answer(ctx, SMFIP_NR_CONN, Stage::Connect, ReplyPhase::Session, "connect",
-                  guarded(ctx, ReplyPhase::Session, "connect", [&] {
-                      Connection* c = connection_of(ctx);  // made at negotiate
-                      if (!c) {
-                          // After SMFIC_QUIT_NC: the MTA connection's negotiation still holds.
-                          std::optional<Negotiated> n = negotiation_of(ctx);
-                          c = new Connection(g_settings.options(), nullptr,
-                                             n ? std::optional<Needs>(n->granted) : std::nullopt);
-                          if (n) c->no_reply = n->no_reply, c->socket = n->socket;
-                          smfi_setpriv(ctx, c);
-                      }
+    sfsistat status = guarded(ctx, ReplyPhase::Session, "connect", [&] {
+        Connection* c = connection_of(ctx);  // made at negotiate
+        if (!c) {
+            // After SMFIC_QUIT_NC: the MTA connection's negotiation still holds.
+            std::optional<Negotiated> n = negotiation_of(ctx);
+            c = new Connection(g_settings.options(), nullptr,
+                               n ? std::optional<Needs>(n->granted) : std::nullopt);
+            if (n) c->no_reply = n->no_reply, c->socket = n->socket;
+            smfi_setpriv(ctx, c);
+        }
 
-                      std::uint32_t port = 0;
-                      std::optional<IpAddress> ip = ip_of(address, port);
-                      // {client_name} is the MTA's verified reverse name, or the bracketed address
-                      // when there is none (Facts::set_client makes that "unknown").
-                      c->conversation.use_policy(c->policy_in_force());
-                      return decide(ctx, *c,
-                                    c->conversation.connect(ip, macro(ctx, "{client_name}"), port));
-                  }));
+        std::uint32_t port = 0;
+        std::optional<IpAddress> ip = ip_of(address, port);
+        // {client_name} is the MTA's verified reverse name, or the bracketed address when
+        // there is none (Facts::set_client makes that "unknown").
+        c->conversation.use_policy(c->policy_in_force());
+        return decide(ctx, *c, c->conversation.connect(ip, macro(ctx, "{client_name}"), port));
+    });
+    return answer(ctx, SMFIP_NR_CONN, Stage::Connect, ReplyPhase::Session, "connect", status);
 }
 
 sfsistat on_helo(SMFICTX* ctx, char* name) {
-    return answer(ctx, SMFIP_NR_HELO, std::nullopt, ReplyPhase::Session, "helo",
-                  guarded(ctx, ReplyPhase::Session, "helo", [&] {
-                      Connection& c = require_connection(ctx);
-                      return decide(ctx, c, c.conversation.helo(name ? name : ""));
-                  }));
+    sfsistat status = guarded(ctx, ReplyPhase::Session, "helo", [&] {
+        Connection& c = require_connection(ctx);
+        return decide(ctx, c, c.conversation.helo(name ? name : ""));
+    });
+    return answer(ctx, SMFIP_NR_HELO, std::nullopt, ReplyPhase::Session, "helo", status);
 }
 
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
-    return answer(
-        ctx, SMFIP_NR_MAIL, Stage::Mail, ReplyPhase::Transaction, "envfrom",
-        guarded(ctx, ReplyPhase::Transaction, "envfrom", [&] {
-            Connection& c = require_connection(ctx);
-            const char* sender = argv && argv[0] ? argv[0] : "<>";
-            c.queue_id.clear();  // a new transaction: NOQUEUE until the MTA names one
-            refresh_queue_id(ctx, c);
-            bool tls = !macro(ctx, "{tls_version}").empty();
-            c.conversation.use_policy(c.policy_in_force());  // a reload applies from here on
-            Decision d = c.conversation.mail(sender, macro(ctx, "{auth_authen}"),
-                                             argv ? declared_size(argv) : 0, tls);
-            return decide(ctx, c, std::move(d));
-        }));
+    sfsistat status = guarded(ctx, ReplyPhase::Transaction, "envfrom", [&] {
+        Connection& c = require_connection(ctx);
+        const char* sender = argv && argv[0] ? argv[0] : "<>";
+        c.queue_id.clear();  // a new transaction: NOQUEUE until the MTA names one
+        refresh_queue_id(ctx, c);
+        bool tls = !macro(ctx, "{tls_version}").empty();
+        c.conversation.use_policy(c.policy_in_force());  // a reload applies from here on
+        Decision d = c.conversation.mail(sender, macro(ctx, "{auth_authen}"),
+                                         argv ? declared_size(argv) : 0, tls);
+        return decide(ctx, c, std::move(d));
+    });
+    return answer(ctx, SMFIP_NR_MAIL, Stage::Mail, ReplyPhase::Transaction, "envfrom", status);
 }
 
 sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
-    return answer(ctx, SMFIP_NR_RCPT, std::nullopt, ReplyPhase::Transaction, "envrcpt",
-                  guarded(ctx, ReplyPhase::Transaction, "envrcpt", [&] {
-                      Connection& c = require_connection(ctx);
-                      const char* recipient = argv && argv[0] ? argv[0] : "";
-                      refresh_queue_id(ctx, c);
-                      // The conversation keeps the recipient only if it accepts it: the log takes
-                      // it from the event, as Address::from_smtp keeps it in raw().
-                      return decide(ctx, c, c.conversation.rcpt(recipient),
-                                    Address::unwrap(recipient));
-                  }));
+    sfsistat status = guarded(ctx, ReplyPhase::Transaction, "envrcpt", [&] {
+        Connection& c = require_connection(ctx);
+        const char* recipient = argv && argv[0] ? argv[0] : "";
+        refresh_queue_id(ctx, c);
+        // The conversation keeps the recipient only if it accepts it: the log takes it from
+        // the event, as Address::from_smtp keeps it in raw().
+        return decide(ctx, c, c.conversation.rcpt(recipient), Address::unwrap(recipient));
+    });
+    return answer(ctx, SMFIP_NR_RCPT, std::nullopt, ReplyPhase::Transaction, "envrcpt", status);
 }
 
 sfsistat on_data(SMFICTX* ctx) {
-    return answer(ctx, SMFIP_NR_DATA, Stage::Data, ReplyPhase::Transaction, "data",
-                  guarded(ctx, ReplyPhase::Transaction, "data", [&] {
-                      Connection& c = require_connection(ctx);
-                      refresh_queue_id(ctx, c);
-                      return decide(ctx, c, c.conversation.data());
-                  }));
+    sfsistat status = guarded(ctx, ReplyPhase::Transaction, "data", [&] {
+        Connection& c = require_connection(ctx);
+        refresh_queue_id(ctx, c);
+        return decide(ctx, c, c.conversation.data());
+    });
+    return answer(ctx, SMFIP_NR_DATA, Stage::Data, ReplyPhase::Transaction, "data", status);
 }
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
-    return answer(ctx, SMFIP_NR_HDR, std::nullopt, ReplyPhase::Transaction, "header",
-                  guarded(ctx, ReplyPhase::Transaction, "header", [&] {
-                      Connection& c = require_connection(ctx);
-                      std::string_view n = name ? name : "", v = value ? value : "";
-                      c.conversation.header(n, v);
-                      c.conversation.body_bytes(n.size() + 2 + v.size() + 2);  // "Name: value\r\n"
-                      return SMFIS_CONTINUE;
-                  }));
+    sfsistat status = guarded(ctx, ReplyPhase::Transaction, "header", [&] {
+        Connection& c = require_connection(ctx);
+        std::string_view n = name ? name : "", v = value ? value : "";
+        c.conversation.header(n, v);
+        c.conversation.body_bytes(n.size() + 2 + v.size() + 2);  // "Name: value\r\n"
+        return SMFIS_CONTINUE;
+    });
+    return answer(ctx, SMFIP_NR_HDR, std::nullopt, ReplyPhase::Transaction, "header", status);
 }
 
 sfsistat on_eoh(SMFICTX* ctx) {
-    return answer(ctx, SMFIP_NR_EOH, std::nullopt, ReplyPhase::Transaction, "eoh",
-                  guarded(ctx, ReplyPhase::Transaction, "eoh", [&] {
-                      require_connection(ctx).conversation.body_bytes(2);  // the empty line
-                      return SMFIS_CONTINUE;
-                  }));
+    sfsistat status = guarded(ctx, ReplyPhase::Transaction, "eoh", [&] {
+        require_connection(ctx).conversation.body_bytes(2);  // the empty line
+        return SMFIS_CONTINUE;
+    });
+    return answer(ctx, SMFIP_NR_EOH, std::nullopt, ReplyPhase::Transaction, "eoh", status);
 }
 
 sfsistat on_body(SMFICTX* ctx, unsigned char*, size_t length) {
-    return answer(ctx, SMFIP_NR_BODY, std::nullopt, ReplyPhase::Transaction, "body",
-                  guarded(ctx, ReplyPhase::Transaction, "body", [&] {
-                      require_connection(ctx).conversation.body_bytes(length);
-                      return SMFIS_CONTINUE;
-                  }));
+    sfsistat status = guarded(ctx, ReplyPhase::Transaction, "body", [&] {
+        require_connection(ctx).conversation.body_bytes(length);
+        return SMFIS_CONTINUE;
+    });
+    return answer(ctx, SMFIP_NR_BODY, std::nullopt, ReplyPhase::Transaction, "body", status);
 }
 
 sfsistat on_eom(SMFICTX* ctx) {
-    return answer(
-        ctx, 0, std::nullopt, ReplyPhase::Transaction, "eom",
-        guarded(ctx, ReplyPhase::Transaction, "eom", [&] {
-            Connection& c = require_connection(ctx);
-            refresh_queue_id(ctx, c);
-            Decision d = c.conversation.message();
-            if (!d.refused() && d.verdict != Verdict::Discard) {
-                // smfi_addheader takes char* but only copies from it: d's strings go as they are.
-                for (auto& [name, value] : d.headers_to_add) {
-                    if (smfi_addheader(ctx, name.data(), value.data()) != MI_SUCCESS)
-                        spdlog::warn(
-                            "{}: smfi_addheader \"{}\" failed (was SMFIF_ADDHDRS granted?)",
-                            c.queue_id, name);
-                }
+    sfsistat status = guarded(ctx, ReplyPhase::Transaction, "eom", [&] {
+        Connection& c = require_connection(ctx);
+        refresh_queue_id(ctx, c);
+        Decision d = c.conversation.message();
+        if (!d.refused() && d.verdict != Verdict::Discard) {
+            // smfi_addheader takes char* but only copies from it: d's strings go as they are.
+            for (auto& [name, value] : d.headers_to_add) {
+                if (smfi_addheader(ctx, name.data(), value.data()) != MI_SUCCESS)
+                    spdlog::warn("{}: smfi_addheader \"{}\" failed (was SMFIF_ADDHDRS granted?)",
+                                 c.queue_id, name);
             }
-            if (d.verdict == Verdict::Quarantine) {
-                std::string reason = d.quarantine_reason.empty() ? d.rule_id : d.quarantine_reason;
-                if (smfi_quarantine(ctx, reason.data()) != MI_SUCCESS)
-                    spdlog::warn("{}: smfi_quarantine failed (was SMFIF_QUARANTINE granted?)",
-                                 c.queue_id);
-            }
-            return decide(ctx, c, std::move(d));
-        }));
+        }
+        if (d.verdict == Verdict::Quarantine) {
+            std::string reason = d.quarantine_reason.empty() ? d.rule_id : d.quarantine_reason;
+            if (smfi_quarantine(ctx, reason.data()) != MI_SUCCESS)
+                spdlog::warn("{}: smfi_quarantine failed (was SMFIF_QUARANTINE granted?)",
+                             c.queue_id);
+        }
+        return decide(ctx, c, std::move(d));
+    });
+    return answer(ctx, 0, std::nullopt, ReplyPhase::Transaction, "eom", status);
 }
 
 // MTA-side abort (RSET, a refused or broken transaction): nothing of it counts. The
