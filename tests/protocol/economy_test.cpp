@@ -330,5 +330,32 @@ TEST_F(Economy, SessionAfterQuitNcKeepsTheNoReplySteps) {
     }
 }
 
+// Hostile: a new MTA connection that sends MAIL before any negotiation, in a libmilter
+// context whose memory earlier connections with no-reply steps used, gets the local-error
+// reply as before, not the silence of a remembered no-reply MAIL (the negotiation is
+// remembered by context and socket: the socket tells the new connection apart).
+TEST_F(Economy, ANewConnectionInAReusedContextGetsNoStaleNoReplyStep) {
+    ASSERT_NO_FATAL_FAILURE(start("rcpt-rule", kSingleRcptRule));
+    for (int i = 0; i < 20; ++i) {
+        mc::Client c = daemon_->connect();
+        c.negotiate(kAllActions, kAllSteps);
+        EXPECT_TRUE(Is(connect_info(c), Outcome::NoReply));
+        EXPECT_TRUE(Is(c.mail({"<alice@example.net>"}), Outcome::NoReply));
+        c.quit();
+    }
+    for (int i = 0; i < 5; ++i) {
+        mc::Client c = daemon_->connect();
+        std::string sender("<alice@example.net>\0", 20);
+        std::string packet(4, '\0');
+        std::uint32_t length = static_cast<std::uint32_t>(sender.size() + 1);
+        for (int b = 0; b < 4; ++b) packet[b] = static_cast<char>(length >> (24 - 8 * b));
+        c.send_raw(packet + 'M' + sender);
+        auto [cmd, payload] = c.read_packet();
+        EXPECT_EQ(cmd, SMFIR_REPLYCODE);
+        EXPECT_EQ(payload,
+                  std::string("451 4.3.0 Local error in processing, try again later\0", 53));
+    }
+}
+
 }  // namespace
 }  // namespace pm::protocol
