@@ -391,6 +391,26 @@ std::uint64_t declared_size(char** argv) {
     return 0;
 }
 
+// Steps without a reply (SMFIP_NR_*, of those `offered`): where no rule or limit of the
+// policy decides, unless the step is the one where filtering may end early with accept.
+// Headers, end of header and body never decide (end of message does). Sets the steps
+// `granted` a reply.
+unsigned long no_reply_steps(const Needs& n, unsigned long offered, Needs& granted) {
+    static constexpr std::array<unsigned long, kStageCount> kNoReplyFlag = {
+        SMFIP_NR_CONN, SMFIP_NR_HELO, SMFIP_NR_MAIL, SMFIP_NR_RCPT, SMFIP_NR_DATA, 0};
+    unsigned long no_reply = SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_NR_UNKN;
+    for (Stage s : kAllStages) {
+        std::size_t i = stage_index(s);
+        if (!n.reply[i] && n.accept_at != s) no_reply |= kNoReplyFlag[i];
+    }
+    no_reply &= offered;
+    for (Stage s : kAllStages) {
+        std::size_t i = stage_index(s);
+        granted.reply[i] = !kNoReplyFlag[i] || !(no_reply & kNoReplyFlag[i]);
+    }
+    return no_reply;
+}
+
 // --- callbacks ------------------------------------------------------------------------
 
 sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long offered_steps,
@@ -403,25 +423,10 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
         // whatever the policy: a reloaded policy gets the same ones as this policy would.
         Needs granted = n;
         if (!(offered_actions & SMFIF_SETSYMLIST)) granted.auth_macro = granted.tls_macro = true;
-        // Steps without a reply: where no rule or limit of the policy decides, unless the
-        // step is the one where filtering may end early with accept. Headers, end of
-        // header and body never decide (end of message does). Only if the MTA offers it;
-        // otherwise every step is answered as before.
-        static constexpr std::array<unsigned long, kStageCount> kNoReplyFlag = {
-            SMFIP_NR_CONN, SMFIP_NR_HELO, SMFIP_NR_MAIL, SMFIP_NR_RCPT, SMFIP_NR_DATA, 0};
-        unsigned long no_reply = SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_NR_UNKN;
-        for (Stage s : kAllStages) {
-            std::size_t i = stage_index(s);
-            if (!n.reply[i] && n.accept_at != s) no_reply |= kNoReplyFlag[i];
-        }
         // Only if the socket is known: a session after SMFIC_QUIT_NC must be told apart
         // from a new MTA connection (negotiation_of).
         std::optional<MilterSocket> socket = milter_socket_of(ctx);
-        no_reply &= socket ? offered_steps : 0;
-        for (Stage s : kAllStages) {
-            std::size_t i = stage_index(s);
-            granted.reply[i] = !kNoReplyFlag[i] || !(no_reply & kNoReplyFlag[i]);
-        }
+        unsigned long no_reply = no_reply_steps(n, socket ? offered_steps : 0, granted);
         Negotiated negotiated{granted, no_reply, socket.value_or(MilterSocket{})};
         if (socket) remember_negotiation(ctx, negotiated);
         delete connection_of(ctx);  // none expected; never leak one
