@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // Load generator for a milter: C concurrent connections speak the MTA side of the milter
 // protocol (tests/milter_client) to one milter and run N transactions between them, then
-// report transactions per second and p50/p99/p99.9 latency per protocol step.
+// report transactions per second, p50/p99/p99.9 latency per protocol step and the steps
+// whose reply the MTA had to wait for, per transaction.
 //
 //   milter_load --socket inet:PORT@127.0.0.1 [--connections C] [--transactions N]
 //               [--rcpts R] [--size BYTES] [--tx-per-conn K] [--senders N]
@@ -76,6 +77,7 @@ struct Samples {
     std::vector<std::uint32_t> ns[kSteps];  // latency of each command, in ns (capped)
     long done = 0, failed = 0, refused_session = 0, refused_tx = 0, refused_rcpt = 0;
     long over_100ms = 0;
+    long waited = 0;  // commands whose reply the MTA waited for (negotiate excepted)
     std::vector<std::pair<std::chrono::system_clock::time_point, std::uint32_t>> slow;
     std::map<std::string, long> errors;
 };
@@ -162,6 +164,8 @@ class Worker {
         auto start = Clock::now();
         mc::Response r = command();
         if (r.outcome != mc::Outcome::NotSent) samples.ns[step].push_back(since(start));
+        if (r.outcome != mc::Outcome::NotSent && r.outcome != mc::Outcome::NoReply)
+            ++samples.waited;
         return r;
     }
 
@@ -390,6 +394,7 @@ int main(int argc, char** argv) {
         all.refused_tx += s.refused_tx;
         all.refused_rcpt += s.refused_rcpt;
         all.over_100ms += s.over_100ms;
+        all.waited += s.waited;
         for (const auto& [e, n] : s.errors) all.errors[e] += n;
         all.slow.insert(all.slow.end(), s.slow.begin(), s.slow.end());
     }
@@ -411,6 +416,10 @@ int main(int argc, char** argv) {
         "sessions, %ld transactions, %ld recipients\n",
         elapsed, tps, all.failed, all.over_100ms, all.refused_session, all.refused_tx,
         all.refused_rcpt);
+    double waited_per_tx = all.done ? static_cast<double>(all.waited) / all.done : 0;
+    // The steps an MTA waits for, connect to end of message (a session's connect and HELO
+    // shared by its --tx-per-conn transactions): the round trips the milter costs it.
+    std::printf("  waited steps: %.2f per transaction\n", waited_per_tx);
     for (const auto& [e, n] : all.errors) std::printf("  error x%ld: %s\n", n, e.c_str());
     // When the slow transactions ended (UTC), to set beside the milter's log.
     std::sort(all.slow.begin(), all.slow.end());
@@ -453,10 +462,10 @@ int main(int argc, char** argv) {
                      "\"refused_sessions\": %ld, \"refused_transactions\": %ld, "
                      "\"refused_rcpts\": %ld, \"open_connections\": %d, \"hold_rss_kb\": %ld, "
                      "\"rss_warm_kb\": %ld, \"rss_end_kb\": %ld, \"rss_max_kb\": %ld, "
-                     "\"steps\": {",
+                     "\"waited_steps_per_tx\": %.3f, \"steps\": {",
                      settings.connections, all.done, elapsed, tps, all.failed, all.over_100ms,
                      all.refused_session, all.refused_tx, all.refused_rcpt, shared.open.load(),
-                     hold_rss_kb, rss_warm, rss_end, rss_max);
+                     hold_rss_kb, rss_warm, rss_end, rss_max, waited_per_tx);
         bool first = true;
         for (int i = 0; i < kSteps; ++i) {
             if (!p[i].count) continue;

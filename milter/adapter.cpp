@@ -6,14 +6,20 @@
 #include <spdlog/spdlog.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
+#include <algorithm>
+#include <array>
 #include <cstring>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 
 #include "milter/decision_log.h"
+#include "milter/quick_ack.h"
 #include "milter/reply_encoding.h"
 #include "policy/esmtp.h"
 
@@ -32,7 +38,34 @@ struct Needs {
     // Macros at MAIL beyond the queue id: without {auth_authen} auth.user is always "",
     // without {tls_version} tls is always false.
     bool auth_macro = false, tls_macro = false;
+    // By stage, connect to data: the MTA waits for the reply of that step. Wanted where a
+    // rule or limit of the stage can decide; granted where it was not negotiated as
+    // no-reply (SMFIP_NR_*). End of message is always answered.
+    std::array<bool, kStageCount> reply{};
+    // The step whose continue becomes accept: nothing after it can decide (early_accept).
+    std::optional<Stage> accept_at;
 };
+
+// Where filtering can end early with SMFIS_ACCEPT: at the step after which no rule, no
+// limit (a transaction's counts are committed at end of message), no add-header and no
+// quarantine can decide any more. Message-level at MAIL or DATA, connection-level at
+// connect. Never at RCPT: a later recipient of the same message could still be refused
+// (ACCEPT there would end the message for all of them). Never at HELO: a client repeats
+// it after STARTTLS, and a helo rule decides again.
+std::optional<Stage> early_accept(const Policy& p) {
+    auto used = [&](Stage s) { return p.stage_used(s); };
+    bool transaction_limit = false;
+    if (p.has_limits())
+        for (const Statement& s : p.statements())
+            if (s.is_limit() && s.stage >= Stage::Mail) transaction_limit = true;
+    if (used(Stage::Message) || transaction_limit || p.uses_action(ActionKind::AddHeader) ||
+        p.uses_action(ActionKind::Quarantine))
+        return std::nullopt;
+    if (used(Stage::Data) || used(Stage::Rcpt)) return Stage::Data;
+    if (used(Stage::Mail)) return Stage::Mail;
+    if (used(Stage::Helo)) return std::nullopt;
+    return Stage::Connect;
+}
 
 Needs needs_of(const Policy& p) {
     Needs n;
@@ -48,7 +81,17 @@ Needs needs_of(const Policy& p) {
     n.body = used(Stage::Message) && message_size;
     n.auth_macro = p.uses_field(FieldId::AuthUser);
     n.tls_macro = p.uses_field(FieldId::Tls);
+    for (Stage s : {Stage::Connect, Stage::Helo, Stage::Mail, Stage::Rcpt, Stage::Data})
+        n.reply[stage_index(s)] = used(s);
+    n.accept_at = early_accept(p);
     return n;
+}
+
+// A step negotiated as no-reply cannot carry a decision of a reloaded policy.
+bool replies_cover(const Needs& granted, const Needs& wanted) {
+    for (std::size_t i = 0; i < kStageCount; ++i)
+        if (wanted.reply[i] && !granted.reply[i]) return false;
+    return true;
 }
 
 // True if a connection negotiated for `granted` can run a policy that needs `wanted`.
@@ -58,7 +101,7 @@ bool covers(const Needs& granted, const Needs& wanted) {
            ok(granted.rcpt, wanted.rcpt) && ok(granted.headers, wanted.headers) &&
            ok(granted.body, wanted.body) && ok(granted.add_header, wanted.add_header) &&
            ok(granted.quarantine, wanted.quarantine) && ok(granted.auth_macro, wanted.auth_macro) &&
-           ok(granted.tls_macro, wanted.tls_macro);
+           ok(granted.tls_macro, wanted.tls_macro) && replies_cover(granted, wanted);
 }
 
 // Everything the adapter keeps for one MTA connection, across several messages. Made at
@@ -70,6 +113,15 @@ struct Connection {
         : granted(needs),
           policy(std::move(negotiated)),
           conversation(policy, *g_settings.store, options) {}
+
+    // needs_of(the policy in force), computed once per policy.
+    const Needs& needs() {
+        if (needs_for != policy) {
+            needs_for = policy;
+            current = needs_of(*policy);
+        }
+        return current;
+    }
 
     // The policy for the connection and then for each new transaction, handed to the
     // conversation at connect and at each MAIL: the latest one,
@@ -94,11 +146,68 @@ struct Connection {
     std::optional<Needs> granted;           // none: not negotiated (SMFIC_QUIT_NC)
     std::shared_ptr<const Policy> policy;   // in force for this connection
     std::shared_ptr<const Policy> refused;  // a newer one it cannot run
+    std::shared_ptr<const Policy> needs_for;
+    Needs current;
+    // The steps negotiated as no-reply (SMFIP_NR_*), kept for the whole MTA connection
+    // (SMFIC_QUIT_NC starts another session on it without a new negotiation).
+    unsigned long no_reply = 0;
+    MilterSocket socket;  // to acknowledge what gets no reply (quick_ack.h)
+    // A local error at a step without reply: answered at the next step that has one.
+    bool deferred_error = false;
     Conversation conversation;
     // The MTA's queue id for the log, the one thing of the session only the adapter knows;
     // empty until the MTA names one.
     std::string queue_id;
 };
+
+// What an MTA connection negotiated, by libmilter context. A session after SMFIC_QUIT_NC
+// runs on the same MTA connection without a negotiation of its own, and libmilter keeps
+// the flags: its callbacks must still answer no-reply steps with SMFIS_NOREPLY (any other
+// status would send a reply the MTA does not read). libmilter frees a context without
+// telling the filter, so entries stay; each negotiation replaces that of its context's
+// address, and libmilter's allocations reuse addresses: about one entry per connection
+// open at the peak. An entry counts only while its socket is still the context's: a new
+// MTA connection in a reused context has another (no_reply is asked for only when the
+// socket is known).
+struct Negotiated {
+    Needs granted;
+    unsigned long no_reply = 0;
+    MilterSocket socket;
+};
+std::mutex g_negotiated_mutex;
+std::unordered_map<const void*, Negotiated> g_negotiated;
+
+std::size_t g_negotiated_sweep_at = 1024;
+
+// An entry whose socket is no longer open (or is another socket now) belongs to an MTA
+// connection that has ended.
+bool ended(const Negotiated& n) {
+    struct stat st;
+    return fstat(n.socket.fd, &st) != 0 || st.st_ino != n.socket.inode;
+}
+
+void remember_negotiation(SMFICTX* ctx, const Negotiated& n) {
+    std::lock_guard lock(g_negotiated_mutex);
+    g_negotiated[ctx] = n;
+    // Should addresses not be reused, the ended connections' entries go now and then:
+    // the map stays within twice the connections open (at least 1,024 entries).
+    if (g_negotiated.size() >= g_negotiated_sweep_at) {
+        std::erase_if(g_negotiated, [](const auto& entry) { return ended(entry.second); });
+        g_negotiated_sweep_at = std::max<std::size_t>(1024, 2 * g_negotiated.size());
+    }
+}
+
+std::optional<Negotiated> negotiation_of(SMFICTX* ctx) {
+    std::optional<MilterSocket> socket = milter_socket_of(ctx);
+    std::lock_guard lock(g_negotiated_mutex);
+    auto it = g_negotiated.find(ctx);
+    if (it == g_negotiated.end()) return std::nullopt;
+    if (!socket || socket->fd != it->second.socket.fd || socket->inode != it->second.socket.inode) {
+        g_negotiated.erase(it);  // another MTA connection's
+        return std::nullopt;
+    }
+    return it->second;
+}
 
 Connection* connection_of(SMFICTX* ctx) {
     return static_cast<Connection*>(smfi_getpriv(ctx));
@@ -212,6 +321,44 @@ sfsistat guarded(SMFICTX* ctx, ReplyPhase phase, const char* callback, Body body
     }
 }
 
+// What a callback returns for the `status` it decided. SMFIS_NOREPLY at a step this MTA
+// connection negotiated without reply (`no_reply_flag`, SMFIP_NR_*): any other status
+// would send a reply the MTA does not read. Such a step only decides where a local error
+// made it tempfail; that is answered at the next step with a reply. SMFIS_ACCEPT instead
+// of continue at the step `stage` where nothing later can decide (early_accept).
+sfsistat answer(SMFICTX* ctx, unsigned long no_reply_flag, std::optional<Stage> stage,
+                ReplyPhase phase, const char* callback, sfsistat status) noexcept {
+    Connection* c = connection_of(ctx);
+    unsigned long no_reply = c ? c->no_reply : 0;
+    if (!c) {
+        try {  // a failed connect: no connection keeps the flags
+            if (std::optional<Negotiated> n = negotiation_of(ctx)) no_reply = n->no_reply;
+        } catch (...) {
+        }
+    }
+    if (no_reply & no_reply_flag) {
+        if (c) acknowledge_now(c->socket);
+        if (status != SMFIS_CONTINUE) {
+            if (c) c->deferred_error = true;
+            try {
+                spdlog::warn("{}: this step has no reply: the error is answered at the next one",
+                             callback);
+            } catch (...) {
+            }
+        }
+        return SMFIS_NOREPLY;
+    }
+    if (!c) return status;
+    if (c->deferred_error && phase != ReplyPhase::None &&
+        (status == SMFIS_CONTINUE || status == SMFIS_ACCEPT)) {
+        c->deferred_error = false;
+        return local_error(ctx, phase, callback, "an earlier step without reply failed");
+    }
+    if (status == SMFIS_CONTINUE && stage && c->policy && c->needs().accept_at == stage)
+        return SMFIS_ACCEPT;
+    return status;
+}
+
 std::optional<IpAddress> ip_of(const sockaddr* sa, std::uint32_t& port) {
     port = 0;
     if (!sa) return std::nullopt;
@@ -244,6 +391,26 @@ std::uint64_t declared_size(char** argv) {
     return 0;
 }
 
+// Steps without a reply (SMFIP_NR_*, of those `offered`): where no rule or limit of the
+// policy decides, unless the step is the one where filtering may end early with accept.
+// Headers, end of header and body never decide (end of message does). Sets the steps
+// `granted` a reply.
+unsigned long no_reply_steps(const Needs& n, unsigned long offered, Needs& granted) {
+    static constexpr std::array<unsigned long, kStageCount> kNoReplyFlag = {
+        SMFIP_NR_CONN, SMFIP_NR_HELO, SMFIP_NR_MAIL, SMFIP_NR_RCPT, SMFIP_NR_DATA, 0};
+    unsigned long no_reply = SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_NR_UNKN;
+    for (Stage s : kAllStages) {
+        std::size_t i = stage_index(s);
+        if (!n.reply[i] && n.accept_at != s) no_reply |= kNoReplyFlag[i];
+    }
+    no_reply &= offered;
+    for (Stage s : kAllStages) {
+        std::size_t i = stage_index(s);
+        granted.reply[i] = !kNoReplyFlag[i] || !(no_reply & kNoReplyFlag[i]);
+    }
+    return no_reply;
+}
+
 // --- callbacks ------------------------------------------------------------------------
 
 sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long offered_steps,
@@ -256,9 +423,18 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
         // whatever the policy: a reloaded policy gets the same ones as this policy would.
         Needs granted = n;
         if (!(offered_actions & SMFIF_SETSYMLIST)) granted.auth_macro = granted.tls_macro = true;
+        // Only if the socket is known: a session after SMFIC_QUIT_NC must be told apart
+        // from a new MTA connection (negotiation_of).
+        std::optional<MilterSocket> socket = milter_socket_of(ctx);
+        unsigned long no_reply = no_reply_steps(n, socket ? offered_steps : 0, granted);
+        Negotiated negotiated{granted, no_reply, socket.value_or(MilterSocket{})};
+        if (socket) remember_negotiation(ctx, negotiated);
         delete connection_of(ctx);  // none expected; never leak one
         smfi_setpriv(ctx, nullptr);
-        smfi_setpriv(ctx, new Connection(g_settings.options(), policy, granted));
+        auto* c = new Connection(g_settings.options(), policy, granted);
+        c->no_reply = negotiated.no_reply;
+        c->socket = negotiated.socket;
+        smfi_setpriv(ctx, c);
         unsigned long want = 0;
         if (n.add_header) want |= SMFIF_ADDHDRS;
         if (n.quarantine) want |= SMFIF_QUARANTINE;
@@ -270,13 +446,15 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
         // end-of-header stay on too: Postfix sends their macros even for a switched-off
         // step, in a packet nobody answers, and its next one then waits out a 40 ms
         // delayed ACK (bench/RESULTS.md); answering them costs a round trip of ~0.1 ms.
+        // With no-reply steps, DATA and end of header cost the MTA no wait, and
+        // acknowledge_now() answers their packets at the TCP level at once.
         unsigned long skip = SMFIP_NOUNKNOWN;
         if (!n.helo) skip |= SMFIP_NOHELO;
         if (!n.mail) skip |= SMFIP_NOMAIL;
         if (!n.rcpt) skip |= SMFIP_NORCPT;
         if (!n.headers) skip |= SMFIP_NOHDRS;
         if (!n.body) skip |= SMFIP_NOBODY;
-        *steps = skip & offered_steps;
+        *steps = (skip & offered_steps) | no_reply;
         *f2 = *f3 = 0;
 
         if (*actions & SMFIF_SETSYMLIST) {
@@ -297,10 +475,14 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
 }
 
 sfsistat on_connect(SMFICTX* ctx, char*, _SOCK_ADDR* address) {
-    return guarded(ctx, ReplyPhase::Session, "connect", [&] {
+    sfsistat status = guarded(ctx, ReplyPhase::Session, "connect", [&] {
         Connection* c = connection_of(ctx);  // made at negotiate
         if (!c) {
-            c = new Connection(g_settings.options(), nullptr, std::nullopt);
+            // After SMFIC_QUIT_NC: the MTA connection's negotiation still holds.
+            std::optional<Negotiated> n = negotiation_of(ctx);
+            c = new Connection(g_settings.options(), nullptr,
+                               n ? std::optional<Needs>(n->granted) : std::nullopt);
+            if (n) c->no_reply = n->no_reply, c->socket = n->socket;
             smfi_setpriv(ctx, c);
         }
 
@@ -311,17 +493,19 @@ sfsistat on_connect(SMFICTX* ctx, char*, _SOCK_ADDR* address) {
         c->conversation.use_policy(c->policy_in_force());
         return decide(ctx, *c, c->conversation.connect(ip, macro(ctx, "{client_name}"), port));
     });
+    return answer(ctx, SMFIP_NR_CONN, Stage::Connect, ReplyPhase::Session, "connect", status);
 }
 
 sfsistat on_helo(SMFICTX* ctx, char* name) {
-    return guarded(ctx, ReplyPhase::Session, "helo", [&] {
+    sfsistat status = guarded(ctx, ReplyPhase::Session, "helo", [&] {
         Connection& c = require_connection(ctx);
         return decide(ctx, c, c.conversation.helo(name ? name : ""));
     });
+    return answer(ctx, SMFIP_NR_HELO, std::nullopt, ReplyPhase::Session, "helo", status);
 }
 
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
-    return guarded(ctx, ReplyPhase::Transaction, "envfrom", [&] {
+    sfsistat status = guarded(ctx, ReplyPhase::Transaction, "envfrom", [&] {
         Connection& c = require_connection(ctx);
         const char* sender = argv && argv[0] ? argv[0] : "<>";
         c.queue_id.clear();  // a new transaction: NOQUEUE until the MTA names one
@@ -332,10 +516,11 @@ sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
                                          argv ? declared_size(argv) : 0, tls);
         return decide(ctx, c, std::move(d));
     });
+    return answer(ctx, SMFIP_NR_MAIL, Stage::Mail, ReplyPhase::Transaction, "envfrom", status);
 }
 
 sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
-    return guarded(ctx, ReplyPhase::Transaction, "envrcpt", [&] {
+    sfsistat status = guarded(ctx, ReplyPhase::Transaction, "envrcpt", [&] {
         Connection& c = require_connection(ctx);
         const char* recipient = argv && argv[0] ? argv[0] : "";
         refresh_queue_id(ctx, c);
@@ -343,42 +528,47 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
         // the event, as Address::from_smtp keeps it in raw().
         return decide(ctx, c, c.conversation.rcpt(recipient), Address::unwrap(recipient));
     });
+    return answer(ctx, SMFIP_NR_RCPT, std::nullopt, ReplyPhase::Transaction, "envrcpt", status);
 }
 
 sfsistat on_data(SMFICTX* ctx) {
-    return guarded(ctx, ReplyPhase::Transaction, "data", [&] {
+    sfsistat status = guarded(ctx, ReplyPhase::Transaction, "data", [&] {
         Connection& c = require_connection(ctx);
         refresh_queue_id(ctx, c);
         return decide(ctx, c, c.conversation.data());
     });
+    return answer(ctx, SMFIP_NR_DATA, Stage::Data, ReplyPhase::Transaction, "data", status);
 }
 
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
-    return guarded(ctx, ReplyPhase::Transaction, "header", [&] {
+    sfsistat status = guarded(ctx, ReplyPhase::Transaction, "header", [&] {
         Connection& c = require_connection(ctx);
         std::string_view n = name ? name : "", v = value ? value : "";
         c.conversation.header(n, v);
         c.conversation.body_bytes(n.size() + 2 + v.size() + 2);  // "Name: value\r\n"
         return SMFIS_CONTINUE;
     });
+    return answer(ctx, SMFIP_NR_HDR, std::nullopt, ReplyPhase::Transaction, "header", status);
 }
 
 sfsistat on_eoh(SMFICTX* ctx) {
-    return guarded(ctx, ReplyPhase::Transaction, "eoh", [&] {
+    sfsistat status = guarded(ctx, ReplyPhase::Transaction, "eoh", [&] {
         require_connection(ctx).conversation.body_bytes(2);  // the empty line
         return SMFIS_CONTINUE;
     });
+    return answer(ctx, SMFIP_NR_EOH, std::nullopt, ReplyPhase::Transaction, "eoh", status);
 }
 
 sfsistat on_body(SMFICTX* ctx, unsigned char*, size_t length) {
-    return guarded(ctx, ReplyPhase::Transaction, "body", [&] {
+    sfsistat status = guarded(ctx, ReplyPhase::Transaction, "body", [&] {
         require_connection(ctx).conversation.body_bytes(length);
         return SMFIS_CONTINUE;
     });
+    return answer(ctx, SMFIP_NR_BODY, std::nullopt, ReplyPhase::Transaction, "body", status);
 }
 
 sfsistat on_eom(SMFICTX* ctx) {
-    return guarded(ctx, ReplyPhase::Transaction, "eom", [&] {
+    sfsistat status = guarded(ctx, ReplyPhase::Transaction, "eom", [&] {
         Connection& c = require_connection(ctx);
         refresh_queue_id(ctx, c);
         Decision d = c.conversation.message();
@@ -398,6 +588,7 @@ sfsistat on_eom(SMFICTX* ctx) {
         }
         return decide(ctx, c, std::move(d));
     });
+    return answer(ctx, 0, std::nullopt, ReplyPhase::Transaction, "eom", status);
 }
 
 // MTA-side abort (RSET, a refused or broken transaction): nothing of it counts. The
@@ -407,6 +598,7 @@ sfsistat on_abort(SMFICTX* ctx) {
         if (Connection* c = connection_of(ctx)) {
             c->conversation.abort();
             c->queue_id.clear();
+            c->deferred_error = false;  // the transaction's, if any, went with it
         }
         return SMFIS_CONTINUE;
     });

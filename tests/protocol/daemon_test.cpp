@@ -57,7 +57,7 @@ const std::string kUnknownUser = "<nobody@example.com>: Recipient address reject
 ::testing::AssertionResult serves(const Daemon& d) {
     try {
         mc::Client c = d.connect();
-        c.negotiate();
+        c.negotiate(0x1FF, kAnsweredSteps);
         auto r = c.connect_info("mx.example.net", SMFIA_INET, 4242, "203.0.113.10",
                                 {{"{client_name}", "mx.example.net"}});
         if (auto ok = goes_on(r, "connect"); !ok) return ok;
@@ -146,7 +146,7 @@ TEST(Signals, SighupToEachThreadNeverStopsTheMilter) {
     ASSERT_TRUE(d.start(why)) << why;
     // A session in progress, so that a connection thread exists as well.
     mc::Client open = d.connect();
-    open.negotiate();
+    open.negotiate(0x1FF, kAnsweredSteps);
     std::vector<pid_t> tids;
     std::string task_dir = "/proc/" + std::to_string(d.pid()) + "/task";
     if (DIR* dir = ::opendir(task_dir.c_str())) {
