@@ -131,6 +131,7 @@ struct Connection {
     // Then the connection keeps the policy it has, whole, until it ends.
     std::shared_ptr<const Policy> policy_in_force() {
         std::shared_ptr<const Policy> latest = g_settings.policy();
+        if (!policy) return policy = std::move(latest);  // never run without rules
         if (latest == policy || latest == refused) return policy;
         if (!granted || covers(*granted, needs_of(*latest))) {
             policy = std::move(latest);
@@ -152,8 +153,13 @@ struct Connection {
     // (SMFIC_QUIT_NC starts another session on it without a new negotiation).
     unsigned long no_reply = 0;
     MilterSocket socket;  // to acknowledge what gets no reply (quick_ack.h)
-    // A local error at a step without reply: answered at the next step that has one.
-    bool deferred_error = false;
+    // A local error at a step without reply, answered at every later step that has one
+    // for as long as the error's scope lasts: a session's (connect, HELO) with 421 until
+    // the session ends, a transaction's with 451 until it ends.
+    enum class Deferred { None, Transaction, Session } deferred = Deferred::None;
+    void end_transaction() {
+        if (deferred == Deferred::Transaction) deferred = Deferred::None;
+    }
     Conversation conversation;
     // The MTA's queue id for the log, the one thing of the session only the adapter knows;
     // empty until the MTA names one.
@@ -173,6 +179,10 @@ struct Negotiated {
     Needs granted;
     unsigned long no_reply = 0;
     MilterSocket socket;
+    // The policy the connection ran when its session ended: the next session keeps it
+    // unless a reload it can run came in between (policy_in_force()). Weak: a record
+    // outlives its connection, and must not keep a replaced policy alive.
+    std::weak_ptr<const Policy> policy;
 };
 std::mutex g_negotiated_mutex;
 std::unordered_map<const void*, Negotiated> g_negotiated;
@@ -195,6 +205,13 @@ void remember_negotiation(SMFICTX* ctx, const Negotiated& n) {
         std::erase_if(g_negotiated, [](const auto& entry) { return ended(entry.second); });
         g_negotiated_sweep_at = std::max<std::size_t>(1024, 2 * g_negotiated.size());
     }
+}
+
+// At the end of a session: the policy the next session on this MTA connection (after
+// SMFIC_QUIT_NC) starts from.
+void remember_policy(SMFICTX* ctx, const std::shared_ptr<const Policy>& policy) {
+    std::lock_guard lock(g_negotiated_mutex);
+    if (auto it = g_negotiated.find(ctx); it != g_negotiated.end()) it->second.policy = policy;
 }
 
 std::optional<Negotiated> negotiation_of(SMFICTX* ctx) {
@@ -339,7 +356,9 @@ sfsistat answer(SMFICTX* ctx, unsigned long no_reply_flag, std::optional<Stage> 
     if (no_reply & no_reply_flag) {
         if (c) acknowledge_now(c->socket);
         if (status != SMFIS_CONTINUE) {
-            if (c) c->deferred_error = true;
+            using D = Connection::Deferred;
+            if (c && c->deferred != D::Session)
+                c->deferred = phase == ReplyPhase::Session ? D::Session : D::Transaction;
             try {
                 spdlog::warn("{}: this step has no reply: the error is answered at the next one",
                              callback);
@@ -349,10 +368,11 @@ sfsistat answer(SMFICTX* ctx, unsigned long no_reply_flag, std::optional<Stage> 
         return SMFIS_NOREPLY;
     }
     if (!c) return status;
-    if (c->deferred_error && phase != ReplyPhase::None &&
+    if (c->deferred != Connection::Deferred::None && phase != ReplyPhase::None &&
         (status == SMFIS_CONTINUE || status == SMFIS_ACCEPT)) {
-        c->deferred_error = false;
-        return local_error(ctx, phase, callback, "an earlier step without reply failed");
+        bool session = c->deferred == Connection::Deferred::Session;
+        return local_error(ctx, session ? ReplyPhase::Session : ReplyPhase::Transaction, callback,
+                           "an earlier step without reply failed");
     }
     if (status == SMFIS_CONTINUE && stage && c->policy && c->needs().accept_at == stage)
         return SMFIS_ACCEPT;
@@ -427,14 +447,9 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
         // from a new MTA connection (negotiation_of).
         std::optional<MilterSocket> socket = milter_socket_of(ctx);
         unsigned long no_reply = no_reply_steps(n, socket ? offered_steps : 0, granted);
-        Negotiated negotiated{granted, no_reply, socket.value_or(MilterSocket{})};
-        if (socket) remember_negotiation(ctx, negotiated);
+        Negotiated negotiated{granted, no_reply, socket.value_or(MilterSocket{}), policy};
         delete connection_of(ctx);  // none expected; never leak one
         smfi_setpriv(ctx, nullptr);
-        auto* c = new Connection(g_settings.options(), policy, granted);
-        c->no_reply = negotiated.no_reply;
-        c->socket = negotiated.socket;
-        smfi_setpriv(ctx, c);
         unsigned long want = 0;
         if (n.add_header) want |= SMFIF_ADDHDRS;
         if (n.quarantine) want |= SMFIF_QUARANTINE;
@@ -470,6 +485,13 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
             smfi_setsymlist(ctx, SMFIM_EOH, queue_id);
             smfi_setsymlist(ctx, SMFIM_EOM, queue_id);
         }
+        // Last, once every flag is set: should anything above throw, libmilter keeps its
+        // default flags (no no-reply step), and no connection or record may promise one.
+        auto* c = new Connection(g_settings.options(), policy, granted);
+        c->no_reply = negotiated.no_reply;
+        c->socket = negotiated.socket;
+        smfi_setpriv(ctx, c);
+        if (socket) remember_negotiation(ctx, negotiated);
         return SMFIS_CONTINUE;
     });
 }
@@ -480,7 +502,7 @@ sfsistat on_connect(SMFICTX* ctx, char*, _SOCK_ADDR* address) {
         if (!c) {
             // After SMFIC_QUIT_NC: the MTA connection's negotiation still holds.
             std::optional<Negotiated> n = negotiation_of(ctx);
-            c = new Connection(g_settings.options(), nullptr,
+            c = new Connection(g_settings.options(), n ? n->policy.lock() : nullptr,
                                n ? std::optional<Needs>(n->granted) : std::nullopt);
             if (n) c->no_reply = n->no_reply, c->socket = n->socket;
             smfi_setpriv(ctx, c);
@@ -499,6 +521,7 @@ sfsistat on_connect(SMFICTX* ctx, char*, _SOCK_ADDR* address) {
 sfsistat on_helo(SMFICTX* ctx, char* name) {
     sfsistat status = guarded(ctx, ReplyPhase::Session, "helo", [&] {
         Connection& c = require_connection(ctx);
+        c.end_transaction();  // HELO/EHLO resets any transaction
         return decide(ctx, c, c.conversation.helo(name ? name : ""));
     });
     return answer(ctx, SMFIP_NR_HELO, std::nullopt, ReplyPhase::Session, "helo", status);
@@ -507,6 +530,7 @@ sfsistat on_helo(SMFICTX* ctx, char* name) {
 sfsistat on_envfrom(SMFICTX* ctx, char** argv) {
     sfsistat status = guarded(ctx, ReplyPhase::Transaction, "envfrom", [&] {
         Connection& c = require_connection(ctx);
+        c.end_transaction();  // a new transaction: the last one's error ended with it
         const char* sender = argv && argv[0] ? argv[0] : "<>";
         c.queue_id.clear();  // a new transaction: NOQUEUE until the MTA names one
         refresh_queue_id(ctx, c);
@@ -588,7 +612,9 @@ sfsistat on_eom(SMFICTX* ctx) {
         }
         return decide(ctx, c, std::move(d));
     });
-    return answer(ctx, 0, std::nullopt, ReplyPhase::Transaction, "eom", status);
+    status = answer(ctx, 0, std::nullopt, ReplyPhase::Transaction, "eom", status);
+    if (Connection* c = connection_of(ctx)) c->end_transaction();  // answered: it ends here
+    return status;
 }
 
 // MTA-side abort (RSET, a refused or broken transaction): nothing of it counts. The
@@ -598,7 +624,7 @@ sfsistat on_abort(SMFICTX* ctx) {
         if (Connection* c = connection_of(ctx)) {
             c->conversation.abort();
             c->queue_id.clear();
-            c->deferred_error = false;  // the transaction's, if any, went with it
+            c->end_transaction();  // the transaction's error, if any, went with it
         }
         return SMFIS_CONTINUE;
     });
@@ -606,6 +632,7 @@ sfsistat on_abort(SMFICTX* ctx) {
 
 sfsistat on_close(SMFICTX* ctx) {
     return guarded(ctx, ReplyPhase::None, "close", [&] {
+        if (Connection* c = connection_of(ctx)) remember_policy(ctx, c->policy);
         delete connection_of(ctx);
         smfi_setpriv(ctx, nullptr);
         return SMFIS_CONTINUE;

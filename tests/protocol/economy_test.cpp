@@ -74,6 +74,13 @@ rule "unknown-user" at rcpt
     reject 550 5.1.1 "<{recipient}>: Recipient address rejected: User unknown"
 )";
 
+// A message rule: end of message can decide, so no step accepts early.
+const char* const kMessageRule = R"(
+rule "huge" at message
+    when message.size > 50MB
+    reject 552 5.3.4 "Message too big"
+)";
+
 const std::string kUnknownUser = "<nobody@example.com>: Recipient address rejected: User unknown";
 
 // Counts the commands whose answer the MTA waits for.
@@ -315,19 +322,56 @@ rule "bad-sender" at mail
 
 // Hostile: a session after SMFIC_QUIT_NC has no negotiation of its own; its no-reply
 // steps must still get no reply (a stray reply would answer the MTA's next command).
+// Each message ends at end of message (a message rule keeps early accept off: libmilter
+// takes no SMFIC_QUIT_NC after an accept), and each session is its own client.
 TEST_F(Economy, SessionAfterQuitNcKeepsTheNoReplySteps) {
-    ASSERT_NO_FATAL_FAILURE(start("rcpt-rule", kSingleRcptRule));
+    const std::string rules = std::string(kSingleRcptRule) + kMessageRule;
+    ASSERT_NO_FATAL_FAILURE(start("rcpt-rule", rules));
     mc::Client c = daemon_->connect();
     c.negotiate(kAllActions, kAllSteps);
     for (int session = 0; session < 3; ++session) {
         SCOPED_TRACE(session);
-        EXPECT_TRUE(Is(connect_info(c), Outcome::NoReply));
+        EXPECT_TRUE(Is(connect_info(c, "203.0.113." + std::to_string(10 + session)),
+                       Outcome::NoReply));
         EXPECT_TRUE(Is(c.mail({"<alice@example.net>"}), Outcome::NoReply));
         EXPECT_TRUE(IsReply(c.rcpt({"<nobody@example.com>"}), 550, "5.1.1", kUnknownUser));
         EXPECT_TRUE(Is(c.rcpt({"<bob@example.com>"}), Outcome::Continue));
-        EXPECT_TRUE(Is(c.data(), Outcome::Accept));
+        EXPECT_TRUE(Is(c.data(), Outcome::NoReply));
+        EXPECT_TRUE(Is(c.end_of_header(), Outcome::NoReply));
+        EXPECT_TRUE(Is(c.end_of_message(), Outcome::Continue));
         c.quit_new_connection();
     }
+    EXPECT_TRUE(log_has("client=mx.example.net[203.0.113.12] stage=rcpt"));
+}
+
+// Review finding: after SMFIC_QUIT_NC, a reload the connection cannot run (a rule at a
+// step negotiated without reply) left the next session without any rules, and the
+// daemon crashed on its connect. The session keeps the connection's rules instead.
+TEST_F(Economy, QuitNcAfterAReloadItCannotRunKeepsTheOldRules) {
+    const std::string rules = std::string(kSingleRcptRule) + kMessageRule;
+    ASSERT_NO_FATAL_FAILURE(start("rcpt-rule", rules));
+    mc::Client c = daemon_->connect();
+    c.negotiate(kAllActions, kAllSteps);
+    EXPECT_TRUE(Is(connect_info(c), Outcome::NoReply));
+    EXPECT_TRUE(Is(c.mail({"<alice@example.net>"}), Outcome::NoReply));
+    EXPECT_TRUE(Is(c.rcpt({"<bob@example.com>"}), Outcome::Continue));
+    EXPECT_TRUE(Is(c.data(), Outcome::NoReply));
+    EXPECT_TRUE(Is(c.end_of_header(), Outcome::NoReply));
+    EXPECT_TRUE(Is(c.end_of_message(), Outcome::Continue));
+    c.quit_new_connection();
+    ASSERT_NO_FATAL_FAILURE(reload(rules + R"(
+rule "bad-sender" at mail
+    when sender == "spam@example.org"
+    reject 550 5.7.1 "Sender refused"
+)"));
+    EXPECT_TRUE(Is(connect_info(c), Outcome::NoReply));
+    EXPECT_TRUE(Is(c.mail({"<spam@example.org>"}), Outcome::NoReply));
+    EXPECT_TRUE(IsReply(c.rcpt({"<nobody@example.com>"}), 550, "5.1.1", kUnknownUser));
+    c.quit();
+    mc::Client fresh = daemon_->connect();
+    fresh.negotiate(kAllActions, kAllSteps);
+    EXPECT_TRUE(Is(connect_info(fresh), Outcome::NoReply));
+    EXPECT_TRUE(IsReply(fresh.mail({"<spam@example.org>"}), 550, "5.7.1", "Sender refused"));
 }
 
 // Hostile: a new MTA connection that sends MAIL before any negotiation, in a libmilter
