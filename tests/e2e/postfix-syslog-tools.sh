@@ -105,6 +105,12 @@ session "203.0.113.5: the injection, refused" 203.0.113.5 "$refused_rcpt" \
 kill -HUP "$MILTER_PID"
 wait_for 5 grep -q 'policy-milter\[[0-9]*\]: reloaded: ' "$SYSLOG_FILE" \
 	&& pass "reloaded on SIGHUP" || fail "no reloaded: line after SIGHUP"
+cp "$WORK/rules.conf" "$WORK/rules.good"
+printf 'rule "broken" at connect\n    reject 550 "not a connect code"\n' >> "$WORK/rules.conf"
+kill -HUP "$MILTER_PID"
+wait_for 5 grep -q 'policy-milter\[[0-9]*\]: reload of .* failed, keeping the running policy' "$SYSLOG_FILE" \
+	&& pass "a broken reload on SIGHUP: failed" || fail "no 'reload of ... failed' line"
+cp "$WORK/rules.good" "$WORK/rules.conf"
 
 # --- the syslog lines as a mail.log ---------------------------------------------------------------
 
@@ -190,6 +196,7 @@ report_has "refused client of the injection" "       1   unknown[203.0.113.5]"
 report_has "refused sender of the injection, escaped" "       1   <\\x22y\\x20client=evil\\x5b6.6.6.6\\x5d\\x20\\x22@example.net>"
 report_has "refused recipient" "       3   <nobody@example.org>"
 report_has "reloads" "       1   ok"
+report_has "reloads" "       1   failed"
 if grep -qF 'counter store redis://127.0.0.1:'"$DEAD_PORT" <<<"$report" \
 	&& grep -qF 'error="limit \"store-down\": store unavailable' <<<"$report"; then
 	pass "--report: store errors: the warning and the decision's error="
