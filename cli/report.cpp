@@ -3,14 +3,15 @@
 
 #include <zlib.h>
 
+#include <unistd.h>
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <initializer_list>
 #include <iomanip>
 #include <ostream>
 #include <tuple>
-#include <unistd.h>
 #include <utility>
 
 #include "config/log_escape.h"
@@ -49,9 +50,10 @@ class Cursor {
     }
     // "-" (nullopt inside) or <value>, then the end of the token.
     std::optional<std::optional<std::string>> bracketed() {
-        if (literal("-")) return at_token_end() ? std::optional<std::optional<std::string>>(
-                                                      std::optional<std::string>())
-                                                : std::nullopt;
+        if (literal("-"))
+            return at_token_end()
+                       ? std::optional<std::optional<std::string>>(std::optional<std::string>())
+                       : std::nullopt;
         if (!literal("<")) return std::nullopt;
         std::string_view raw = until("> ");
         if (!literal(">") || !at_token_end()) return std::nullopt;
@@ -103,8 +105,8 @@ bool parse_rule_action(Cursor& c, DecisionLine& d) {
 }
 
 bool parse_envelope(Cursor& c, DecisionLine& d) {
-    for (auto [key, field] : {std::pair{" helo=", &d.helo}, std::pair{" from=", &d.from},
-                              std::pair{" to=", &d.to}}) {
+    for (auto [key, field] :
+         {std::pair{" helo=", &d.helo}, std::pair{" from=", &d.from}, std::pair{" to=", &d.to}}) {
         if (!c.literal(key)) return false;
         auto value = c.bracketed();
         if (!value) return false;
@@ -137,30 +139,45 @@ int two_digits(std::string_view s, std::size_t at) {
     return (s[at] - '0') * 10 + (s[at + 1] - '0');
 }
 
+// `s` has each of `seps` (position, byte).
+bool has_separators(std::string_view s, std::initializer_list<std::pair<std::size_t, char>> seps) {
+    return std::all_of(seps.begin(), seps.end(),
+                       [s](const auto& p) { return p.first < s.size() && s[p.first] == p.second; });
+}
+
+// A calendar time's fields, each in its range (mon 1-12); -1 fails.
+bool valid_time(int mon, int day, int hour, int minute, int second) {
+    return mon >= 1 && mon <= 12 && day >= 1 && day <= 31 && hour >= 0 && hour <= 23 &&
+           minute >= 0 && minute <= 59 && second >= 0 && second <= 60;
+}
+
+std::tm make_tm(int year, int mon, int day, int hour, int minute, int second) {
+    std::tm tm{};
+    tm.tm_year = year - 1900;
+    tm.tm_mon = mon - 1;
+    tm.tm_mday = day;
+    tm.tm_hour = hour;
+    tm.tm_min = minute;
+    tm.tm_sec = second;
+    tm.tm_isdst = -1;
+    return tm;
+}
+
 // "Mmm dd hh:mm:ss " (dd may be " 7"): local time, in now's year or the one before.
 std::optional<std::int64_t> traditional_time(std::string_view s, std::int64_t now) {
     static constexpr std::string_view kMonths = "JanFebMarAprMayJunJulAugSepOctNovDec";
-    if (s.size() < 16 || s[3] != ' ' || s[6] != ' ' || s[9] != ':' || s[12] != ':' ||
-        s[15] != ' ')
+    if (!has_separators(s, {{3, ' '}, {6, ' '}, {9, ':'}, {12, ':'}, {15, ' '}}))
         return std::nullopt;
     std::size_t month = kMonths.find(s.substr(0, 3));
+    int mon = month == std::string_view::npos || month % 3 ? -1 : static_cast<int>(month / 3) + 1;
     int day = s[4] == ' ' ? two_digits(std::string("0") + s[5], 0) : two_digits(s, 4);
     int hour = two_digits(s, 7), minute = two_digits(s, 10), second = two_digits(s, 13);
-    if (month == std::string_view::npos || month % 3 || day < 1 || day > 31 || hour < 0 ||
-        hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 60)
-        return std::nullopt;
+    if (!valid_time(mon, day, hour, minute, second)) return std::nullopt;
     auto now_t = static_cast<std::time_t>(now);
     std::tm now_tm{};
     localtime_r(&now_t, &now_tm);
-    for (int year : {now_tm.tm_year, now_tm.tm_year - 1}) {
-        std::tm tm{};
-        tm.tm_year = year;
-        tm.tm_mon = static_cast<int>(month / 3);
-        tm.tm_mday = day;
-        tm.tm_hour = hour;
-        tm.tm_min = minute;
-        tm.tm_sec = second;
-        tm.tm_isdst = -1;
+    for (int year : {now_tm.tm_year + 1900, now_tm.tm_year + 1899}) {
+        std::tm tm = make_tm(year, mon, day, hour, minute, second);
         std::int64_t t = std::mktime(&tm);
         if (t <= now + 86400) return t;
     }
@@ -181,25 +198,19 @@ std::optional<std::pair<int, std::size_t>> utc_offset(std::string_view s, std::s
 
 // "YYYY-MM-DDThh:mm:ss[.frac]OFFSET ": the time and the length read (with the blank).
 std::optional<std::pair<std::int64_t, std::size_t>> rfc3339_time(std::string_view s) {
-    int c = two_digits(s, 0), y = two_digits(s, 2), mon = two_digits(s, 5), day = two_digits(s, 8);
-    int hour = two_digits(s, 11), minute = two_digits(s, 14), second = two_digits(s, 17);
-    if (s.size() < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
-        s[16] != ':' || c < 0 || y < 0 || mon < 1 || mon > 12 || day < 1 || day > 31 ||
-        hour < 0 || hour > 23 || minute < 0 || minute > 59 || second < 0 || second > 60)
+    if (!has_separators(s, {{4, '-'}, {7, '-'}, {10, 'T'}, {13, ':'}, {16, ':'}}) || s.size() < 20)
         return std::nullopt;
+    int century = two_digits(s, 0), year = two_digits(s, 2);
+    int mon = two_digits(s, 5), day = two_digits(s, 8);
+    int hour = two_digits(s, 11), minute = two_digits(s, 14), second = two_digits(s, 17);
+    if (century < 0 || year < 0 || !valid_time(mon, day, hour, minute, second)) return std::nullopt;
     std::size_t at = 19;
     if (s[at] == '.')
         for (++at; at < s.size() && s[at] >= '0' && s[at] <= '9';) ++at;
     auto offset = utc_offset(s, at);
     if (!offset || at + offset->second >= s.size() || s[at + offset->second] != ' ')
         return std::nullopt;
-    std::tm tm{};
-    tm.tm_year = c * 100 + y - 1900;
-    tm.tm_mon = mon - 1;
-    tm.tm_mday = day;
-    tm.tm_hour = hour;
-    tm.tm_min = minute;
-    tm.tm_sec = second;
+    std::tm tm = make_tm(century * 100 + year, mon, day, hour, minute, second);
     return std::pair{static_cast<std::int64_t>(timegm(&tm)) - offset->first,
                      at + offset->second + 1};
 }
@@ -217,8 +228,8 @@ bool split_host_ident(std::string_view rest, SyslogLine& line) {
         std::size_t open = tag.find('[');
         if (open == 0 || open == std::string_view::npos) return false;
         std::string_view pid = tag.substr(open + 1, tag.size() - open - 2);
-        if (pid.empty() || !std::all_of(pid.begin(), pid.end(),
-                                        [](char ch) { return ch >= '0' && ch <= '9'; }))
+        if (pid.empty() ||
+            !std::all_of(pid.begin(), pid.end(), [](char ch) { return ch >= '0' && ch <= '9'; }))
             return false;
         tag = tag.substr(0, open);
     }
@@ -291,8 +302,7 @@ std::string format_time(std::int64_t t) {
 using Counts = std::map<std::string, std::uint64_t>;
 
 // Largest first, then by name, at most `limit` rows.
-std::vector<std::pair<std::string, std::uint64_t>> ranked(const Counts& counts,
-                                                          std::size_t limit) {
+std::vector<std::pair<std::string, std::uint64_t>> ranked(const Counts& counts, std::size_t limit) {
     std::vector<std::pair<std::string, std::uint64_t>> rows(counts.begin(), counts.end());
     std::stable_sort(rows.begin(), rows.end(),
                      [](const auto& a, const auto& b) { return a.second > b.second; });
@@ -314,14 +324,14 @@ void print_rules(std::ostream& out, const ReportData& data) {
     if (data.by_rule.empty()) out << "  none\n";
     for (const auto& [key, n] : data.by_rule) {
         const auto& [rule, action, stage] = key;
-        out << std::setw(8) << n << "   rule=" << rule << " action=" << action
-            << " stage=" << stage << '\n';
+        out << std::setw(8) << n << "   rule=" << rule << " action=" << action << " stage=" << stage
+            << '\n';
     }
 }
 
 // Reads `file` ("-": stdin), plain or gzip, line by line into `data`.
-bool read_file(const std::string& file, ReportData& data, std::string_view ident,
-               std::int64_t now, std::ostream& err) {
+bool read_file(const std::string& file, ReportData& data, std::string_view ident, std::int64_t now,
+               std::ostream& err) {
     gzFile gz = file == "-" ? gzdopen(dup(STDIN_FILENO), "rb") : gzopen(file.c_str(), "rb");
     if (!gz) {
         err << "policy-milter: --report: cannot open " << file << ": " << std::strerror(errno)

@@ -67,8 +67,7 @@ struct ReportData {
 };
 
 // Counts one syslog line whose ident is `ident` (any ident for a decision line).
-void report_line(ReportData& data, std::string_view line, std::string_view ident,
-                 std::int64_t now);
+void report_line(ReportData& data, std::string_view line, std::string_view ident, std::int64_t now);
 
 void print_report(const ReportData& data, std::ostream& out);
 

@@ -523,16 +523,18 @@ TEST_F(Stages, ConnectDefaultsAre554And421) {
 TEST_F(Stages, ConnectClientNameIsUnknownWhenTheMtaGivesABracketedAddress) {
     mc::Client c = negotiated(daemon());
     EXPECT_TRUE(Is(connect_info(c, {.ip = "198.51.100.20", .name = ""}), Outcome::Continue));
-    EXPECT_TRUE(log_has("NOQUEUE: client=unknown[198.51.100.20] stage=connect rule=- action=continue "
-                        "helo=- from=- to=-"));
+    EXPECT_TRUE(
+        log_has("NOQUEUE: client=unknown[198.51.100.20] stage=connect rule=- action=continue "
+                "helo=- from=- to=-"));
 }
 
 TEST_F(Stages, ConnectPassSkipsTheRestOfTheStage) {
     mc::Client c = negotiated(daemon());
     EXPECT_TRUE(Is(connect_info(c, {.ip = "192.0.2.6"}), Outcome::Continue));
     EXPECT_TRUE(Is(c.helo("client.example"), Outcome::Continue));
-    EXPECT_TRUE(log_has("client=mx.example.net[192.0.2.6] stage=connect rule=c-pass action=pass "
-                        "helo=- from=- to=-"));
+    EXPECT_TRUE(
+        log_has("client=mx.example.net[192.0.2.6] stage=connect rule=c-pass action=pass "
+                "helo=- from=- to=-"));
 }
 
 TEST_F(Stages, ConnectObserveOnlyLogsWouldReject) {
@@ -791,11 +793,12 @@ TEST_F(Stages, DecisionLogLinesNameQueueIdClientAndAddresses) {
     EXPECT_TRUE(Is(c.mail({"<alice@example.net>"}, {{"i", "4QLOG1"}}), Outcome::Continue));
     EXPECT_TRUE(
         IsReply(c.rcpt({"<nobody@example.com>"}, {{"i", "4QLOG1"}}), 550, "5.1.1", kUnknownUser));
-    EXPECT_TRUE(log_has("info: 4QLOG1: client=mx.example.net[203.0.113.10] stage=rcpt "
-                        "rule=r-unknown action=reject reply=\"550 5.1.1 " +
-                        kUnknownUser +
-                        "\" helo=<client.example> from=<alice@example.net> "
-                        "to=<nobody@example.com>\n"));
+    EXPECT_TRUE(
+        log_has("info: 4QLOG1: client=mx.example.net[203.0.113.10] stage=rcpt "
+                "rule=r-unknown action=reject reply=\"550 5.1.1 " +
+                kUnknownUser +
+                "\" helo=<client.example> from=<alice@example.net> "
+                "to=<nobody@example.com>\n"));
 }
 
 // =========================================================================================

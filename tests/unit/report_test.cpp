@@ -158,8 +158,8 @@ TEST_F(Report, SyslogTimestampsTraditionalAndRfc3339) {
     auto b = parse_syslog_line("Dec 31 23:59:59 mx policy-milter: x", kNow - 337 * 86400);
     ASSERT_TRUE(b);
     EXPECT_EQ(b->time, 1767225599);  // 2025-12-31 23:59:59
-    auto c = parse_syslog_line(
-        "2026-12-07T04:00:00.123456+01:00 mx.example policy-milter[12]: x", kNow);
+    auto c =
+        parse_syslog_line("2026-12-07T04:00:00.123456+01:00 mx.example policy-milter[12]: x", kNow);
     ASSERT_TRUE(c);
     EXPECT_EQ(c->time, kNow - 9 * 3600);
     auto d = parse_syslog_line("2026-12-07T03:00:00+0000 mx pm[1]: y", kNow);  // short-iso
@@ -228,8 +228,9 @@ TEST_F(Report, SummaryCountsOnlyPolicyMilterAndRefusals) {
         << report;
     EXPECT_EQ(report.find("192.0.2.9]"), std::string::npos) << report;
     // The client's text is shown escaped as in the log: no forged row, no raw control byte.
-    EXPECT_NE(report.find("       2   <\\x22x\\x20client=evil\\x5b6.6.6.6\\x5d\\x20\\x22@example.com>\n"),
-              std::string::npos)
+    EXPECT_NE(
+        report.find("       2   <\\x22x\\x20client=evil\\x5b6.6.6.6\\x5d\\x20\\x22@example.com>\n"),
+        std::string::npos)
         << report;
     EXPECT_EQ(report.find("\r"), std::string::npos);
     EXPECT_NE(report.find("error=\"limit \\\"busy\\\": store unavailable\""), std::string::npos)
@@ -241,9 +242,10 @@ TEST_F(Report, SummaryCountsOnlyPolicyMilterAndRefusals) {
 }
 
 TEST_F(Report, HugeAndEmptyInput) {
-    std::string huge = "Dec  7 03:00:01 mx policy-milter[12]: NOQUEUE: client=unknown[192.0.2.7] "
-                       "stage=rcpt rule=r action=reject reply=\"" +
-                       std::string(1 << 20, 'x') + "\" helo=- from=- to=-";
+    std::string huge =
+        "Dec  7 03:00:01 mx policy-milter[12]: NOQUEUE: client=unknown[192.0.2.7] "
+        "stage=rcpt rule=r action=reject reply=\"" +
+        std::string(1 << 20, 'x') + "\" helo=- from=- to=-";
     auto d = parse_decision_line(huge.substr(huge.find("NOQUEUE")));
     ASSERT_TRUE(d);  // the parser has no limit of its own; the file reader has (64 KiB)
     EXPECT_EQ(d->reply->size(), 1u << 20);
@@ -254,8 +256,7 @@ TEST_F(Report, HugeAndEmptyInput) {
 TEST_F(Report, MissingFileIsAnErrorAfterTheRest) {
     std::ostringstream out, err;
     EXPECT_EQ(run_report({"/nonexistent/mail.log"}, "policy-milter", out, err), 1);
-    EXPECT_NE(err.str().find("cannot open /nonexistent/mail.log"), std::string::npos)
-        << err.str();
+    EXPECT_NE(err.str().find("cannot open /nonexistent/mail.log"), std::string::npos) << err.str();
     EXPECT_NE(out.str().find("decision lines: 0"), std::string::npos);
 }
 
