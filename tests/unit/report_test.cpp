@@ -3,7 +3,11 @@
 // wrote it, and never otherwise: hostile values, injections, cut and huge lines.
 #include <gtest/gtest.h>
 
+#include <zlib.h>
+
+#include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <sstream>
 
 #include "cli/report.h"
@@ -251,6 +255,37 @@ TEST_F(Report, HugeAndEmptyInput) {
     EXPECT_EQ(d->reply->size(), 1u << 20);
     std::string report = report_of({}, "policy-milter");
     EXPECT_NE(report.find("Time span: no lines of policy-milter\n"), std::string::npos) << report;
+}
+
+// The reader: a line over 64 KiB is skipped and counted, not kept whole; the lines around
+// it, and a last line without its newline, are read; gzip and plain give the same.
+TEST_F(Report, FileReaderSkipsHugeLinesPlainAndGzip) {
+    std::string decision =
+        "Dec  7 03:00:01 mx policy-milter[12]: NOQUEUE: client=unknown[192.0.2.7] stage=rcpt "
+        "rule=r action=reject reply=\"550 5.1.1 No\" helo=- from=- to=<a@b>";
+    std::string text = decision + "\n" +
+                       "Dec  7 03:00:02 mx policy-milter[12]: " + std::string(3 << 20, 'x') + "\n" +
+                       decision;  // no final newline
+    std::string dir = ::testing::TempDir();
+    std::string plain = dir + "/report-plain.log", gz = dir + "/report.log.gz";
+    {
+        std::ofstream f(plain, std::ios::binary);
+        f << text;
+    }
+    gzFile g = gzopen(gz.c_str(), "wb");
+    ASSERT_NE(g, nullptr);
+    ASSERT_EQ(gzwrite(g, text.data(), static_cast<unsigned>(text.size())),
+              static_cast<int>(text.size()));
+    gzclose(g);
+    for (const auto& file : {plain, gz}) {
+        std::ostringstream out, err;
+        EXPECT_EQ(run_report({file}, "policy-milter", out, err), 0) << err.str();
+        EXPECT_NE(out.str().find("Lines read: 3, decision lines: 2, skipped (over 64 KiB): 1\n"),
+                  std::string::npos)
+            << file << ": " << out.str();
+    }
+    std::remove(plain.c_str());
+    std::remove(gz.c_str());
 }
 
 TEST_F(Report, MissingFileIsAnErrorAfterTheRest) {
