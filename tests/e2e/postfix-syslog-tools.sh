@@ -124,6 +124,17 @@ milter_stop 20 || fail "policy-milter did not stop cleanly"
 MAILLOG=$WORK/mail.log
 sed -E 's/^<[0-9]+>(.{15}) /\1 e2e-host /' "$SYSLOG_FILE" > "$MAILLOG"
 gzip -c "$MAILLOG" > "$MAILLOG.1.gz"
+# The same lines with RFC 3339 timestamps, as rsyslog's high-precision format or
+# journalctl -o short-iso-precise write them (the catcher's times are UTC: TZ=UTC below).
+python3 - "$SYSLOG_FILE" "$WORK/mail-rfc3339.log" <<'PY'
+import re, sys, time
+year = time.gmtime().tm_year
+with open(sys.argv[1], encoding="ascii") as src, open(sys.argv[2], "w") as out:
+    for line in src:
+        m = re.match(r"<\d+>(\w{3}) +(\d+) (\d\d:\d\d:\d\d) (.*)", line)
+        t = time.strptime(f"{year} {m[1]} {m[2]}", "%Y %b %d")
+        out.write(f"{year}-{t.tm_mon:02}-{t.tm_mday:02}T{m[3]}.000123+00:00 e2e-host {m[4]}\n")
+PY
 n=$(grep -c ' policy-milter\[' "$MAILLOG" || true)
 [ "$n" -gt 0 ] && pass "mail.log: $n lines of policy-milter" || fail "mail.log: no lines of policy-milter"
 
@@ -161,6 +172,7 @@ fi
 
 # --- policy-milter --report: the file, its gzip and stdin ----------------------------------------
 
+export TZ=UTC
 report=$("$MILTER_BIN" --config "$WORK/empty.conf" --report "$MAILLOG" 2>&1) && rc=0 || rc=$?
 [ "$rc" = 0 ] && pass "--report mail.log: exit 0" || fail "--report mail.log: exit $rc: $report"
 report_gz=$("$MILTER_BIN" --config "$WORK/empty.conf" --report "$MAILLOG.1.gz" 2>&1) || true
@@ -169,6 +181,9 @@ report_stdin=$("$MILTER_BIN" --config "$WORK/empty.conf" --report - < "$MAILLOG"
 	|| fail "--report mail.log.1.gz differs: $(diff <(echo "$report") <(echo "$report_gz"))"
 [ "$report_stdin" = "$report" ] && pass "--report - (stdin): the same summary" \
 	|| fail "--report - differs: $(diff <(echo "$report") <(echo "$report_stdin"))"
+report_iso=$("$MILTER_BIN" --config "$WORK/empty.conf" --report "$WORK/mail-rfc3339.log" 2>&1) || true
+[ "$report_iso" = "$report" ] && pass "--report of the RFC 3339 copy: the same summary" \
+	|| fail "--report of the RFC 3339 copy differs: $(diff <(echo "$report") <(echo "$report_iso"))"
 both=$("$MILTER_BIN" --config "$WORK/empty.conf" --report "$MAILLOG" "$MAILLOG.1.gz" 2>&1) || true
 grep -qE '^Lines read: [0-9]+, decision lines: 16$' <<<"$both" \
 	&& pass "--report mail.log mail.log.1.gz: both counted" \
