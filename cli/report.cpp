@@ -173,13 +173,21 @@ std::optional<std::int64_t> traditional_time(std::string_view s, std::int64_t no
     int day = s[4] == ' ' ? two_digits(std::string("0") + s[5], 0) : two_digits(s, 4);
     int hour = two_digits(s, 7), minute = two_digits(s, 10), second = two_digits(s, 13);
     if (!valid_time(mon, day, hour, minute, second)) return std::nullopt;
+    // mktime() reads the time zone each time; a log has runs of lines in the same second.
+    static thread_local std::string last_key;
+    static thread_local std::int64_t last_now = 0, last_time = 0;
+    if (now == last_now && s.substr(0, 15) == last_key) return last_time;
     auto now_t = static_cast<std::time_t>(now);
     std::tm now_tm{};
     localtime_r(&now_t, &now_tm);
     for (int year : {now_tm.tm_year + 1900, now_tm.tm_year + 1899}) {
         std::tm tm = make_tm(year, mon, day, hour, minute, second);
         std::int64_t t = std::mktime(&tm);
-        if (t <= now + 86400) return t;
+        if (t > now + 86400) continue;
+        last_key = s.substr(0, 15);
+        last_now = now;
+        last_time = t;
+        return t;
     }
     return std::nullopt;
 }
@@ -299,13 +307,14 @@ std::string format_time(std::int64_t t) {
     return buf;
 }
 
-using Counts = std::map<std::string, std::uint64_t>;
+using Counts = ReportData::Counts;
 
 // Largest first, then by name, at most `limit` rows.
 std::vector<std::pair<std::string, std::uint64_t>> ranked(const Counts& counts, std::size_t limit) {
     std::vector<std::pair<std::string, std::uint64_t>> rows(counts.begin(), counts.end());
-    std::stable_sort(rows.begin(), rows.end(),
-                     [](const auto& a, const auto& b) { return a.second > b.second; });
+    std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+        return a.second != b.second ? a.second > b.second : a.first < b.first;
+    });
     if (rows.size() > limit) rows.resize(limit);
     return rows;
 }
