@@ -3,7 +3,8 @@
 //	main - policy-milter's entry point
 // DESCRIPTION
 //	Parses the command line and the config file, then runs the mode they ask for:
-//	--check (cli/check.h), --test (cli/test_run.h), --dump-config, or the daemon
+//	--check (cli/check.h), --test (cli/test_run.h), --dump-config, --report
+//	(cli/report.h), or the daemon
 //	(milter/daemon.h). All of them load the rules through the same loader.
 #include <libmilter/mfapi.h>
 
@@ -12,6 +13,7 @@
 
 #include "cli/check.h"
 #include "cli/ctl.h"
+#include "cli/report.h"
 #include "cli/test_run.h"
 #include "config/options.h"
 #include "milter/daemon.h"
@@ -24,8 +26,8 @@ namespace {
 bool is_command(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
-        for (std::string_view c :
-             {"--check", "--test", "--dump-config", "--ctl", "--help", "-h", "--version", "-V"})
+        for (std::string_view c : {"--check", "--test", "--dump-config", "--ctl", "--report",
+                                   "--help", "-h", "--version", "-V"})
             if (a == c) return true;
     }
     return false;
@@ -67,6 +69,8 @@ int main(int argc, char** argv) {
         case pm::Mode::DumpConfig: return pm::dump_config(options, std::cout, std::cerr) ? 0 : 1;
         case pm::Mode::Test: return test_transaction(options);
         case pm::Mode::Ctl: return pm::run_ctl(options, std::cout, std::cerr);
+        case pm::Mode::Report:
+            return pm::run_report(options.report_files, options.syslog_name, std::cout, std::cerr);
         case pm::Mode::Run: return pm::run_daemon(options, argc, argv);
         case pm::Mode::Help:
         case pm::Mode::Version: return 0;  // handled while parsing

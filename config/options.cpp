@@ -83,7 +83,9 @@ po::options_description command_options() {
                 "running daemon's control socket: stats, limit-show RULE KEY..., "
                 "limit-reset RULE KEY... or reload")
         ("test", "run one transaction (the options below) through the rules and print the "
-                 "decision of each stage");
+                 "decision of each stage")
+        ("report", "summarise the decision lines of the syslog FILEs named after the options "
+                   "(plain or gzip, '-' for stdin; default /var/log/mail.log) and exit");
     // clang-format on
     return d;
 }
@@ -283,7 +285,8 @@ std::optional<int> help_or_version(const po::variables_map& cli, const po::optio
                "       policy-milter --test [--rules FILE] --client IP [--helo H] [--from A]\n"
                "                     [--rcpt A]... [--size N] [--header \"Name: value\"]...\n"
                "                     [--message FILE]\n"
-               "       policy-milter [-c FILE] --ctl COMMAND [ARG...]\n\n"
+               "       policy-milter [-c FILE] --ctl COMMAND [ARG...]\n"
+               "       policy-milter --report [FILE|-]...\n\n"
             << all;
         return 0;
     }
@@ -359,16 +362,30 @@ std::optional<int> read_test_transaction(const po::variables_map& cli, TestTrans
     return std::nullopt;
 }
 
-// --check, --test or --dump-config, at most one of them.
+// --check, --test, --dump-config or --report, at most one of them; only --report takes
+// arguments (its files).
 std::optional<int> choose_mode(const po::variables_map& cli, Options& o, std::ostream& err) {
-    if (cli.count("check") + cli.count("test") + cli.count("dump-config") + (o.mode == Mode::Ctl) >
+    if (cli.count("check") + cli.count("test") + cli.count("dump-config") + cli.count("report") +
+            (o.mode == Mode::Ctl) >
         1) {
-        err << "policy-milter: --check, --test, --dump-config and --ctl cannot be combined\n";
+        err << "policy-milter: --check, --test, --dump-config, --ctl and --report cannot be "
+               "combined\n";
         return 2;
     }
     if (o.mode == Mode::Ctl && o.ctl.empty()) {
         err << "policy-milter: --ctl needs a command: stats, limit-show RULE KEY..., "
                "limit-reset RULE KEY... or reload\n";
+        return 2;
+    }
+    if (cli.count("report-file"))
+        o.report_files = cli["report-file"].as<std::vector<std::string>>();
+    if (cli.count("report")) {
+        o.mode = Mode::Report;
+        return std::nullopt;
+    }
+    if (!o.report_files.empty()) {
+        err << "policy-milter: unexpected argument '" << o.report_files.front()
+            << "' (only --report takes files)\nTry 'policy-milter --help'.\n";
         return 2;
     }
     if (cli.count("check")) o.mode = Mode::Check;
@@ -396,9 +413,18 @@ std::optional<int> parse_options(int argc, const char* const argv[], Options& o,
             o.ctl.assign(argv + i + 1, argv + argc);
             break;
         }
+    // The files of --report: every word before --ctl that is not an option.
+    po::options_description hidden;
+    hidden.add_options()("report-file", po::value<std::vector<std::string>>());
+    po::options_description parsed;
+    parsed.add(all).add(hidden);
+    po::positional_options_description positional;
+    positional.add("report-file", -1);
     po::variables_map cli;
     try {
-        po::store(po::command_line_parser(options_end, argv).options(all).run(), cli);
+        po::store(
+            po::command_line_parser(options_end, argv).options(parsed).positional(positional).run(),
+            cli);
         po::notify(cli);
     } catch (const po::error& e) {
         err << "policy-milter: " << e.what() << "\nTry 'policy-milter --help'.\n";

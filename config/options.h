@@ -19,7 +19,7 @@ inline constexpr const char* kDefaultRulesFile = "/etc/policy-milter/rules.conf"
 inline constexpr const char* kDefaultSocket = "unix:/run/policy-milter/policy-milter.sock";
 inline constexpr const char* kDefaultControl = "unix:/run/policy-milter/control.sock";
 
-enum class Mode { Run, Check, Test, DumpConfig, Help, Version, Ctl };
+enum class Mode { Run, Check, Test, DumpConfig, Report, Help, Version, Ctl };
 
 struct Options {
     Mode mode = Mode::Run;
@@ -45,8 +45,9 @@ struct Options {
     std::string control = kDefaultControl;      // the control socket: unix:PATH or none
     bool control_explicit = false;              // set, not the default: a failure stops the start
     TestTransaction test;
-    std::vector<std::string> ctl;   // --ctl: the command and its arguments
-    std::size_t config_errors = 0;  // --check: errors of the config file, already printed
+    std::vector<std::string> ctl;           // --ctl: the command and its arguments
+    std::vector<std::string> report_files;  // --report: the files named, "-" for stdin
+    std::size_t config_errors = 0;          // --check: errors of the config file, already printed
     // Where a setting from the config file was written ("FILE:LINE:COL"), by key; a key
     // that is absent came from the command line or is a default.
     std::map<std::string, std::string> origins;

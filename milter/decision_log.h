@@ -8,10 +8,14 @@
 //		const Facts& facts, const LogEvent& event, LogLevel min_level);
 // DESCRIPTION
 //	One log line per decision, in Postfix's style (policy-milter(8), LOGGING):
-//	  QUEUEID: stage=rcpt rule=ID action=reject reply="550 5.1.1 ..." client=NAME[IP]
-//	  from=<...> to=<...>
-//	Pure formatting, so unit tests can check the exact lines the daemon writes. Every
-//	field value is escaped (config/log_escape.h): none carries a control byte.
+//	  QUEUEID|NOQUEUE: client=NAME[IP] stage=STAGE rule=ID|- action=ACTION
+//	  [reply="..."] helo=<...>|- from=<...>|- to=<...>|- [header="..."] [reason="..."]
+//	  [nrcpt=N] [error="..."]
+//	The keys are fixed and in this order; client= comes first, as the client cannot shape
+//	it. Pure formatting, so unit tests can check the exact lines the daemon writes. Every
+//	value is escaped (config/log_escape.h, LogValue): none carries a control byte, and
+//	none can end its token, brackets or quotes early, so no client-chosen text forges a
+//	key. cli/report.h parses these lines back.
 #pragma once
 
 #include <string>
@@ -41,9 +45,10 @@ struct LogLine {
 // for a refused or discarded message), then the decision itself. A decision no rule made
 // is a debug line, unless a store error note comes with it. Lines below `min_level` are
 // left out, and cost nothing to format.
-// The context of every line: client=NAME[IP] from the connect facts, from=<sender> once
-// MAIL was given (at mail, rcpt, data and message), to=<recipient> at rcpt, and
-// nrcpt=N (the accepted recipients) at data and message.
+// The context of every line: client=NAME[IP] from the connect facts, helo=<name> once
+// HELO was given, from=<sender> once MAIL was given (at mail, rcpt, data and message),
+// to=<recipient> at rcpt and the first accepted recipient at data and message, each "-"
+// until known; nrcpt=N (the accepted recipients) at data and message.
 std::vector<LogLine> decision_log_lines(const Decision& d, const Facts& facts,
                                         const LogEvent& event,
                                         LogLevel min_level = LogLevel::Debug);

@@ -39,7 +39,7 @@ std::string key_text(const Limit& limit, std::span<const std::string> values) {
         out += limit.key[i].field.display();
         if (limit.key[i].prefix_length) out += "/" + std::to_string(*limit.key[i].prefix_length);
         out += "=\"";
-        append_log_value(out, values[i], true);
+        append_log_value(out, values[i], LogValue::Quoted);
         out += '"';
     }
     return out;
@@ -66,7 +66,7 @@ ControlReply limit_command(const Policy& policy, CounterStore& store,
         if (st.id == id) limit = &st;
     if (!limit) {
         std::string shown = "\"";
-        append_log_value(shown, id, true);
+        append_log_value(shown, id, LogValue::Quoted);
         shown += '"';
         return failed("no limit " + shown + " in the running rules; " + known_limits(policy));
     }

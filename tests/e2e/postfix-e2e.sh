@@ -82,9 +82,9 @@ expect_line "message reject" \
 expect_queued "accepted message" \
 	--from alice@example.net --to bob@example.org --header "Subject: hello"
 
-milter_log_has 'NOQUEUE: stage=rcpt rule=unknown-user action=reject reply="550 5\.1\.1 <nobody@example\.org>: Recipient address rejected: User unknown" client=unknown\[127\.0\.0\.1\] from=<alice@example\.net> to=<nobody@example\.org>' \
+milter_log_has 'NOQUEUE: client=unknown\[127\.0\.0\.1\] stage=rcpt rule=unknown-user action=reject reply="550 5\.1\.1 <nobody@example\.org>: Recipient address rejected: User unknown" helo=(<[^ ]+>|-) from=<alice@example\.net> to=<nobody@example\.org>' \
 	&& pass "log: rcpt reject line" || fail "log: rcpt reject line missing"
-milter_log_has '[0-9A-F]{6,}: stage=message rule=lottery action=reject reply="554 5\.7\.1 Message content rejected"' \
+milter_log_has '[0-9A-F]{6,}: client=[^ ]+ stage=message rule=lottery action=reject reply="554 5\.7\.1 Message content rejected"' \
 	&& pass "log: message reject line carries the queue ID" || fail "log: message reject line with queue ID missing"
 
 # --- SIGHUP reload: a new reply, the same process ---------------------------------------------

@@ -97,7 +97,7 @@ full="553 5.7.1 <$long@echo.test>: Sender address rejected"
 check_line "2 kB sender: reply cut to 510 octets + CRLF" "<** ${full:0:510}"
 full="550 5.1.1 <$long@echo.test>: User unknown"
 check_line "2 kB recipient: reply cut to 510 octets + CRLF" "<** ${full:0:510}"
-if milter_log_has "stage=rcpt rule=rcpt-echo action=reject reply=\"${full:0:510}\" client="; then
+if milter_log_has "stage=rcpt rule=rcpt-echo action=reject reply=\"${full:0:510}\" helo="; then
 	pass "2 kB recipient: the log shows the reply as the client saw it"
 else
 	fail "2 kB recipient: no log line with the cut reply"

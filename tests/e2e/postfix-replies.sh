@@ -269,7 +269,7 @@ if grep -q "$id: milter-hold: END-OF-MESSAGE from unknown\[127.0.0.1\]: milter t
 else
 	fail "message quarantine: no milter-hold line in Postfix's log"
 fi
-if milter_log_has "$id: stage=message rule=message-quarantine action=quarantine reason=\"held for review: carol@example\.net\""; then
+if milter_log_has "$id: client=[^ ]+ stage=message rule=message-quarantine action=quarantine helo=<[^ ]+> from=<[^ ]+> to=<[^ ]+> reason=\"held for review: carol@example\.net\""; then
 	pass "message quarantine: policy-milter logged the reason"
 else
 	fail "message quarantine: policy-milter did not log the reason"

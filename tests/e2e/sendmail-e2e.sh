@@ -167,10 +167,10 @@ expect_reply "accepted message" "$QUEUED_ERE" \
 # --- what the logs say ------------------------------------------------------------------------
 
 # Sendmail sends {i} from MAIL on: a RCPT decision carries the queue ID, not NOQUEUE.
-milter_log_has '[0-9A-Za-z]{14}: stage=rcpt rule=unknown-user action=reject reply="550 5\.1\.1 Recipient address rejected: User unknown" client=sendmail-e2e\.localdomain\[127\.0\.0\.1\] from=<alice@example\.net> to=<nobody@example\.org>' \
+milter_log_has '[0-9A-Za-z]{14}: client=sendmail-e2e\.localdomain\[127\.0\.0\.1\] stage=rcpt rule=unknown-user action=reject reply="550 5\.1\.1 Recipient address rejected: User unknown" helo=<[^ ]+> from=<alice@example\.net> to=<nobody@example\.org>' \
 	&& pass "log: rcpt reject line with the queue ID and {client_name}" \
 	|| fail "log: rcpt reject line missing"
-milter_log_has '[0-9A-Za-z]{14}: stage=message rule=lottery action=reject reply="554 5\.7\.1 Message content rejected"' \
+milter_log_has '[0-9A-Za-z]{14}: client=[^ ]+ stage=message rule=lottery action=reject reply="554 5\.7\.1 Message content rejected"' \
 	&& pass "log: message reject line with the queue ID" || fail "log: message reject line missing"
 wait_for 5 sendmail_log_has 'Milter: to=<nobody@example\.org>, reject=550 5\.1\.1 Recipient address rejected: User unknown' \
 	&& pass "Sendmail log: Milter: to=<nobody@example.org>, reject=550 5.1.1 ..." \
@@ -190,7 +190,7 @@ check_line "connect reject: EHLO answered, ENHANCEDSTATUSCODES only" "<-  250 EN
 	&& pass "connect reject: MAIL, RCPT and DATA each answered <** 550 5.0.0 Command rejected" \
 	|| fail "connect reject: not MAIL, RCPT and DATA refused, the session was:"$'\n'"$SESSION"
 check_line "connect reject: QUIT" "<-  221 2.0.0 sendmail-e2e.localdomain closing connection"
-milter_log_has 'NOQUEUE: stage=connect rule=blocked-network action=reject reply="554 5\.7\.1 Access denied for 127\.0\.0\.2"' \
+milter_log_has 'NOQUEUE: client=[^ ]+ stage=connect rule=blocked-network action=reject reply="554 5\.7\.1 Access denied for 127\.0\.0\.2"' \
 	&& pass "log: connect reject line" || fail "log: connect reject line missing"
 wait_for 5 sendmail_log_has 'Milter: connect: host=\[?127\.0\.0\.2\]?, addr=127\.0\.0\.2, rejecting commands' \
 	&& pass "Sendmail log: Milter: connect: ... rejecting commands" \
@@ -244,7 +244,7 @@ expect_answer "unix socket: rcpt reject" RCPT \
 	"${H[@]}" --from alice@example.net --to nobody@example.org --quit-after RCPT
 expect_reply "unix socket: accepted message" "$QUEUED_ERE" \
 	"${H[@]}" --from alice@example.net --to bob@example.org
-milter_log_has ': stage=rcpt rule=unknown-user action=reject reply="550 5\.1\.1 Recipient address rejected: User unknown" client=sendmail-e2e\.localdomain\[127\.0\.0\.1\]' \
+milter_log_has ': client=sendmail-e2e\.localdomain\[127\.0\.0\.1\] stage=rcpt rule=unknown-user action=reject reply="550 5\.1\.1 Recipient address rejected: User unknown"' \
 	&& pass "unix socket: log: rcpt reject line" || fail "unix socket: log: rcpt reject line missing"
 
 sendmail_stop

@@ -33,6 +33,7 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/report.h"
 #include "milter/decision_log.h"
 #include "milter/reply_encoding.h"
 #include "policy/conversation.h"
@@ -201,8 +202,19 @@ void check_decision(const pm::Decision& d, const pm::LogEvent& event,
     if (sent.reply)
         check(pm::milter_reply_text(*sent.reply).size() <= pm::kMaxMilterReplyText,
               "reply over libmilter's limit", sent.reply->text);
-    for (const auto& line : pm::decision_log_lines(sent, conv.facts(), event))
+    const pm::Facts& facts = conv.facts();
+    std::string ip = facts.client_ip ? facts.client_ip->to_string() : "unknown";
+    for (const auto& line : pm::decision_log_lines(sent, facts, event)) {
         check(printable_ascii(line.text), "log line with a control or non-ASCII byte", line.text);
+        // Read back by --report (and so by the fail2ban filter's anchoring): the one client
+        // and the envelope the facts hold, whatever the sender wrote (issue 14).
+        auto parsed = pm::parse_decision_line(line.text);
+        check(parsed.has_value(), "log line that does not parse back", line.text);
+        check(parsed->client_name == facts.client_name && parsed->client_ip == ip,
+              "log line whose client= is not the client's", line.text);
+        check(parsed->helo.value_or("") == facts.helo, "log line whose helo= is not the HELO",
+              line.text);
+    }
     // At most one kept value per header name, each a name the policy reads.
     const auto& kept = conv.facts().headers;
     for (std::size_t i = 0; i < kept.size(); ++i) {

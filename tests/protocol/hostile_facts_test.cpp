@@ -257,12 +257,15 @@ rule "hold" at message quarantine "held: {header[Subject]}"
     c.quit();
     ASSERT_TRUE(daemon_->wait_for_log("action=would-quarantine", mark));
     std::string log = daemon_->log_since(mark);
-    EXPECT_NE(log.find("rule=tag action=would-add-header header=\"X-Subject: hi\\x0d\\x0aforged: "
-                       "line\\\" \\\\\\x1b[2J\\xff\" client=mx.example.net[203.0.113.10] "
-                       "from=<a\\x0d\\x0aforged-from@example.net> nrcpt=1\n"),
+    EXPECT_NE(log.find("client=mx.example.net[203.0.113.10] stage=message rule=tag "
+                       "action=would-add-header helo=- from=<a\\x0d\\x0aforged-from@example.net> "
+                       "to=<b\\x0aforged-to@example.com> header=\"X-Subject: hi\\x0d\\x0aforged: "
+                       "line\\\" \\\\\\x1b[2J\\xff\" nrcpt=1\n"),
               std::string::npos)
         << log;
-    EXPECT_NE(log.find("rule=hold action=would-quarantine reason=\"held: hi\\x0d\\x0aforged: "
+    EXPECT_NE(log.find("rule=hold action=would-quarantine helo=- "
+                       "from=<a\\x0d\\x0aforged-from@example.net> "
+                       "to=<b\\x0aforged-to@example.com> reason=\"held: hi\\x0d\\x0aforged: "
                        "line\\\" \\\\\\x1b[2J\\xff\""),
               std::string::npos)
         << log;

@@ -523,22 +523,26 @@ TEST_F(Stages, ConnectDefaultsAre554And421) {
 TEST_F(Stages, ConnectClientNameIsUnknownWhenTheMtaGivesABracketedAddress) {
     mc::Client c = negotiated(daemon());
     EXPECT_TRUE(Is(connect_info(c, {.ip = "198.51.100.20", .name = ""}), Outcome::Continue));
-    EXPECT_TRUE(log_has("NOQUEUE: stage=connect action=continue client=unknown[198.51.100.20]"));
+    EXPECT_TRUE(
+        log_has("NOQUEUE: client=unknown[198.51.100.20] stage=connect rule=- action=continue "
+                "helo=- from=- to=-"));
 }
 
 TEST_F(Stages, ConnectPassSkipsTheRestOfTheStage) {
     mc::Client c = negotiated(daemon());
     EXPECT_TRUE(Is(connect_info(c, {.ip = "192.0.2.6"}), Outcome::Continue));
     EXPECT_TRUE(Is(c.helo("client.example"), Outcome::Continue));
-    EXPECT_TRUE(log_has("stage=connect rule=c-pass action=pass client=mx.example.net[192.0.2.6]"));
+    EXPECT_TRUE(
+        log_has("client=mx.example.net[192.0.2.6] stage=connect rule=c-pass action=pass "
+                "helo=- from=- to=-"));
 }
 
 TEST_F(Stages, ConnectObserveOnlyLogsWouldReject) {
     mc::Client c = negotiated(daemon());
     EXPECT_TRUE(Is(connect_info(c, {.ip = "192.0.2.8"}), Outcome::Continue));
     EXPECT_TRUE(
-        log_has("NOQUEUE: stage=connect rule=c-observe action=would-reject "
-                "reply=\"554 5.7.1 Observed 192.0.2.8\" client=mx.example.net[192.0.2.8]"));
+        log_has("NOQUEUE: client=mx.example.net[192.0.2.8] stage=connect rule=c-observe "
+                "action=would-reject reply=\"554 5.7.1 Observed 192.0.2.8\" helo=- from=- to=-"));
     EXPECT_TRUE(Is(c.helo("client.example"), Outcome::Continue));
 }
 
@@ -742,12 +746,14 @@ TEST_F(Stages, MessageObserveOnlyLogsWouldReject) {
         message(c, {{"Subject", "You are a Lottery winner"}}, "Hello.\r\n", {{"i", "4QOBS1"}}),
         Outcome::Continue, {stamp(1)}));
     EXPECT_TRUE(
-        log_has("4QOBS1: stage=message rule=msg-observe action=would-reject "
-                "reply=\"554 5.7.1 Message content rejected\" "
-                "client=mx.example.net[203.0.113.10] from=<alice@example.net> nrcpt=1"));
+        log_has("4QOBS1: client=mx.example.net[203.0.113.10] stage=message rule=msg-observe "
+                "action=would-reject reply=\"554 5.7.1 Message content rejected\" "
+                "helo=<client.example> from=<alice@example.net> to=<bob@example.com> nrcpt=1"));
     EXPECT_TRUE(
-        log_has("4QOBS1: stage=message rule=stamp action=add-header "
-                "header=\"X-Policy-Milter: checked 1 for 203.0.113.10\""));
+        log_has("4QOBS1: client=mx.example.net[203.0.113.10] stage=message rule=stamp "
+                "action=add-header helo=<client.example> from=<alice@example.net> "
+                "to=<bob@example.com> header=\"X-Policy-Milter: checked 1 for 203.0.113.10\" "
+                "nrcpt=1"));
 }
 
 // --- templates -------------------------------------------------------------------------------
@@ -787,10 +793,12 @@ TEST_F(Stages, DecisionLogLinesNameQueueIdClientAndAddresses) {
     EXPECT_TRUE(Is(c.mail({"<alice@example.net>"}, {{"i", "4QLOG1"}}), Outcome::Continue));
     EXPECT_TRUE(
         IsReply(c.rcpt({"<nobody@example.com>"}, {{"i", "4QLOG1"}}), 550, "5.1.1", kUnknownUser));
-    EXPECT_TRUE(log_has("info: 4QLOG1: stage=rcpt rule=r-unknown action=reject reply=\"550 5.1.1 " +
-                        kUnknownUser +
-                        "\" client=mx.example.net[203.0.113.10] from=<alice@example.net> "
-                        "to=<nobody@example.com>\n"));
+    EXPECT_TRUE(
+        log_has("info: 4QLOG1: client=mx.example.net[203.0.113.10] stage=rcpt "
+                "rule=r-unknown action=reject reply=\"550 5.1.1 " +
+                kUnknownUser +
+                "\" helo=<client.example> from=<alice@example.net> "
+                "to=<nobody@example.com>\n"));
 }
 
 // =========================================================================================
@@ -1211,7 +1219,7 @@ TEST_F(Malformed, BadConnectPackets) {
 TEST_F(Malformed, UnknownAndUnixFamiliesHaveNoClientAddress) {
     mc::Client c = negotiated(daemon());
     EXPECT_TRUE(Is(c.connect_info("localhost", SMFIA_UNKNOWN, 0, ""), Outcome::Continue));
-    EXPECT_TRUE(log_has("stage=connect action=continue client=unknown[unknown]"));
+    EXPECT_TRUE(log_has("client=unknown[unknown] stage=connect rule=- action=continue"));
     c = negotiated(daemon());
     EXPECT_TRUE(Is(c.connect_info("localhost", SMFIA_UNIX, 0, "/run/x.sock"), Outcome::Continue));
     EXPECT_TRUE(Is(c.mail({"<alice@example.net>"}), Outcome::Continue));

@@ -465,7 +465,8 @@ TEST(ConfigFile, DumpConfigIsNotCombinedWithCheck) {
     Parsed p = parse({"--config", "/dev/null", "--dump-config", "--check"});
     EXPECT_EQ(p.exit_code, 2);
     EXPECT_EQ(p.err,
-              "policy-milter: --check, --test, --dump-config and --ctl cannot be combined\n");
+              "policy-milter: --check, --test, --dump-config, --ctl and --report cannot be "
+              "combined\n");
 }
 
 // `control`: none or unix:/absolute/path; the built-in default is not "set" (a failure to
@@ -505,6 +506,26 @@ TEST(ConfigFile, CtlTakesEveryWordAfterIt) {
     EXPECT_NE(p.err.find("--ctl needs a command"), std::string::npos) << p.err;
     p = parse({"--config", "/dev/null", "--check", "--ctl", "stats"});
     EXPECT_EQ(p.exit_code, 2);
+}
+
+// --report takes the files after the options, "-" among them; nothing else takes arguments.
+TEST(ConfigFile, ReportTakesFilesAndOnlyItDoes) {
+    Parsed p = parse({"--config", "/dev/null", "--report", "mail.log", "-", "mail.log.1.gz",
+                      "--syslog-name", "pm2"});
+    EXPECT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_EQ(p.options.mode, Mode::Report);
+    EXPECT_EQ(p.options.report_files, (std::vector<std::string>{"mail.log", "-", "mail.log.1.gz"}));
+    EXPECT_EQ(p.options.syslog_name, "pm2");
+    p = parse({"--config", "/dev/null", "--report"});
+    EXPECT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_TRUE(p.options.report_files.empty());
+    p = parse({"--config", "/dev/null", "--report", "--check"});
+    EXPECT_EQ(p.exit_code, 2);
+    p = parse({"--config", "/dev/null", "--check", "stray"});
+    EXPECT_EQ(p.exit_code, 2);
+    EXPECT_EQ(p.err,
+              "policy-milter: unexpected argument 'stray' (only --report takes files)\n"
+              "Try 'policy-milter --help'.\n");
 }
 
 }  // namespace

@@ -39,9 +39,10 @@ const char* kUnknownUser = R"(rule "unknown-user" at rcpt
 
 // The Info line for kUnknownUser's rule at rcpt_facts(), with its action.
 std::string unknown_user_line(const std::string& action) {
-    return "NOQUEUE: stage=rcpt rule=unknown-user action=" + action +
+    return "NOQUEUE: client=mx.example.net[192.0.2.10] stage=rcpt rule=unknown-user action=" +
+           action +
            " reply=\"550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown\" "
-           "client=mx.example.net[192.0.2.10] from=<alice@example.net> to=<nobody@example.org>";
+           "helo=<mx.example.net> from=<alice@example.net> to=<nobody@example.org>";
 }
 
 // The lines for kUnknownUser refusing <nobody@example.org> at rcpt_facts(), before a queue id.
@@ -69,7 +70,10 @@ TEST(DecisionLog, QueueIdReplacesNoqueue) {
     auto lines =
         decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>"), rcpt_facts(), e);
     ASSERT_EQ(lines.size(), 1u);
-    EXPECT_EQ(lines[0].text.rfind("4XyZ1abc: stage=rcpt rule=unknown-user ", 0), 0u)
+    EXPECT_EQ(lines[0].text.rfind("4XyZ1abc: client=mx.example.net[192.0.2.10] stage=rcpt "
+                                  "rule=unknown-user ",
+                                  0),
+              0u)
         << lines[0].text;
 }
 
@@ -80,8 +84,8 @@ TEST(DecisionLog, NoRuleIsDebugOnly) {
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].level, LogLevel::Debug);
     EXPECT_EQ(lines[0].text,
-              "NOQUEUE: stage=rcpt action=continue client=mx.example.net[192.0.2.10] "
-              "from=<alice@example.net> to=<someone@example.org>");
+              "NOQUEUE: client=mx.example.net[192.0.2.10] stage=rcpt rule=- action=continue "
+              "helo=<mx.example.net> from=<alice@example.net> to=<someone@example.org>");
 }
 
 TEST(DecisionLog, ObserveLogsWouldReject) {
@@ -117,8 +121,8 @@ TEST(DecisionLog, ConnectWithoutIpOrSender) {
     auto lines = decision_log_lines(d, s.conv.facts(), LogEvent{});
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].text,
-              "NOQUEUE: stage=connect rule=blocked action=reject reply=\"554 5.7.1 Go away\" "
-              "client=unknown[unknown]");
+              "NOQUEUE: client=unknown[unknown] stage=connect rule=blocked action=reject "
+              "reply=\"554 5.7.1 Go away\" helo=- from=- to=-");
 }
 
 // Drives a session from ip (no name, port 25) through MAIL FROM from, one RCPT TO and DATA:
@@ -143,11 +147,11 @@ rule "hold" at message when header["Subject"] matches /invoice/i quarantine "sus
     auto lines = decision_log_lines(d, s.conv.facts(), LogEvent{"ABC123", ""});
     ASSERT_EQ(lines.size(), 2u);
     EXPECT_EQ(lines[0].text,
-              "ABC123: stage=message rule=tag action=add-header header=\"X-Policy: checked "
-              "100\" client=unknown[2001:db8::1] from=<> nrcpt=1");
+              "ABC123: client=unknown[2001:db8::1] stage=message rule=tag action=add-header "
+              "helo=- from=<> to=<bob@example.org> header=\"X-Policy: checked 100\" nrcpt=1");
     EXPECT_EQ(lines[1].text,
-              "ABC123: stage=message rule=hold action=quarantine reason=\"suspicious invoice\" "
-              "client=unknown[2001:db8::1] from=<> nrcpt=1");
+              "ABC123: client=unknown[2001:db8::1] stage=message rule=hold action=quarantine "
+              "helo=- from=<> to=<bob@example.org> reason=\"suspicious invoice\" nrcpt=1");
 }
 
 TEST(DecisionLog, NoAddHeaderLineForARefusedMessage) {
@@ -198,16 +202,14 @@ rule "hold" at message quarantine "held: {header[Subject]}")"),
     facts.set_sender(std::string_view("a\r\nb\0c@x", 8), "", 0, false);
     auto lines = decision_log_lines(d, facts, LogEvent{"Q\n1", ""});
     ASSERT_EQ(lines.size(), 3u);
-    const std::string context =
-        " client=mx\\x1b[2J.example[192.0.2.1] from=<a\\x0d\\x0ab\\x00c@x> nrcpt=1";
-    EXPECT_EQ(lines[0].text,
-              "Q\\x0a1: stage=message rule=tag action=would-add-header header=\"X-Subject: "
-              "a\\x0d\\x0a b\\\" client=evil[6.6.6.6] \\\\x0a\\xc3\\xa9\"" +
-                  context);
-    EXPECT_EQ(lines[1].text,
-              "Q\\x0a1: stage=message rule=hold action=would-quarantine reason=\"held: "
-              "a\\x0d\\x0a b\\\" client=evil[6.6.6.6] \\\\x0a\\xc3\\xa9\"" +
-                  context);
+    const std::string head = "Q\\x0a1: client=mx\\x1b\\x5b2J.example[192.0.2.1] stage=message ";
+    const std::string envelope = " helo=- from=<a\\x0d\\x0ab\\x00c@x> to=<b@example.org>";
+    EXPECT_EQ(lines[0].text, head + "rule=tag action=would-add-header" + envelope +
+                                 " header=\"X-Subject: a\\x0d\\x0a b\\\" client=evil[6.6.6.6] "
+                                 "\\\\x0a\\xc3\\xa9\" nrcpt=1");
+    EXPECT_EQ(lines[1].text, head + "rule=hold action=would-quarantine" + envelope +
+                                 " reason=\"held: a\\x0d\\x0a b\\\" client=evil[6.6.6.6] "
+                                 "\\\\x0a\\xc3\\xa9\" nrcpt=1");
     for (const auto& line : lines) EXPECT_TRUE(printable(line.text)) << line.text;
 }
 
@@ -224,9 +226,10 @@ TEST(DecisionLog, QuotedValuesEndOnlyAtTheirClosingQuote) {
     auto lines = decision_log_lines(d, Facts{}, e);
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].text,
-              "NOQUEUE: stage=rcpt rule=r\\x7f action=tempfail reply=\"451 4.3.0 say \\\"hi\\\" "
-              "\\\\ bye\" client=unknown[unknown] to=<<\"x client=evil[6.6.6.6] "
-              "\"@example.com>\\x0d> error=\"store: \\\"bad\\\"\\x0aforged: line\"");
+              "NOQUEUE: client=unknown[unknown] stage=rcpt rule=r\\x7f action=tempfail "
+              "reply=\"451 4.3.0 say \\\"hi\\\" \\\\ bye\" helo=- from=- "
+              "to=<\\x3c\\x22x\\x20client=evil\\x5b6.6.6.6\\x5d\\x20\\x22@example.com\\x3e\\x0d> "
+              "error=\"store: \\\"bad\\\"\\x0aforged: line\"");
 }
 
 // Issue 12: the log reads the conversation's facts, which keep what the event saw until
@@ -240,8 +243,8 @@ rule "lottery" at message reject 554 5.7.1 "Message content rejected")"));
     auto lines = decision_log_lines(d, s.conv.facts(), LogEvent{});
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].text,
-              "NOQUEUE: stage=mail rule=spoofed action=reject reply=\"553 5.7.1 No\" "
-              "client=unknown[192.0.2.1] from=<someone@forged.example>");
+              "NOQUEUE: client=unknown[192.0.2.1] stage=mail rule=spoofed action=reject "
+              "reply=\"553 5.7.1 No\" helo=- from=<someone@forged.example> to=-");
 
     s.conv.mail("<alice@example.net>", "", 0, false);
     s.conv.rcpt("<b@example.org>");
@@ -251,20 +254,23 @@ rule "lottery" at message reject 554 5.7.1 "Message content rejected")"));
     lines = decision_log_lines(d, s.conv.facts(), LogEvent{"Q1", ""});
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].text,
-              "Q1: stage=message rule=lottery action=reject reply=\"554 5.7.1 Message content "
-              "rejected\" client=unknown[192.0.2.1] from=<alice@example.net> nrcpt=2");
+              "Q1: client=unknown[192.0.2.1] stage=message rule=lottery action=reject "
+              "reply=\"554 5.7.1 Message content rejected\" helo=- from=<alice@example.net> "
+              "to=<b@example.org> nrcpt=2");
 
     // A helo after the message (no RSET) says nothing of it; the next transaction, or
     // an abort, starts from nothing.
     lines = decision_log_lines(s.conv.helo("mx"), s.conv.facts(), LogEvent{});
     ASSERT_EQ(lines.size(), 1u);
-    EXPECT_EQ(lines[0].text, "NOQUEUE: stage=helo action=continue client=unknown[192.0.2.1]");
+    EXPECT_EQ(lines[0].text,
+              "NOQUEUE: client=unknown[192.0.2.1] stage=helo rule=- action=continue helo=<mx> "
+              "from=- to=-");
     s.conv.abort();
     EXPECT_FALSE(s.conv.facts().mail_seen);
     EXPECT_TRUE(s.conv.facts().accepted_recipients.empty());
 }
 
-// A rcpt without MAIL (a hostile milter client) logs no from=, as no MAIL was seen.
+// A rcpt without MAIL (a hostile milter client) logs from=-, as no MAIL was seen.
 TEST(DecisionLog, NoSenderWithoutMail) {
     Session s(must_load(R"(rule "r" at rcpt reject 550 5.1.1 "No")"));
     s.conv.connect(parse_ip("192.0.2.1"), "mx.example.net", 25);
@@ -272,16 +278,19 @@ TEST(DecisionLog, NoSenderWithoutMail) {
     auto lines = decision_log_lines(d, s.conv.facts(), LogEvent{"", "b@example.org"});
     ASSERT_EQ(lines.size(), 1u);
     EXPECT_EQ(lines[0].text,
-              "NOQUEUE: stage=rcpt rule=r action=reject reply=\"550 5.1.1 No\" "
-              "client=mx.example.net[192.0.2.1] to=<b@example.org>");
+              "NOQUEUE: client=mx.example.net[192.0.2.1] stage=rcpt rule=r action=reject "
+              "reply=\"550 5.1.1 No\" helo=- from=- to=<b@example.org>");
 }
 
 TEST(DecisionLog, EscapeLogLineKeepsBackslashesAndHexesTheRest) {
     EXPECT_EQ(escape_log_line("plain \\x41 text"), "plain \\x41 text");
     EXPECT_EQ(escape_log_line(std::string("a\r\nb\0\x7f\xff", 7)), "a\\x0d\\x0ab\\x00\\x7f\\xff");
     std::string out;
-    append_log_value(out, "\\\"\t", false);
-    EXPECT_EQ(out, "\\\\\"\\x09");
+    append_log_value(out, "\\\"\t", LogValue::Quoted);
+    EXPECT_EQ(out, "\\\\\\\"\\x09");
+    out.clear();
+    append_log_value(out, "a b<c>[d]\"e\\f=g\t\xff", LogValue::Token);
+    EXPECT_EQ(out, "a\\x20b\\x3cc\\x3e\\x5bd\\x5d\\x22e\\x5cf=g\\x09\\xff");
 }
 
 // Every line the logger writes goes through the escaping, not only decision lines.
