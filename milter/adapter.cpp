@@ -74,7 +74,10 @@ Needs needs_of(const Policy& p) {
     bool message_size = p.uses_field(FieldId::MessageSize);
     n.add_header = p.uses_action(ActionKind::AddHeader);
     n.quarantine = p.uses_action(ActionKind::Quarantine);
-    n.helo = used(Stage::Helo) || p.uses_field(FieldId::Helo);
+    // Also where no rule reads it: every decision line says helo=<...> (policy-milter(8),
+    // LOGGING), and where no rule decides at HELO the step has no reply, no MTA wait. Not
+    // for a connection accepted at connect: nothing after it is decided or logged.
+    n.helo = early_accept(p) != Stage::Connect || used(Stage::Helo) || p.uses_field(FieldId::Helo);
     n.rcpt = used(Stage::Rcpt) || used(Stage::Data) || used(Stage::Message);
     n.mail = used(Stage::Mail) || n.rcpt;
     n.headers = used(Stage::Message) && (p.uses_field(FieldId::Header) || message_size);

@@ -331,8 +331,8 @@ TEST_F(Economy, SessionAfterQuitNcKeepsTheNoReplySteps) {
     c.negotiate(kAllActions, kAllSteps);
     for (int session = 0; session < 3; ++session) {
         SCOPED_TRACE(session);
-        EXPECT_TRUE(Is(connect_info(c, "203.0.113." + std::to_string(10 + session)),
-                       Outcome::NoReply));
+        EXPECT_TRUE(
+            Is(connect_info(c, "203.0.113." + std::to_string(10 + session)), Outcome::NoReply));
         EXPECT_TRUE(Is(c.mail({"<alice@example.net>"}), Outcome::NoReply));
         EXPECT_TRUE(IsReply(c.rcpt({"<nobody@example.com>"}), 550, "5.1.1", kUnknownUser));
         EXPECT_TRUE(Is(c.rcpt({"<bob@example.com>"}), Outcome::Continue));
@@ -341,7 +341,7 @@ TEST_F(Economy, SessionAfterQuitNcKeepsTheNoReplySteps) {
         EXPECT_TRUE(Is(c.end_of_message(), Outcome::Continue));
         c.quit_new_connection();
     }
-    EXPECT_TRUE(log_has("client=mx.example.net[203.0.113.12] stage=rcpt"));
+    EXPECT_TRUE(daemon_->wait_for_log("client=mx.example.net[203.0.113.12] stage=rcpt", 0));
 }
 
 // Review finding: after SMFIC_QUIT_NC, a reload the connection cannot run (a rule at a
