@@ -81,6 +81,13 @@ void configure(httplib::Server& s) {
     s.set_read_timeout(kMetricsTimeoutSeconds, 0);
     s.set_write_timeout(kMetricsTimeoutSeconds, 0);
     s.set_payload_max_length(1024);  // a GET has no body
+    // httplib's default also sets SO_REUSEPORT, which would let a second process bind the
+    // same port beside this one and take part of the scrapes: only SO_REUSEADDR here (a
+    // restart need not wait for connections in TIME_WAIT).
+    s.set_socket_options([](socket_t sock) {
+        int yes = 1;
+        setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+    });
     // Everything but GET /metrics is 404, before any handler runs (HEAD and OPTIONS too).
     s.set_pre_routing_handler([](const httplib::Request& req, httplib::Response& res) {
         if (req.method == "GET" && req.path == "/metrics")
