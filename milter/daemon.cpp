@@ -501,6 +501,7 @@ bool Daemon::reload_now(const std::string& why) {
         retired_.add(std::move(replaced));
     } catch (const std::exception& e) {
         spdlog::error("reload failed, keeping the running policy: {}", e.what());
+        process_stats().count_reload(false);
     }
     notify_systemd("READY=1");
     return ok;
