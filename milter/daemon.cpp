@@ -353,6 +353,10 @@ std::optional<NotStarted> Daemon::open_socket_and_drop_privileges() {
         std::string why;
         auto address = parse_metrics_address(options_.metrics, why);  // checked when read
         if (!address || !metrics_.bind(*address, why)) return NotStarted{why, kExitTempFail};
+        if (!address->loopback)
+            spdlog::warn(
+                "metrics: {} is not a loopback address, and /metrics has no authentication",
+                options_.metrics);
     }
     if (auto failed = open_control()) return failed;
     if (auto problem = pid_file_.open(options_.pid_file))
