@@ -137,10 +137,12 @@ bool MetricsServer::bind(const MetricsAddress& address, std::string& why) {
 
 bool MetricsServer::start(std::string& why) {
     if (!server_) return true;
+    ended_ = std::make_shared<std::atomic<bool>>(false);
     try {
-        listener_ = std::thread([s = server_.get()] {
+        listener_ = std::thread([s = server_.get(), ended = ended_] {
             if (!s->listen_after_bind() && s->is_valid())
                 spdlog::error("metrics: the HTTP server stopped accepting connections");
+            *ended = true;
         });
     } catch (const std::system_error& e) {
         why = std::string("metrics: cannot start its thread: ") + e.what();
@@ -151,13 +153,28 @@ bool MetricsServer::start(std::string& why) {
 
 void MetricsServer::stop() {
     if (!server_) return;
-    // httplib's stop() does nothing until its thread runs the accept loop: a stop right
-    // after the start waits for that (a moment), or the join would wait forever.
-    if (listener_.joinable())
-        for (int i = 0; i < 2000 && !server_->is_running(); ++i)
+    using Clock = std::chrono::steady_clock;
+    if (listener_.joinable()) {
+        // httplib's stop() does nothing until its thread runs the accept loop: a stop
+        // right after the start waits for that (a moment).
+        for (auto until = Clock::now() + kMetricsStopWait;
+             !server_->is_running() && !*ended_ && Clock::now() < until;)
             std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
     server_->stop();
-    if (listener_.joinable()) listener_.join();
+    if (listener_.joinable()) {
+        auto until = Clock::now() + kMetricsStopWait;
+        while (!*ended_ && Clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        if (!*ended_) {
+            spdlog::warn("metrics: a client is still sending its request; not waiting for it");
+            listener_.detach();
+            (void)server_.release();  // still in use by its threads until the process ends
+            bound_ = false;
+            return;
+        }
+        listener_.join();
+    }
     server_.reset();
     bound_ = false;
 }

@@ -17,6 +17,8 @@
 //	file descriptors, takes a flood.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -33,6 +35,7 @@ namespace pm {
 inline constexpr std::size_t kMetricsThreads = 2;
 inline constexpr std::size_t kMetricsQueue = 8;
 inline constexpr int kMetricsTimeoutSeconds = 5;
+inline constexpr std::chrono::milliseconds kMetricsStopWait{2000};
 
 class MetricsServer {
   public:
@@ -46,13 +49,17 @@ class MetricsServer {
     bool bind(const MetricsAddress& address, std::string& why);
     // Starts answering, on its own threads; false with the reason in `why`.
     bool start(std::string& why);
-    // Stops accepting, lets the requests in progress finish, joins the threads.
+    // Stops accepting and gives the requests in progress kMetricsStopWait to finish. A
+    // client that sends its request a byte at a time could hold a thread far longer
+    // (httplib's timeouts are per read): then its threads are left to the process's exit,
+    // which follows, rather than hold up the stop.
     void stop();
     bool bound() const { return bound_; }
 
   private:
     std::unique_ptr<httplib::Server> server_;
     std::thread listener_;
+    std::shared_ptr<std::atomic<bool>> ended_;  // set by listener_ as it ends
     bool bound_ = false;
 };
 

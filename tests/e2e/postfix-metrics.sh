@@ -243,9 +243,27 @@ check "syslog: a summary each second ($n so far)" [ "$n" -ge 2 ]
 expect_line "one more rcpt reject" '<** 550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown' \
 	--from alice@example.net --to nobody@example.org --quit-after RCPT
 postfix_stop
+# A client that sends its request a byte a second (httplib's timeouts are per read): the
+# stop does not wait for it beyond 2 s.
+python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+try:
+    for i in range(60):
+        s.send(b"G" if i == 0 else b"x")
+        time.sleep(1)
+except OSError:
+    pass
+' "$METRICS_PORT" &
+slow=$!
+sleep 1
 before=$(wc -l < "$SYSLOG_FILE")
+started=$(date +%s)
 rc=0; milter_stop 20 || rc=$?
+took=$(($(date +%s) - started))
+kill "$slow" 2>/dev/null || true; wait "$slow" 2>/dev/null || true
 check "SIGTERM: stopped, exit 0 ($rc)" [ "$rc" = 0 ]
+check "SIGTERM with a slow HTTP client: stopped in $took s (at most 10)" [ "$took" -le 10 ]
 wait_for 5 syslog_has "stopped: .*" >/dev/null || true
 tail_lines=$(tail -n +"$((before + 1))" "$SYSLOG_FILE" | sed -n "s/^<22>.* policy-milter\[$PID\]: //p")
 last=$(sed -n '/^stopping on SIGTERM$/,$p' <<<"$tail_lines")
@@ -253,6 +271,11 @@ if grep -qE "^stats: since [0-9T:-]+Z \([0-9]+s\): connections=6 messages=1 deci
 	grep -qxF 'stats: rule=unknown-user decisions=4 rcpt:reject=4' <<<"$last" &&
 	[ "$(tail -n 1 <<<"$last")" = "stopped: 4 rules from $WORK/rules.conf" ]; then
 	pass "at stop: the final summary and rule lines, then 'stopped:'"
+	if grep -qxF "metrics: a client is still sending its request; not waiting for it" <<<"$(tail -n +"$((before + 1))" "$SYSLOG_FILE" | sed -n "s/^<20>.* policy-milter\[$PID\]: //p")"; then
+		pass "at stop: the slow HTTP client is logged at warning (<20>) and not waited for"
+	else
+		fail "at stop: no warning about the slow HTTP client"
+	fi
 else
 	fail "at stop: the lines after 'stopping on SIGTERM' were: $last"
 fi
