@@ -484,7 +484,6 @@ TEST(ConfigFile, DumpConfigIsAConfigFile) {
               "redis-timeout = 75\n"
               "store-on-error = pass\n"
               "control = unix:/run/policy-milter/control.sock\n"
-
               "stats-interval = 1h\n"
               "# metrics =\n");
     std::string again = write_config(out.str());
