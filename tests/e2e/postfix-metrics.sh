@@ -63,7 +63,10 @@ METRICS=127.0.0.1:$METRICS_PORT
 
 syslog_start || { fail "the syslog catcher did not start"; exit 1; }
 MILTER_WRAP=("${PRIVATE_DEVLOG[@]}") MILTER_LOG_TO=syslog
+CONTROL=$WORK/control.sock
+printf 'control = unix:%s\n' "$CONTROL" > "$WORK/ctl.conf"
 milter_start "$MILTER_BIN" "$WORK/rules.conf" "$MILTER_PORT" --metrics "$METRICS" --stats-interval 1s \
+	--control "unix:$CONTROL" \
 	|| { fail "policy-milter did not listen on $MILTER_PORT"; exit 1; }
 PID=$MILTER_PID
 postfix_start "$SMTP_PORT" "$MILTER_PORT" e2e.localdomain \
@@ -238,6 +241,19 @@ done
 n=$(grep -cE "policy-milter\[$PID\]: stats: since " "$SYSLOG_FILE" || true)
 check "syslog: a summary each second ($n so far)" [ "$n" -ge 2 ]
 
+# --- the same lines through the control socket ------------------------------------------------------
+
+ctl_out=$("$MILTER_BIN" -c "$WORK/ctl.conf" --ctl stats 2>&1) && rc=0 || rc=$?
+if [ "$rc" = 0 ] && grep -qE "^$summary\$" <<<"$ctl_out" &&
+	[ "$(tail -n +2 <<<"$ctl_out")" = "stats: rule=busy-sender decisions=1 mail:tempfail=1
+stats: rule=lottery decisions=1 message:would-reject=1
+stats: rule=stamp decisions=1 message:add-header=1
+stats: rule=unknown-user decisions=3 rcpt:reject=3" ]; then
+	pass "--ctl stats: the summary and the rule lines, as in the log"
+else
+	fail "--ctl stats: exit $rc: $ctl_out"
+fi
+
 # --- the stop: one last summary, then 'stopped:' ----------------------------------------------------
 
 expect_line "one more rcpt reject" '<** 550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown' \
@@ -251,12 +267,14 @@ s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 try:
     for i in range(60):
         s.send(b"G" if i == 0 else b"x")
+        if i == 1:
+            open(sys.argv[2], "w").close()  # connected, the request begun
         time.sleep(1)
 except OSError:
     pass
-' "$METRICS_PORT" &
+' "$METRICS_PORT" "$WORK/slow-client-sending" &
 slow=$!
-sleep 1
+wait_for 10 test -e "$WORK/slow-client-sending" || fail "the slow HTTP client did not connect"
 before=$(wc -l < "$SYSLOG_FILE")
 started=$(date +%s)
 rc=0; milter_stop 20 || rc=$?
