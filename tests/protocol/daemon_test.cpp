@@ -145,6 +145,7 @@ TEST(Metrics, ExactCountsUnderConcurrentSessionsScrapesAndReloads) {
             if (http_get(metrics_port, "/metrics").find("policy_milter_connections_total") !=
                 std::string::npos)
                 ++scrapes;
+            std::this_thread::sleep_for(5ms);  // a scrape every few ms, not a busy loop
         }
     });
     std::thread reloader([&] {
