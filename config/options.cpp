@@ -9,6 +9,7 @@
 
 #include "config/config_file.h"
 #include "config/logging.h"
+#include "config/metrics_address.h"
 #include "config/socket_spec.h"
 #include "pm_version.h"  // generated: PM_VERSION
 #include "policy/units.h"
@@ -61,7 +62,12 @@ po::options_description daemon_options() {
         ("store-on-error", po::value<std::string>()->value_name("tempfail|pass"),
          "what a failing counter store means: 451 4.3.0 (default) or let the event pass")
         ("control", po::value<std::string>()->value_name("unix:PATH|none"),
-         "control socket for policy-milter --ctl (default unix:/run/policy-milter/control.sock)");
+         "control socket for policy-milter --ctl (default unix:/run/policy-milter/control.sock)")
+        ("stats-interval", po::value<std::string>()->value_name("DURATION"),
+         "log the stats: lines this often and at stop, such as 30m (default 1h; 0: never)")
+        ("metrics", po::value<std::string>()->value_name("HOST:PORT"),
+         "serve Prometheus metrics at http://HOST:PORT/metrics, such as 127.0.0.1:9259 "
+         "(default: none)");
     // clang-format on
     return d;
 }
@@ -165,6 +171,11 @@ void apply_daemon_options(const po::variables_map& vm, Options& o) {
             o.redis_timeout_ms = *ms;
     str("control", o.control);
     o.control_explicit = vm.count("control") > 0;
+    std::string why;
+    if (vm.count("stats-interval"))
+        if (auto s = parse_stats_interval(vm["stats-interval"].as<std::string>(), why))
+            o.stats_interval = *s;
+    str("metrics", o.metrics);
 }
 
 // `none`, or unix: and an absolute path that fits a unix socket address (108 bytes).
@@ -195,13 +206,17 @@ std::string value_problem(const std::string& key, const std::string& value) {
     if (key == "control") return control_problem(value);
     if (key == "store-on-error" && value != "tempfail" && value != "pass")
         return "store-on-error '" + value + "' is not 'tempfail' or 'pass'";
+    std::string why;
+    if (key == "stats-interval" && !parse_stats_interval(value, why)) return why;
+    if (key == "metrics" && !parse_metrics_address(value, why)) return why;
     return {};
 }
 
 // Checks the values value_problem() knows; an error message, or empty.
 std::string check_values(const po::variables_map& vm, Options& o) {
-    for (const char* key : {"socket", "log", "log-level", "syslog-facility", "syslog-name",
-                            "socket-mode", "store", "store-on-error", "redis-timeout", "control"}) {
+    for (const char* key :
+         {"socket", "log", "log-level", "syslog-facility", "syslog-name", "socket-mode", "store",
+          "store-on-error", "redis-timeout", "control", "stats-interval", "metrics"}) {
         if (!vm.count(key)) continue;
         if (std::string why = value_problem(key, vm[key].as<std::string>()); !why.empty())
             return why;
@@ -211,6 +226,15 @@ std::string check_values(const po::variables_map& vm, Options& o) {
                                ? StoreErrorMode::Pass
                                : StoreErrorMode::Tempfail;
     return {};
+}
+
+// Seconds as the largest unit that divides them: 3600 is 1h, 90 is 90s, 0 is 0.
+std::string duration_text(std::uint64_t seconds) {
+    if (seconds == 0) return "0";
+    constexpr std::pair<char, std::uint64_t> units[] = {{'d', 86400}, {'h', 3600}, {'m', 60}};
+    for (auto [unit, size] : units)
+        if (seconds % size == 0) return std::to_string(seconds / size) + unit;
+    return std::to_string(seconds) + "s";
 }
 
 }  // namespace
@@ -239,6 +263,8 @@ bool dump_config(const Options& o, std::ostream& out, std::ostream& err) {
         {"redis-timeout", std::to_string(o.redis_timeout_ms)},
         {"store-on-error", o.store_on_error == StoreErrorMode::Pass ? "pass" : "tempfail"},
         {"control", o.control},
+        {"stats-interval", duration_text(o.stats_interval)},
+        {"metrics", o.metrics},
     };
     bool ok = true;
     const po::options_description keys = daemon_options();

@@ -44,6 +44,8 @@ struct Options {
     std::string syslog_name = "policy-milter";  // as Postfix's syslog_name: the ident
     std::string control = kDefaultControl;      // the control socket: unix:PATH or none
     bool control_explicit = false;              // set, not the default: a failure stops the start
+    std::uint64_t stats_interval = 3600;        // seconds between stats: lines; 0: none
+    std::string metrics;                        // HOST:PORT of /metrics; empty: none
     TestTransaction test;
     std::vector<std::string> ctl;           // --ctl: the command and its arguments
     std::vector<std::string> report_files;  // --report: the files named, "-" for stdin

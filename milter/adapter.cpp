@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstring>
 #include <mutex>
 #include <optional>
@@ -21,6 +22,7 @@
 #include "milter/decision_log.h"
 #include "milter/quick_ack.h"
 #include "milter/reply_encoding.h"
+#include "milter/stats.h"
 #include "policy/esmtp.h"
 
 namespace pm {
@@ -307,6 +309,7 @@ sfsistat translate(SMFICTX* ctx, const Decision& d) {
 // client gets them. `recipient`: that of a rcpt event, for the log.
 sfsistat decide(SMFICTX* ctx, Connection& c, Decision d, std::string_view recipient = {}) {
     fit_replies_for_milter(d);
+    process_stats().count_decision(d);
     log_decision(d, c, recipient);
     return translate(ctx, d);
 }
@@ -320,6 +323,7 @@ sfsistat local_error(SMFICTX* ctx, ReplyPhase phase, const char* callback, const
     } catch (...) {
     }
     if (phase == ReplyPhase::None) return SMFIS_CONTINUE;
+    process_stats().count_reply(phase == ReplyPhase::Session ? 421 : 451);
     char session_code[] = "421";
     char transaction_code[] = "451";
     char enhanced[] = "4.3.0";
@@ -329,9 +333,28 @@ sfsistat local_error(SMFICTX* ctx, ReplyPhase phase, const char* callback, const
     return SMFIS_TEMPFAIL;
 }
 
+// Times a callback into the statistics (milter/stats.h), however it ends.
+class CallbackTimer {
+  public:
+    explicit CallbackTimer(Callback c) : callback_(c), start_(std::chrono::steady_clock::now()) {}
+    ~CallbackTimer() {
+        process_stats().observe(callback_, std::chrono::steady_clock::now() - start_);
+    }
+    CallbackTimer(const CallbackTimer&) = delete;
+    CallbackTimer& operator=(const CallbackTimer&) = delete;
+
+  private:
+    Callback callback_;
+    std::chrono::steady_clock::time_point start_;
+};
+
 // No C++ exception may cross into libmilter (C code): each callback runs through here.
 template <class Body>
 sfsistat guarded(SMFICTX* ctx, ReplyPhase phase, const char* callback, Body body) noexcept {
+    // Each call site has its own Body type, so its own instance of this function: the name
+    // is looked up once per site.
+    static const Callback timed = callback_from_name(callback);
+    CallbackTimer timer(timed);
     try {
         return body();
     } catch (const std::exception& e) {
@@ -515,6 +538,7 @@ sfsistat on_connect(SMFICTX* ctx, char*, _SOCK_ADDR* address) {
         std::optional<IpAddress> ip = ip_of(address, port);
         // {client_name} is the MTA's verified reverse name, or the bracketed address when
         // there is none (Facts::set_client makes that "unknown").
+        process_stats().count_connection();
         c->conversation.use_policy(c->policy_in_force());
         return decide(ctx, *c, c->conversation.connect(ip, macro(ctx, "{client_name}"), port));
     });
@@ -597,6 +621,7 @@ sfsistat on_body(SMFICTX* ctx, unsigned char*, size_t length) {
 sfsistat on_eom(SMFICTX* ctx) {
     sfsistat status = guarded(ctx, ReplyPhase::Transaction, "eom", [&] {
         Connection& c = require_connection(ctx);
+        process_stats().count_message();
         refresh_queue_id(ctx, c);
         Decision d = c.conversation.message();
         if (!d.refused() && d.verdict != Verdict::Discard) {

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -30,8 +31,10 @@
 #include "milter/control.h"
 #include "milter/limit_control.h"
 #include "milter/listener.h"
+#include "milter/metrics_http.h"
 #include "milter/signals.h"
 #include "milter/startup.h"
+#include "milter/stats.h"
 #include "milter/systemd_notify.h"
 #include "pm_version.h"  // generated: PM_VERSION
 #include "policy/policy.h"
@@ -141,6 +144,7 @@ std::shared_ptr<const Policy> reload(int argc, const char* const argv[],
         for (std::string line; std::getline(lines, line);) spdlog::error("{}", line);
         spdlog::error("reload failed, keeping the running policy ({})",
                       describe(*g_running.load()->policy));
+        process_stats().count_reload(false);
         return nullptr;
     }
     auto policy = load_and_report(fresh.rules_file);
@@ -148,6 +152,7 @@ std::shared_ptr<const Policy> reload(int argc, const char* const argv[],
     if (!policy) {
         spdlog::error("reload of {} failed, keeping the running policy ({})", fresh.rules_file,
                       describe(*old->policy));
+        process_stats().count_reload(false);
         return nullptr;
     }
     auto next = std::make_shared<Running>(Running{policy, fresh.conversation()});
@@ -161,6 +166,9 @@ std::shared_ptr<const Policy> reload(int argc, const char* const argv[],
         spdlog::warn(
             "socket, user, pid-file, log, syslog and control changes take effect only at the "
             "next start");
+    if (fresh.stats_interval != started_with.stats_interval ||
+        fresh.metrics != started_with.metrics)
+        spdlog::warn("stats-interval and metrics changes take effect only at the next start");
     if (store_settings(fresh) != store_settings(started_with))
         spdlog::warn(
             "store settings changed ({}): they take effect only at the next start; "
@@ -172,6 +180,7 @@ std::shared_ptr<const Policy> reload(int argc, const char* const argv[],
         spdlog::info("log level {}", log_level_name());
     }
     spdlog::info("reloaded: {}; {}", describe(*policy), switches(next->options));
+    process_stats().count_reload(true);
     return old->policy;
 }
 
@@ -264,6 +273,8 @@ class Daemon {
     bool reload_now(const std::string& why);
     std::optional<NotStarted> open_control();
     ControlHandlers control_handlers();
+    int poll_timeout_ms() const;
+    void log_stats_when_due();
 
     const Options& options_;
     int argc_;
@@ -282,6 +293,8 @@ class Daemon {
     ReloadRequests reload_requests_;
     ControlServer control_;
     bool stopping_ = false;
+    MetricsServer metrics_;  // bound before the fork, serving after it
+    std::chrono::steady_clock::time_point next_stats_;
 };
 
 // Broken rules stop the start with every diagnostic, on the terminal as well as in the
@@ -336,6 +349,15 @@ std::optional<NotStarted> Daemon::make_store() {
 std::optional<NotStarted> Daemon::open_socket_and_drop_privileges() {
     if (auto failed = listener_.open(options_, plan_))
         return NotStarted{failed->why, failed->exit_code};
+    if (!options_.metrics.empty()) {  // as root: a port below 1024 works too
+        std::string why;
+        auto address = parse_metrics_address(options_.metrics, why);  // checked when read
+        if (!address || !metrics_.bind(*address, why)) return NotStarted{why, kExitTempFail};
+        if (!address->loopback)
+            spdlog::warn(
+                "metrics: {} is not a loopback address, and /metrics has no authentication",
+                options_.metrics);
+    }
     if (auto failed = open_control()) return failed;
     if (auto problem = pid_file_.open(options_.pid_file))
         return NotStarted{problem->message, problem->transient ? kExitTempFail : kExitConfig};
@@ -359,6 +381,7 @@ std::optional<NotStarted> Daemon::go_background_and_serve() {
     if (!signal_fd_) return NotStarted{why};
     if (!listener_.start(why)) return NotStarted{why};
     if (!control_.start(control_handlers(), why)) return NotStarted{why};
+    if (!metrics_.start(why)) return NotStarted{why};
     return std::nullopt;
 }
 
@@ -380,8 +403,7 @@ std::optional<NotStarted> Daemon::open_control() {
 
 ControlHandlers Daemon::control_handlers() {
     ControlHandlers h;
-    // wired to stats_report_lines() at merge (milter/stats.h, the metrics branch)
-    h.stats = [] { return ControlReply{true, {"stats: not collected by this build"}}; };
+    h.stats = [] { return ControlReply{true, stats_report_lines()}; };  // milter/stats.h
     h.limit = [this](const std::vector<std::string>& words) {
         return limit_command(*g_running.load()->policy, *store_, words);
     };
@@ -404,6 +426,8 @@ void Daemon::announce() {
         spdlog::error("watchdog: cannot start its thread: {}", e.what());
     }
     probe_store(*store_);
+    if (metrics_.bound()) spdlog::info("metrics: serving http://{}/metrics", options_.metrics);
+    next_stats_ = std::chrono::steady_clock::now() + std::chrono::seconds(options_.stats_interval);
     lower_main_thread_priority();
 }
 
@@ -413,8 +437,9 @@ void Daemon::serve() {
         pollfd wait_for[3] = {{*signal_fd_, POLLIN, 0},
                               {listener_.ended_fd(), POLLIN, 0},
                               {reload_requests_.fd(), POLLIN, 0}};
-        int ready = poll(wait_for, 3, retired_.empty() ? -1 : 1000);
+        int ready = poll(wait_for, 3, poll_timeout_ms());
         retired_.free_unused();
+        log_stats_when_due();
         if (ready <= 0) continue;  // EINTR or the timeout
         if (wait_for[1].revents) ended = true;
         // Everything pending at once: signals that came during a reload make one more
@@ -447,6 +472,29 @@ void Daemon::serve() {
     }
 }
 
+// Until the next stats: lines are due, or a second while retired policies wait to be
+// freed; -1 (for ever) when neither.
+int Daemon::poll_timeout_ms() const {
+    int timeout = retired_.empty() ? -1 : 1000;
+    if (options_.stats_interval == 0 || stopping_) return timeout;
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(next_stats_ -
+                                                             std::chrono::steady_clock::now());
+    int stats = static_cast<int>(std::clamp<std::int64_t>(left.count(), 0, 3600 * 1000));
+    return timeout < 0 ? stats : std::min(timeout, stats);
+}
+
+void log_stats() {
+    for (const auto& line : stats_report_lines()) spdlog::info("{}", line);
+}
+
+void Daemon::log_stats_when_due() {
+    if (options_.stats_interval == 0 || stopping_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now < next_stats_) return;
+    log_stats();
+    next_stats_ = now + std::chrono::seconds(options_.stats_interval);
+}
+
 bool Daemon::reload_now(const std::string& why) {
     spdlog::info("reloading {}", why);
     bool ok = false;
@@ -457,6 +505,7 @@ bool Daemon::reload_now(const std::string& why) {
         retired_.add(std::move(replaced));
     } catch (const std::exception& e) {
         spdlog::error("reload failed, keeping the running policy: {}", e.what());
+        process_stats().count_reload(false);
     }
     notify_systemd("READY=1");
     return ok;
@@ -466,6 +515,7 @@ void Daemon::stop() {
     reload_requests_.shutdown();
     control_.stop();
     bool succeeded = listener_.join();
+    metrics_.stop();
     listener_.remove_socket();
     pid_file_.remove();
     // smfi_main() returns on its own when libmilter gives up (its listener fails, or its
@@ -476,6 +526,7 @@ void Daemon::stop() {
                       succeeded ? "MI_SUCCESS" : "MI_FAILURE");
         exit_leaving_sessions(1);
     }
+    if (options_.stats_interval != 0) log_stats();  // the counts of the whole run
     spdlog::info("stopped: {}", describe(*g_running.load()->policy));
     exit_leaving_sessions(succeeded ? 0 : 1);
 }
@@ -487,6 +538,7 @@ int run_daemon(const Options& options, int argc, const char* const argv[]) {
     // thread reads these signals, from its signalfd (milter/signals.cpp). One sent during
     // the start waits for the main loop.
     block_daemon_signals();
+    process_stats();  // made now, not in the first callback
     if (auto problem = setup_logging(options.log, options.log_level, options.syslog_name,
                                      options.syslog_facility)) {
         std::cerr << "policy-milter: not started: " << *problem << '\n';

@@ -42,6 +42,7 @@ void Conversation::commit_or_refuse(Decision& d, Stage stage) {
             return;
         case StoreAnswer::Passed:
             d.error = "limit \"" + id + "\": store unavailable, not counted: " + c.error;
+            d.store_error = true;
             return;
         case StoreAnswer::Failed: refuse_store_failure(d, stage, id, c.error); return;
     }
@@ -95,8 +96,10 @@ void Conversation::after_message_event(Decision& d) {
     // message is gone either way).
     if (d.verdict == Verdict::Discard) {
         LimitLedger::Commit c = ledger_.commit(false);
-        if (c.store != StoreAnswer::Answered)
+        if (c.store != StoreAnswer::Answered) {
             d.error = "store unavailable, the discarded message is not counted: " + c.error;
+            d.store_error = true;
+        }
         transaction_ = Transaction::Decided;
     }
 }

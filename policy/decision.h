@@ -71,6 +71,7 @@ struct Decision {
     std::vector<RuleHit> observed;  // rules that would have acted ("would-reject")
     std::vector<RuleHit> added;     // add-header rules that matched, for the log
     std::string error;              // why a store failure decided this event, if it did
+    bool store_error = false;       // the counter store failed (for the statistics)
 
     bool refused() const { return verdict == Verdict::Reject || verdict == Verdict::Tempfail; }
     bool closes_connection() const { return reply && reply->code == 421; }

@@ -160,6 +160,7 @@ bool limit_over(const Statement& st, Stage stage, const Facts& facts, LimitLedge
         case StoreAnswer::Answered: return check.over;
         case StoreAnswer::Passed:
             d.error = "limit \"" + st.id + "\": store unavailable, passing: " + check.error;
+            d.store_error = true;
             return false;
         case StoreAnswer::Failed:
             refuse_store_failure(d, stage, st.id, check.error);
@@ -378,6 +379,7 @@ void refuse_store_failure(Decision& d, Stage stage, const std::string& id, std::
     int code = stage_index(stage) <= stage_index(Stage::Helo) ? 421 : 451;
     d.reply = Reply{code, {4, 3, 0}, "Local error in processing, try again later"};
     d.error = "limit \"" + id + "\": store unavailable: " + std::string(error);
+    d.store_error = true;
     d.headers_to_add.clear();
     d.quarantine_reason.clear();
 }

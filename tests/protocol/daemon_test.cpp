@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <gtest/gtest.h>
+#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/socket.h>
@@ -102,6 +103,87 @@ void expect_clean_stop(Daemon& d) {
     StopResult r = d.stop();
     EXPECT_TRUE(r.clean()) << r.describe() << "\n" << d.diagnostics();
     if (!r.clean()) d.keep_dir();
+}
+
+// --- Metrics -------------------------------------------------------------------------------
+
+// GET path on 127.0.0.1:port, one request per connection: the whole response, or "".
+std::string http_get(int port, const std::string& path) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return "";
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<std::uint16_t>(port));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    std::string out;
+    if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) {
+        std::string req = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        if (::write(fd, req.data(), req.size()) == static_cast<ssize_t>(req.size())) {
+            char buf[4096];
+            for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) out.append(buf, n);
+        }
+    }
+    ::close(fd);
+    return out;
+}
+
+// Sessions on several connections, scrapes and reloads all at once: every session is
+// counted exactly (the TSan build runs this too: the counters are shared by the MTA's
+// threads, the HTTP threads and the reloading main thread).
+TEST(Metrics, ExactCountsUnderConcurrentSessionsScrapesAndReloads) {
+    int metrics_port = free_port();
+    Daemon d("metrics", kRules,
+             {"--metrics", "127.0.0.1:" + std::to_string(metrics_port), "--stats-interval", "1s"});
+    std::string why;
+    ASSERT_TRUE(d.start(why)) << why;
+    constexpr int kThreads = 4, kSessions = 25;
+    std::atomic<int> served{0};
+    std::atomic<bool> done{false};
+    std::atomic<int> scrapes{0};
+    std::thread scraper([&] {
+        while (!done) {
+            if (http_get(metrics_port, "/metrics").find("policy_milter_connections_total") !=
+                std::string::npos)
+                ++scrapes;
+            std::this_thread::sleep_for(5ms);  // a scrape every few ms, not a busy loop
+        }
+    });
+    std::thread reloader([&] {
+        for (int i = 0; i < 10 && !done; ++i) {
+            ::kill(d.pid(), SIGHUP);
+            std::this_thread::sleep_for(20ms);
+        }
+    });
+    std::vector<std::thread> clients;
+    for (int t = 0; t < kThreads; ++t)
+        clients.emplace_back([&] {
+            for (int i = 0; i < kSessions; ++i)
+                if (serves(d)) ++served;
+        });
+    for (auto& c : clients) c.join();
+    reloader.join();
+    done = true;
+    scraper.join();
+    EXPECT_EQ(served, kThreads * kSessions);
+    EXPECT_GT(scrapes, 0);
+    wait_until_log_settles(d, scaled(300ms), scaled(20s));
+    std::string text = http_get(metrics_port, "/metrics");
+    int n = kThreads * kSessions;
+    for (const std::string& line :
+         {"policy_milter_connections_total " + std::to_string(n),
+          "policy_milter_decisions_total{stage=\"rcpt\",rule=\"unknown-user\",action=\"reject\"} " +
+              std::to_string(n),
+          "policy_milter_replies_total{code=\"550\"} " + std::to_string(n),
+          "policy_milter_callback_duration_seconds_count{callback=\"envrcpt\"} " +
+              std::to_string(n)})
+        EXPECT_NE(text.find("\n" + line + "\n"), std::string::npos) << line << "\n" << text;
+    EXPECT_NE(http_get(metrics_port, "/nothing").find("HTTP/1.1 404"), std::string::npos);
+    expect_clean_stop(d);
+    std::string log = d.log_text();
+    EXPECT_NE(log.find("stats: rule=unknown-user decisions=" + std::to_string(n) +
+                       " rcpt:reject=" + std::to_string(n)),
+              std::string::npos)
+        << d.diagnostics();
 }
 
 // --- Signals -------------------------------------------------------------------------------

@@ -400,6 +400,48 @@ TEST(ConfigFile, BadSyslogAndSocketValues) {
               "address (libmilter would read it as 127.0.0.1)\n");
 }
 
+// The monitoring keys (policy-milter.conf(5)): stats-interval a duration or 0, metrics an IP
+// address and a port, each refused value at its FILE:LINE:COL.
+TEST(ConfigFile, StatsIntervalAndMetricsKeys) {
+    Parsed p = parse_config("stats-interval = 90s\nmetrics = [::1]:9259\n");
+    ASSERT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_EQ(p.options.stats_interval, 90u);
+    EXPECT_EQ(p.options.metrics, "[::1]:9259");
+    Parsed defaults = parse({"--config", "/dev/null"});
+    EXPECT_EQ(defaults.options.stats_interval, 3600u);
+    EXPECT_EQ(defaults.options.metrics, "");
+    for (const char* off : {"0", "0s", "00m"})
+        EXPECT_EQ(
+            parse_config(std::string("stats-interval = ") + off + "\n").options.stats_interval, 0u)
+            << off;
+    EXPECT_EQ(parse_config("metrics = 127.0.0.1:9259\n").options.metrics, "127.0.0.1:9259");
+    EXPECT_EQ(errors_of("stats-interval = 1H\n"),
+              "F:1:18: error: stats-interval '1H' is not a duration such as 30s, 5m, 1h or 1d, "
+              "or 0 (off): units are lower case: 1h\n");
+    EXPECT_EQ(errors_of("stats-interval = 10\n"),
+              "F:1:18: error: stats-interval '10' is not a duration such as 30s, 5m, 1h or 1d, "
+              "or 0 (off): a duration needs a unit: s, m, h or d\n");
+    EXPECT_EQ(errors_of("metrics = localhost:9259\n"),
+              "F:1:11: error: metrics 'localhost:9259': 'localhost' is not an IPv4 address (host "
+              "names are not accepted)\n");
+    EXPECT_EQ(errors_of("metrics = 127.0.0.1:0\n"),
+              "F:1:11: error: metrics '127.0.0.1:0': the port '0' is not a number from 1 to "
+              "65535\n");
+    EXPECT_EQ(errors_of("metrics = ::1:9259\n"),
+              "F:1:11: error: metrics '::1:9259' is not HOST:PORT, such as 127.0.0.1:9259 or "
+              "[::1]:9259\n");
+    EXPECT_EQ(errors_of("metrics = [::1]9259\n"),
+              "F:1:11: error: metrics '[::1]9259' is not [IPV6]:PORT, such as [::1]:9259\n");
+    EXPECT_EQ(errors_of("metrics = 127.0.0.1:+80\n"),
+              "F:1:11: error: metrics '127.0.0.1:+80': the port '+80' is not a number from 1 to "
+              "65535\n");
+    EXPECT_EQ(errors_of("metrics = 127.0.0.1\n"),
+              "F:1:11: error: metrics '127.0.0.1' is not HOST:PORT, such as 127.0.0.1:9259 or "
+              "[::1]:9259\n");
+    EXPECT_EQ(parse({"--config", "/dev/null", "--metrics", "[::1:9259"}).err,
+              "policy-milter: metrics '[::1:9259' is not [IPV6]:PORT, such as [::1]:9259\n");
+}
+
 // Start-up checks name the line of the setting they are about; a command-line value wins
 // and has no line.
 TEST(ConfigFile, OriginsOfSettings) {
@@ -441,7 +483,9 @@ TEST(ConfigFile, DumpConfigIsAConfigFile) {
               "redis-prefix = pm:\n"
               "redis-timeout = 75\n"
               "store-on-error = pass\n"
-              "control = unix:/run/policy-milter/control.sock\n");
+              "control = unix:/run/policy-milter/control.sock\n"
+              "stats-interval = 1h\n"
+              "# metrics =\n");
     std::string again = write_config(out.str());
     Parsed q = parse({"--config", again, "--dump-config"});
     ASSERT_EQ(q.exit_code, std::nullopt) << q.err;

@@ -218,11 +218,14 @@ TEST(Limits, StoreErrorTempfailsOrPasses) {
     Decision d = c.mail("<a@x>", "", 0, false);
     EXPECT_EQ(summary(d), "tempfail 451 4.3.0 Local error in processing, try again later");
     EXPECT_NE(d.error.find("store unavailable"), std::string::npos);
+    EXPECT_TRUE(d.store_error);  // counted by the statistics (milter/stats.h)
     ConversationOptions pass;
     pass.on_store_error = StoreErrorMode::Pass;
     Conversation c2(p, store, pass);
     c2.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    EXPECT_EQ(c2.mail("<a@x>", "", 0, false).verdict, Verdict::Continue);
+    Decision passed = c2.mail("<a@x>", "", 0, false);
+    EXPECT_EQ(passed.verdict, Verdict::Continue);
+    EXPECT_TRUE(passed.store_error);
     auto pc = must_load("limit \"c\" at connect key client.ip max 5 per 1m tempfail\n");
     Conversation c3(pc, store);
     EXPECT_EQ(summary(c3.connect(parse_ip("192.0.2.1"), "unknown", 1)),
@@ -363,6 +366,7 @@ TEST(Limits, ConcurrentTransactionsNeverOverAdmit) {
     // the final dot: the stage's default 554 with the limit's enhanced code and text).
     EXPECT_EQ(summary(d), "reject 554 5.7.1 Too many");
     EXPECT_NE(d.error.find("concurrent"), std::string::npos);
+    EXPECT_FALSE(d.store_error);  // a full limit, not a store failure
     EXPECT_EQ(testing::count_of(store, "s", "a@x", 3600), 1u);
     EXPECT_EQ(testing::count_of(store, "r", "a@x", 3600), 1u);
 }
@@ -413,6 +417,7 @@ TEST(Limits, StoreFailingAtCommit) {
         else
             EXPECT_EQ(d.verdict, Verdict::Continue);
         EXPECT_NE(d.error.find("store unavailable"), std::string::npos);
+        EXPECT_TRUE(d.store_error);
     }
 }
 
