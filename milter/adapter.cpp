@@ -364,6 +364,22 @@ sfsistat guarded(SMFICTX* ctx, ReplyPhase phase, const char* callback, Body body
     }
 }
 
+// A step without reply: acknowledged at once (quick_ack.h); an error there is kept for
+// the next step that has a reply, for as long as its scope lasts.
+sfsistat without_reply(Connection* c, ReplyPhase phase, const char* callback,
+                       sfsistat status) noexcept {
+    if (c) acknowledge_now(c->socket);
+    if (status == SMFIS_CONTINUE) return SMFIS_NOREPLY;
+    using D = Connection::Deferred;
+    if (c && c->deferred != D::Session)
+        c->deferred = phase == ReplyPhase::Session ? D::Session : D::Transaction;
+    try {
+        spdlog::warn("{}: this step has no reply: the error is answered at the next one", callback);
+    } catch (...) {
+    }
+    return SMFIS_NOREPLY;
+}
+
 // What a callback returns for the `status` it decided. SMFIS_NOREPLY at a step this MTA
 // connection negotiated without reply (`no_reply_flag`, SMFIP_NR_*): any other status
 // would send a reply the MTA does not read. Such a step only decides where a local error
@@ -379,20 +395,7 @@ sfsistat answer(SMFICTX* ctx, unsigned long no_reply_flag, std::optional<Stage> 
         } catch (...) {
         }
     }
-    if (no_reply & no_reply_flag) {
-        if (c) acknowledge_now(c->socket);
-        if (status != SMFIS_CONTINUE) {
-            using D = Connection::Deferred;
-            if (c && c->deferred != D::Session)
-                c->deferred = phase == ReplyPhase::Session ? D::Session : D::Transaction;
-            try {
-                spdlog::warn("{}: this step has no reply: the error is answered at the next one",
-                             callback);
-            } catch (...) {
-            }
-        }
-        return SMFIS_NOREPLY;
-    }
+    if (no_reply & no_reply_flag) return without_reply(c, phase, callback, status);
     if (!c) return status;
     if (c->deferred != Connection::Deferred::None && phase != ReplyPhase::None &&
         (status == SMFIS_CONTINUE || status == SMFIS_ACCEPT)) {
@@ -400,8 +403,11 @@ sfsistat answer(SMFICTX* ctx, unsigned long no_reply_flag, std::optional<Stage> 
         return local_error(ctx, session ? ReplyPhase::Session : ReplyPhase::Transaction, callback,
                            "an earlier step without reply failed");
     }
-    if (status == SMFIS_CONTINUE && stage && c->policy && c->needs().accept_at == stage)
+    if (status == SMFIS_CONTINUE && stage && c->policy && c->needs().accept_at == stage) {
+        // Accepted at DATA, the message's data comes with no callback: counted here.
+        if (stage == Stage::Data) process_stats().count_message();
         return SMFIS_ACCEPT;
+    }
     return status;
 }
 
@@ -457,6 +463,21 @@ unsigned long no_reply_steps(const Needs& n, unsigned long offered, Needs& grant
     return no_reply;
 }
 
+// The macros the policy reads, and the queue id at every step for the log.
+void ask_for_macros(SMFICTX* ctx, const Needs& n) {
+    std::string mail_macros = "i";
+    if (n.auth_macro) mail_macros += " {auth_authen}";
+    if (n.tls_macro) mail_macros += " {tls_version}";
+    char connect_macros[] = "{client_name}";
+    char queue_id[] = "i";
+    smfi_setsymlist(ctx, SMFIM_CONNECT, connect_macros);
+    smfi_setsymlist(ctx, SMFIM_ENVFROM, mail_macros.data());
+    smfi_setsymlist(ctx, SMFIM_ENVRCPT, queue_id);
+    smfi_setsymlist(ctx, SMFIM_DATA, queue_id);
+    smfi_setsymlist(ctx, SMFIM_EOH, queue_id);
+    smfi_setsymlist(ctx, SMFIM_EOM, queue_id);
+}
+
 // --- callbacks ------------------------------------------------------------------------
 
 sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long offered_steps,
@@ -498,19 +519,7 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
         *steps = (skip & offered_steps) | no_reply;
         *f2 = *f3 = 0;
 
-        if (*actions & SMFIF_SETSYMLIST) {
-            std::string mail_macros = "i";
-            if (n.auth_macro) mail_macros += " {auth_authen}";
-            if (n.tls_macro) mail_macros += " {tls_version}";
-            char connect_macros[] = "{client_name}";
-            char queue_id[] = "i";
-            smfi_setsymlist(ctx, SMFIM_CONNECT, connect_macros);
-            smfi_setsymlist(ctx, SMFIM_ENVFROM, mail_macros.data());
-            smfi_setsymlist(ctx, SMFIM_ENVRCPT, queue_id);
-            smfi_setsymlist(ctx, SMFIM_DATA, queue_id);
-            smfi_setsymlist(ctx, SMFIM_EOH, queue_id);
-            smfi_setsymlist(ctx, SMFIM_EOM, queue_id);
-        }
+        if (*actions & SMFIF_SETSYMLIST) ask_for_macros(ctx, n);
         // Last, once every flag is set: should anything above throw, libmilter keeps its
         // default flags (no no-reply step), and no connection or record may promise one.
         auto* c = new Connection(g_settings.options(), policy, granted);

@@ -214,7 +214,7 @@ std::string utc_time(std::chrono::system_clock::time_point t) {
 std::string rule_name(const std::string& id) {
     if (id.empty()) return "(other rules)";
     std::string out;
-    append_log_value(out, id, false);
+    append_log_value(out, id, LogValue::Token);
     return out;
 }
 
