@@ -93,8 +93,11 @@ bool parse_rule_action(Cursor& c, DecisionLine& d) {
     auto stage = c.literal(" stage=") ? c.token() : std::nullopt;
     if (!stage || !c.literal(" rule=")) return false;
     d.stage = std::move(*stage);
-    if (!c.literal("-")) {
-        d.rule = c.token();
+    // Exactly "-" is no rule; a rule's id may start with '-' ("-block"), written as is.
+    std::string_view raw = c.until(" ");
+    if (raw.empty()) return false;
+    if (raw != "-") {
+        d.rule = unescape_log_value(raw, LogValue::Token);
         if (!d.rule) return false;
     }
     auto action = c.literal(" action=") ? c.token() : std::nullopt;
@@ -280,7 +283,8 @@ void count_decision(ReportData& data, const DecisionLine& d) {
     ++data.by_stage[shown(d.stage)];
     if (d.reply) ++data.reply_codes[shown(reply_code(*d.reply), LogValue::Quoted)];
     if (d.error) ++data.store_errors["error=\"" + shown(*d.error, LogValue::Quoted) + '"'];
-    if (d.action != "reject" && d.action != "tempfail") return;
+    // A store failure's tempfail is not the client's doing (the fail2ban filter agrees).
+    if ((d.action != "reject" && d.action != "tempfail") || d.error) return;
     ++data.refused_clients[shown(d.client_name) + '[' + shown(d.client_ip) + ']'];
     if (d.from) ++data.refused_senders['<' + shown(*d.from) + '>'];
     if (d.to) ++data.refused_recipients['<' + shown(*d.to) + '>'];

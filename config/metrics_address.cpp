@@ -63,6 +63,12 @@ std::optional<std::uint64_t> parse_stats_interval(std::string_view text, std::st
         digits.remove_suffix(1);
     if (!digits.empty() && digits.find_first_not_of('0') == digits.npos) return 0;
     std::uint64_t seconds = 0;
+    // At most a year: the daemon adds it to a clock counted in nanoseconds (and a longer
+    // one could as well be 0).
+    if (parse_duration(text, seconds) && seconds > kMaxStatsIntervalSeconds) {
+        why = "stats-interval '" + std::string(text) + "' is over 365d (0 turns it off)";
+        return std::nullopt;
+    }
     if (parse_duration(text, seconds)) return seconds;
     std::string hint = duration_problem(text);
     why = "stats-interval '" + std::string(text) +

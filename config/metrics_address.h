@@ -20,8 +20,9 @@ struct MetricsAddress {
 // change under the daemon) and a port from 1 to 65535. nullopt with the reason in `why`.
 std::optional<MetricsAddress> parse_metrics_address(std::string_view text, std::string& why);
 
-// A duration as the rules write it (30s, 5m, 1h, 1d), or 0 (off). Seconds, or nullopt with
-// the reason in `why`.
+inline constexpr std::uint64_t kMaxStatsIntervalSeconds = 365ull * 24 * 3600;
+// A duration as the rules write it (30s, 5m, 1h, 1d) up to 365d, or 0 (off). Seconds, or
+// nullopt with the reason in `why`.
 std::optional<std::uint64_t> parse_stats_interval(std::string_view text, std::string& why);
 
 }  // namespace pm

@@ -1,10 +1,15 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "milter/metrics_http.h"
 
+#include <arpa/inet.h>
 #include <httplib.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <condition_variable>
@@ -72,6 +77,89 @@ class BoundedPool : public httplib::TaskQueue {
     bool shutdown_ = false;
 };
 
+// httplib 0.11 bounds each header line but not their number, and its read timeout is
+// per read: a client that keeps sending header lines grows the daemon without end. So
+// each connection is read through this stream instead of httplib's own: one request, at
+// most kMaxRequestBytes of it, all within kMetricsTimeoutSeconds.
+class BoundedStream : public httplib::Stream {
+  public:
+    explicit BoundedStream(int fd)
+        : fd_(fd),
+          deadline_(std::chrono::steady_clock::now() +
+                    std::chrono::seconds(kMetricsTimeoutSeconds)) {}
+    static constexpr std::size_t kMaxRequestBytes = 16 * 1024;
+
+    bool is_readable() const override { return ready(POLLIN); }
+    bool is_writable() const override { return ready(POLLOUT); }
+    ssize_t read(char* ptr, size_t size) override {
+        if (read_ >= kMaxRequestBytes || !ready(POLLIN)) return -1;
+        ssize_t n = recv(fd_, ptr, std::min(size, kMaxRequestBytes - read_), 0);
+        if (n > 0) read_ += static_cast<std::size_t>(n);
+        return n;
+    }
+    ssize_t write(const char* ptr, size_t size) override {
+        if (!ready(POLLOUT)) return -1;
+        return send(fd_, ptr, size, MSG_NOSIGNAL);
+    }
+    void get_remote_ip_and_port(std::string& ip, int& port) const override {
+        address(getpeername, ip, port);
+    }
+    void get_local_ip_and_port(std::string& ip, int& port) const override {
+        address(getsockname, ip, port);
+    }
+    socket_t socket() const override { return fd_; }
+
+  private:
+    bool ready(short events) const {
+        for (;;) {
+            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                deadline_ - std::chrono::steady_clock::now());
+            if (left.count() <= 0) return false;
+            pollfd p{fd_, events, 0};
+            int n = poll(&p, 1, static_cast<int>(left.count()));
+            if (n < 0 && errno == EINTR) continue;
+            return n > 0 && (p.revents & (events | POLLHUP | POLLERR));
+        }
+    }
+    void address(int (*get)(int, sockaddr*, socklen_t*), std::string& ip, int& port) const {
+        sockaddr_storage sa{};
+        socklen_t len = sizeof sa;
+        char text[INET6_ADDRSTRLEN] = "";
+        port = 0;
+        if (get(fd_, reinterpret_cast<sockaddr*>(&sa), &len) != 0) return;
+        if (sa.ss_family == AF_INET) {
+            auto* in = reinterpret_cast<sockaddr_in*>(&sa);
+            inet_ntop(AF_INET, &in->sin_addr, text, sizeof text);
+            port = ntohs(in->sin_port);
+        } else if (sa.ss_family == AF_INET6) {
+            auto* in6 = reinterpret_cast<sockaddr_in6*>(&sa);
+            inet_ntop(AF_INET6, &in6->sin6_addr, text, sizeof text);
+            port = ntohs(in6->sin6_port);
+        }
+        ip = text;
+    }
+
+    int fd_;
+    std::chrono::steady_clock::time_point deadline_;
+    std::size_t read_ = 0;
+};
+
+// httplib's server, with each connection served through a BoundedStream: one request,
+// then the connection closes (Prometheus opens a new one per scrape at most).
+class BoundedServer : public httplib::Server {
+  private:
+    bool process_and_close_socket(socket_t sock) override {
+        BoundedStream stream(sock);
+        bool closed = true;
+        bool ok = process_request(stream, true, closed, [&](httplib::Request& req) {
+            stream.get_remote_ip_and_port(req.remote_addr, req.remote_port);
+        });
+        ::shutdown(sock, SHUT_RDWR);
+        ::close(sock);
+        return ok;
+    }
+};
+
 constexpr const char* kContentType = "text/plain; version=0.0.4; charset=utf-8";
 
 void configure(httplib::Server& s) {
@@ -115,7 +203,7 @@ MetricsServer::~MetricsServer() {
 }
 
 bool MetricsServer::bind(const MetricsAddress& address, std::string& why) {
-    server_ = std::make_unique<httplib::Server>();
+    server_ = std::make_unique<BoundedServer>();
     configure(*server_);
     // The address is a literal (config/metrics_address.h): httplib's getaddrinfo() does
     // no DNS lookup for it.

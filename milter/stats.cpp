@@ -174,7 +174,8 @@ StatsSnapshot Stats::snapshot() const {
     }
     std::sort(s.rules.begin(), s.rules.end(),
               [](const auto& a, const auto& b) { return a.id < b.id; });
-    if (auto other = rule_row("", other_rules_->counts); other.total()) s.rules.push_back(other);
+    if (auto other = rule_row(kOtherRules, other_rules_->counts); other.total())
+        s.rules.push_back(other);
     return s;
 }
 
@@ -212,7 +213,6 @@ std::string utc_time(std::chrono::system_clock::time_point t) {
 }
 
 std::string rule_name(const std::string& id) {
-    if (id.empty()) return "(other rules)";
     std::string out;
     append_log_value(out, id, LogValue::Token);
     return out;
@@ -328,7 +328,9 @@ void latency(std::string& out, const StatsSnapshot& s) {
             .append("} ")
             .append(seconds_text(static_cast<double>(l.sum_ns) / 1e9))
             .append("\n");
-        sample(out, "policy_milter_callback_duration_seconds_count", cb, l.count);
+        // The +Inf bucket's value, not the separate count: a scrape during an observation
+        // could read them apart, and the format wants them equal.
+        sample(out, "policy_milter_callback_duration_seconds_count", cb, cumulative);
     }
 }
 

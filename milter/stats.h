@@ -67,7 +67,8 @@ inline constexpr std::size_t kActionSlots = 2 * kActionKindCount;
 std::string action_slot_name(std::size_t slot);  // "reject", "would-reject", ...
 
 // More distinct rule ids than this over the daemon's life (reloads add ids) are counted
-// together in one row with an empty id, shown as "(other rules)".
+// together in one row, kOtherRules ("(other)": no rule id can be that).
+inline constexpr const char* kOtherRules = "(other)";
 inline constexpr std::size_t kMaxRuleIds = 10000;
 
 // Reply codes are counted from 200 to 599; any other in one row, code 0.

@@ -181,6 +181,25 @@ if wait_for 10 eval 'curl -sf --max-time 2 "http://$METRICS/metrics" >/dev/null'
 	pass "after the flood: /metrics answers again"
 else fail "after the flood: /metrics does not answer"; fi
 
+# --- review finding: endless header lines once grew the daemon by 500 MB in 15 s -------------------
+
+rss() { awk '/^VmRSS/ {print $2}' "/proc/$PID/status"; }
+rss_before=$(rss)
+python3 -c '
+import socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+end = time.time() + 6
+try:
+    while time.time() < end:
+        s.sendall(b"X-A: " + b"a" * 8000 + b"\r\n")
+except OSError:
+    pass
+' "$METRICS_PORT" || true
+rss_after=$(rss)
+check "endless header lines: RSS ${rss_before} kB before, ${rss_after} kB after (at most 4 MB more)" \
+	[ "$rss_after" -le $((rss_before + 4096)) ]
+
 # --- a real Prometheus scrapes it --------------------------------------------------------------------
 
 cat > "$WORK/prometheus.yml" <<EOF_PROM

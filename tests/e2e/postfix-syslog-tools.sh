@@ -57,7 +57,7 @@ rule "no-such-user" at rcpt when recipient.domain == "example.com"
 rule "busy-sender" at mail when sender == "busy@example.net" tempfail
 rule "watched" at mail when sender == "watched@example.net"
     reject 553 5.7.1 "Watched" observe
-# Reads HELO, so the MTA sends it and helo= shows it (without such a rule, helo=-).
+# Reads HELO; helo= shows the HELO name either way (the daemon asks for it for the log).
 rule "helo-seen" at helo when helo == "never.example" reject 550 5.7.1 "never"
 limit "store-down" at mail key sender when sender == "limited@example.net"
     max 5 per 1h tempfail
@@ -161,6 +161,17 @@ if fail2ban-regex -o ip "$MAILLOG" "$WORK/filter.d/policy-milter.conf" 2>/dev/nu
 	fail "fail2ban-regex: the injected 6.6.6.6 was matched"
 else
 	pass "fail2ban-regex: the injected 6.6.6.6 is never matched"
+fi
+# Review finding: fail2ban's prefix makes the daemon's name optional, so another
+# program's tag once filled the queue-id slot. Lines of other programs never match.
+printf '%s\n' \
+	"$(date '+%b %e %H:%M:%S') e2e-host sshd[1]: client=x[6.6.6.7] stage=rcpt rule=r action=reject" \
+	"$(date '+%b %e %H:%M:%S') e2e-host anything: client=x[6.6.6.7] stage=rcpt rule=r action=reject" \
+	> "$WORK/others.log"
+if fail2ban-regex -o ip "$WORK/others.log" "$WORK/filter.d/policy-milter.conf" 2>/dev/null | grep -qF 6.6.6.7; then
+	fail "fail2ban-regex: another program's line (sshd[1]: client=...) was matched"
+else
+	pass "fail2ban-regex: other programs' lines are never matched"
 fi
 # Even an unanchored regex finds the real client first now: client= leads the line.
 naive=$(fail2ban-regex -o ip "$MAILLOG" 'client=\S*\[<ADDR>\].* rule=no-such-user' 2>/dev/null || true)

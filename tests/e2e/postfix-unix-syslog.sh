@@ -112,25 +112,25 @@ pass "Postfix listening on 127.0.0.1:$SMTP_PORT, milter unix:$SOCKET"
 
 expect_line "unix: rcpt reject" '<** 550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown' \
 	--from alice@example.net --to nobody@example.org --quit-after RCPT
-expect_syslog "syslog: rcpt reject" 22 'NOQUEUE: client=unknown[127.0.0.1] stage=rcpt rule=unknown-user action=reject reply="550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown" helo=- from=<alice@example.net> to=<nobody@example.org>'
+expect_syslog "syslog: rcpt reject" 22 'NOQUEUE: client=unknown[127.0.0.1] stage=rcpt rule=unknown-user action=reject reply="550 5.1.1 <nobody@example.org>: Recipient address rejected: User unknown" helo=<client.example> from=<alice@example.net> to=<nobody@example.org>'
 
 expect_line "unix: mail reject" '<** 553 5.7.1 Sender address rejected: not logged in' \
 	--from someone@forged.example --to bob@example.org --quit-after RCPT
-expect_syslog "syslog: mail reject" 22 'NOQUEUE: client=unknown[127.0.0.1] stage=mail rule=spoofed-sender action=reject reply="553 5.7.1 Sender address rejected: not logged in" helo=- from=<someone@forged.example> to=-'
+expect_syslog "syslog: mail reject" 22 'NOQUEUE: client=unknown[127.0.0.1] stage=mail rule=spoofed-sender action=reject reply="553 5.7.1 Sender address rejected: not logged in" helo=<client.example> from=<someone@forged.example> to=-'
 
 expect_line "unix: mail tempfail" '<** 451 4.7.1 Temporarily rejected by policy, try again later' \
 	--from busy@example.net --to bob@example.org --quit-after RCPT
-expect_syslog "syslog: mail tempfail" 22 'NOQUEUE: client=unknown[127.0.0.1] stage=mail rule=busy-sender action=tempfail reply="451 4.7.1 Temporarily rejected by policy, try again later" helo=- from=<busy@example.net> to=-'
+expect_syslog "syslog: mail tempfail" 22 'NOQUEUE: client=unknown[127.0.0.1] stage=mail rule=busy-sender action=tempfail reply="451 4.7.1 Temporarily rejected by policy, try again later" helo=<client.example> from=<busy@example.net> to=-'
 
 expect_line "unix: message reject" '<** 554 5.7.1 Message content rejected' \
 	--from alice@example.net --to bob@example.org --header "Subject: You are a Lottery Winner"
 id=$(grep -o '[0-9A-F]*: milter-reject: END-OF-MESSAGE' "$PF_MAILLOG" | tail -n 1 | cut -d: -f1)
-expect_syslog "syslog: message reject, Postfix's queue ID" 22 "${id:-QUEUEID}: client=unknown[127.0.0.1] stage=message rule=lottery action=reject reply=\"554 5.7.1 Message content rejected\" helo=- from=<alice@example.net> to=<bob@example.org> nrcpt=1"
+expect_syslog "syslog: message reject, Postfix's queue ID" 22 "${id:-QUEUEID}: client=unknown[127.0.0.1] stage=message rule=lottery action=reject reply=\"554 5.7.1 Message content rejected\" helo=<client.example> from=<alice@example.net> to=<bob@example.org> nrcpt=1"
 
 expect_reply "unix: accepted" "$QUEUED_ERE" --helo client.example \
 	--from alice@example.net --to bob@example.org --header "Subject: hello"
 id=$(sed -n 's/^<-  250 2\.0\.0 Ok: queued as \([0-9A-F]*\)$/\1/p' <<<"$SESSION")
-expect_syslog "syslog: header added" 22 "${id:-QUEUEID}: client=unknown[127.0.0.1] stage=message rule=stamp action=add-header helo=- from=<alice@example.net> to=<bob@example.org> header=\"X-Policy-Milter: checked\" nrcpt=1"
+expect_syslog "syslog: header added" 22 "${id:-QUEUEID}: client=unknown[127.0.0.1] stage=message rule=stamp action=add-header helo=<client.example> from=<alice@example.net> to=<bob@example.org> header=\"X-Policy-Milter: checked\" nrcpt=1"
 if grep -qE 'policy-milter\[[0-9]+\]: [^ ]+: client=[^ ]+ stage=[a-z]+ rule=- action=continue' "$SYSLOG_FILE"; then
 	fail "syslog: debug lines logged at the default level info"
 else

@@ -421,6 +421,11 @@ TEST(ConfigFile, StatsIntervalAndMetricsKeys) {
     EXPECT_EQ(errors_of("stats-interval = 10\n"),
               "F:1:18: error: stats-interval '10' is not a duration such as 30s, 5m, 1h or 1d, "
               "or 0 (off): a duration needs a unit: s, m, h or d\n");
+    // Review finding: an interval past ~292 years overflowed the clock and logged stats
+    // in a busy loop.
+    EXPECT_EQ(errors_of("stats-interval = 10000000000s\n"),
+              "F:1:18: error: stats-interval '10000000000s' is over 365d (0 turns it off)\n");
+    EXPECT_EQ(parse_config("stats-interval = 365d\n").options.stats_interval, 365u * 86400);
     EXPECT_EQ(errors_of("metrics = localhost:9259\n"),
               "F:1:11: error: metrics 'localhost:9259': 'localhost' is not an IPv4 address (host "
               "names are not accepted)\n");

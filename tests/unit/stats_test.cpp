@@ -94,10 +94,10 @@ TEST(Stats, RuleIdsAreBounded) {
     stats.count_decision(decided(Stage::Helo, Verdict::Reject, "r0", 550));  // a known one
     StatsSnapshot s = stats.snapshot();
     ASSERT_EQ(s.rules.size(), kMaxRuleIds + 1);
-    EXPECT_EQ(s.rules.back().id, "");
+    EXPECT_EQ(s.rules.back().id, kOtherRules);
     EXPECT_EQ(s.rules.back().total(), 5u);
     EXPECT_EQ(s.decisions(), kMaxRuleIds + 6);
-    EXPECT_EQ(stats_report_lines(s).back(), "stats: rule=(other rules) decisions=5 helo:reject=5");
+    EXPECT_EQ(stats_report_lines(s).back(), "stats: rule=(other) decisions=5 helo:reject=5");
 }
 
 TEST(Stats, LatencyBuckets) {
