@@ -59,6 +59,15 @@ struct Context {
     }
 };
 
+// The MTA's queue id is alphanumeric; one with a ':' (a broken or hostile MTA's macro)
+// would end the line's first field early, so ':' is written \x3a as well.
+void append_queue_id(std::string& out, std::string_view id) {
+    std::size_t start = out.size();
+    append_log_value(out, id, LogValue::Token);
+    for (std::size_t i = start; i < out.size(); ++i)
+        if (out[i] == ':') out.replace(i, 1, "\\x3a");
+}
+
 // Each line is built by appending to one string: this runs for every decision the
 // daemon logs, and a chain of operator+ costs a temporary (an allocation) per piece.
 // The keys that come before the rule: the queue id, then what the client cannot shape.
@@ -66,7 +75,7 @@ void append_head(std::string& out, const Context& c) {
     if (c.event.queue_id.empty())
         out += "NOQUEUE";
     else
-        append_log_value(out, c.event.queue_id, LogValue::Token);
+        append_queue_id(out, c.event.queue_id);
     out += ": client=";
     append_log_value(out, c.facts.client_name, LogValue::Token);
     out += '[';

@@ -77,6 +77,17 @@ TEST(DecisionLog, QueueIdReplacesNoqueue) {
         << lines[0].text;
 }
 
+// Found by fuzz_facts: a queue id with ':' (from a hostile MTA's macro) ended the first
+// field early, and the line did not parse back.
+TEST(DecisionLog, QueueIdCannotEndItsFieldEarly) {
+    LogEvent e{"4QA2001:db8::t", "nobody@example.org"};
+    auto lines =
+        decision_log_lines(rcpt_decision(kUnknownUser, "<nobody@example.org>"), rcpt_facts(), e);
+    ASSERT_EQ(lines.size(), 1u);
+    EXPECT_EQ(lines[0].text.rfind("4QA2001\\x3adb8\\x3a\\x3at: client=mx.example.net[", 0), 0u)
+        << lines[0].text;
+}
+
 TEST(DecisionLog, NoRuleIsDebugOnly) {
     LogEvent e{"", "someone@example.org"};
     auto lines =
