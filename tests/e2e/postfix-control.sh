@@ -35,14 +35,8 @@ REDIS_PID=""
 
 cleanup() {
 	local rc=$?
-	rig_stop
 	redis_stop
-	syslog_stop
-	if [ $rc -ne 0 ] || [ $FAILED -ne 0 ]; then
-		rig_show_logs
-		echo "--- syslog ($SYSLOG_FILE)"; tail -n 30 "$SYSLOG_FILE" 2>/dev/null || true
-	fi
-	rig_remove "${KEEP_E2E_DIR:-0}"
+	syslog_rig_cleanup "$rc"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -33,17 +33,11 @@ rig_init policy-milter-metrics
 WORK=$RIG_DIR
 PROM_PID=""
 
+show_prometheus_log() { echo "--- prometheus"; tail -n 20 "$WORK/prometheus.log" 2>/dev/null || true; }
 cleanup() {
 	local rc=$?
-	rig_stop
-	syslog_stop
 	if [ -n "$PROM_PID" ]; then kill -TERM "$PROM_PID" 2>/dev/null || true; wait "$PROM_PID" 2>/dev/null || true; fi
-	if [ $rc -ne 0 ] || [ $FAILED -ne 0 ]; then
-		rig_show_logs
-		echo "--- syslog ($SYSLOG_FILE)"; tail -n 30 "$SYSLOG_FILE" 2>/dev/null || true
-		echo "--- prometheus"; tail -n 20 "$WORK/prometheus.log" 2>/dev/null || true
-	fi
-	rig_remove "${KEEP_E2E_DIR:-0}"
+	syslog_rig_cleanup "$rc" show_prometheus_log
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

@@ -35,16 +35,7 @@ command -v gzip >/dev/null || skip "no gzip"
 rig_init policy-milter-syslog-tools
 WORK=$RIG_DIR
 
-cleanup() {
-	local rc=$?
-	rig_stop
-	syslog_stop
-	if [ $rc -ne 0 ] || [ $FAILED -ne 0 ]; then
-		rig_show_logs
-		echo "--- syslog ($SYSLOG_FILE)"; tail -n 40 "$SYSLOG_FILE" 2>/dev/null || true
-	fi
-	rig_remove "${KEEP_E2E_DIR:-0}"
-}
+cleanup() { syslog_rig_cleanup $?; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 

@@ -47,3 +47,19 @@ syslog_stop() {
 }
 
 syslog_line() { grep -m1 -xE -- "$1" "$SYSLOG_FILE"; }
+
+# syslog_rig_cleanup RC [SHOW_MORE]: the end of an e2e script with a private syslog, for
+# its EXIT trap: stops Postfix, the milter and the catcher; when RC or a check failed,
+# shows their logs (and calls SHOW_MORE, a function, for the script's own); then removes
+# the rig unless KEEP_E2E_DIR=1.
+syslog_rig_cleanup() {
+	local rc=$1 show_more=${2:-}
+	rig_stop
+	syslog_stop
+	if [ "$rc" -ne 0 ] || [ "$FAILED" -ne 0 ]; then
+		rig_show_logs
+		echo "--- syslog ($SYSLOG_FILE)"; tail -n 40 "$SYSLOG_FILE" 2>/dev/null || true
+		[ -z "$show_more" ] || "$show_more"
+	fi
+	rig_remove "${KEEP_E2E_DIR:-0}"
+}
