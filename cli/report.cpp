@@ -8,10 +8,11 @@
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <functional>
 #include <initializer_list>
 #include <iomanip>
+#include <map>
 #include <ostream>
-#include <tuple>
 #include <utility>
 
 #include "config/log_escape.h"
@@ -278,16 +279,16 @@ std::string shown(std::string_view value, LogValue kind = LogValue::Token) {
 void count_decision(ReportData& data, const DecisionLine& d) {
     ++data.decisions;
     std::string rule = d.rule ? shown(*d.rule) : "-";
-    ++data.by_rule[{rule, shown(d.action), shown(d.stage)}];
-    ++data.by_action[shown(d.action)];
-    ++data.by_stage[shown(d.stage)];
-    if (d.reply) ++data.reply_codes[shown(reply_code(*d.reply), LogValue::Quoted)];
-    if (d.error) ++data.store_errors["error=\"" + shown(*d.error, LogValue::Quoted) + '"'];
+    data.by_rule.add("rule=" + rule + " action=" + shown(d.action) + " stage=" + shown(d.stage));
+    data.by_action.add(shown(d.action));
+    data.by_stage.add(shown(d.stage));
+    if (d.reply) data.reply_codes.add(shown(reply_code(*d.reply), LogValue::Quoted));
+    if (d.error) data.store_errors.add("error=\"" + shown(*d.error, LogValue::Quoted) + '"');
     // A store failure's tempfail is not the client's doing (the fail2ban filter agrees).
     if ((d.action != "reject" && d.action != "tempfail") || d.error) return;
-    ++data.refused_clients[shown(d.client_name) + '[' + shown(d.client_ip) + ']'];
-    if (d.from) ++data.refused_senders['<' + shown(*d.from) + '>'];
-    if (d.to) ++data.refused_recipients['<' + shown(*d.to) + '>'];
+    data.refused_clients.add(shown(d.client_name) + '[' + shown(d.client_ip) + ']');
+    if (d.from) data.refused_senders.add('<' + shown(*d.from) + '>');
+    if (d.to) data.refused_recipients.add('<' + shown(*d.to) + '>');
 }
 
 // The daemon's own lines that are not decisions: reloads and counter store trouble.
@@ -299,7 +300,7 @@ void count_other(ReportData& data, std::string_view message) {
         ++data.reloads_failed;
     if (starts_with(message, "counter store not reachable at start: ") ||
         (starts_with(message, "counter store ") && contains(message, "; retrying with backoff")))
-        ++data.store_errors[escape_log_line(message)];
+        data.store_errors.add(escape_log_line(message));
 }
 
 std::string format_time(std::int64_t t) {
@@ -311,10 +312,9 @@ std::string format_time(std::int64_t t) {
     return buf;
 }
 
-using Counts = ReportData::Counts;
-
 // Largest first, then by name, at most `limit` rows.
-std::vector<std::pair<std::string, std::uint64_t>> ranked(const Counts& counts, std::size_t limit) {
+std::vector<std::pair<std::string, std::uint64_t>> ranked(const Tally& tally, std::size_t limit) {
+    const auto& counts = tally.counts();
     std::vector<std::pair<std::string, std::uint64_t>> rows(counts.begin(), counts.end());
     std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
         return a.second != b.second ? a.second > b.second : a.first < b.first;
@@ -323,24 +323,67 @@ std::vector<std::pair<std::string, std::uint64_t>> ranked(const Counts& counts, 
     return rows;
 }
 
-void print_table(std::ostream& out, const std::string& title, const Counts& counts,
-                 std::size_t limit = SIZE_MAX) {
-    out << '\n' << title << '\n' << std::string(title.size(), '-') << '\n';
-    if (counts.empty()) out << "  none\n";
-    for (const auto& [name, n] : ranked(counts, limit))
-        out << std::setw(8) << n << "   " << name << '\n';
+void print_folded(std::ostream& out, const Tally& tally) {
+    if (tally.folded_values == 0) return;
+    out << std::setw(8) << tally.folded_count << "   (others: " << tally.folded_values
+        << " less frequent values, not kept; a count above may be low by up to " << tally.max_folded
+        << ")\n";
 }
 
+void print_table(std::ostream& out, const std::string& title, const Tally& tally,
+                 std::size_t limit = SIZE_MAX) {
+    out << '\n' << title << '\n' << std::string(title.size(), '-') << '\n';
+    if (tally.empty()) out << "  none\n";
+    for (const auto& [name, n] : ranked(tally, limit))
+        out << std::setw(8) << n << "   " << name << '\n';
+    print_folded(out, tally);
+}
+
+// In the order of the rule names, so one rule's rows stay together.
 void print_rules(std::ostream& out, const ReportData& data) {
     std::string title = "Decisions per rule, action and stage";
     out << '\n' << title << '\n' << std::string(title.size(), '-') << '\n';
     if (data.by_rule.empty()) out << "  none\n";
-    for (const auto& [key, n] : data.by_rule) {
-        const auto& [rule, action, stage] = key;
-        out << std::setw(8) << n << "   rule=" << rule << " action=" << action << " stage=" << stage
-            << '\n';
+    std::map<std::string_view, std::uint64_t> rows;
+    for (const auto& [name, n] : data.by_rule.counts()) rows.emplace(name, n);
+    for (const auto& [name, n] : rows) out << std::setw(8) << n << "   " << name << '\n';
+    print_folded(out, data.by_rule);
+}
+
+}  // namespace
+
+void Tally::add(std::string_view value) {
+    if (value.size() > kMaxValueBytes) value = value.substr(0, kMaxValueBytes);
+    auto found = counts_.find(std::string(value));
+    if (found != counts_.end()) {
+        ++found->second;
+        return;
+    }
+    if (counts_.size() >= kMaxValues) fold();
+    counts_.emplace(value, 1);
+}
+
+// Keeps the most counted half: amortised, each value added pays for one fold step.
+void Tally::fold() {
+    std::vector<std::uint64_t> all;
+    all.reserve(counts_.size());
+    for (const auto& entry : counts_) all.push_back(entry.second);
+    auto middle = all.begin() + static_cast<std::ptrdiff_t>(all.size() / 2);
+    std::nth_element(all.begin(), middle, all.end(), std::greater<>());
+    std::uint64_t keep_above = *middle;  // ties at the median go too: at least half is freed
+    for (auto it = counts_.begin(); it != counts_.end();) {
+        if (it->second > keep_above) {
+            ++it;
+            continue;
+        }
+        ++folded_values;
+        folded_count += it->second;
+        max_folded = std::max(max_folded, it->second);
+        it = counts_.erase(it);
     }
 }
+
+namespace {
 
 // Reads `file` ("-": stdin), plain or gzip, line by line into `data`.
 bool read_file(const std::string& file, ReportData& data, std::string_view ident, std::int64_t now,

@@ -15,11 +15,9 @@
 
 #include <cstdint>
 #include <iosfwd>
-#include <map>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <tuple>
 #include <unordered_map>
 #include <vector>
 
@@ -57,16 +55,38 @@ struct SyslogLine {
 // its year is now's, or the year before if that would put it more than a day ahead.
 std::optional<SyslogLine> parse_syslog_line(std::string_view line, std::int64_t now);
 
+// Counts per value, bounded in memory whatever the log holds (a flood of distinct
+// senders, or lines other programs forged in the decision format): a value is cut to
+// kMaxValueBytes, and once kMaxValues distinct values are held, adding one more folds
+// the least counted half into `folded`. A value folded and seen again starts from zero,
+// so its count can be low by at most `max_folded`.
+class Tally {
+  public:
+    static constexpr std::size_t kMaxValues = 50000;
+    static constexpr std::size_t kMaxValueBytes = 512;
+
+    void add(std::string_view value);
+    const std::unordered_map<std::string, std::uint64_t>& counts() const { return counts_; }
+    bool empty() const { return counts_.empty() && folded_values == 0; }
+
+    std::uint64_t folded_values = 0;  // distinct values dropped, over all folds
+    std::uint64_t folded_count = 0;   // what they had counted
+    std::uint64_t max_folded = 0;     // the largest count dropped
+
+  private:
+    void fold();
+    // Hashed: a map's string compares were most of the time on a large log.
+    std::unordered_map<std::string, std::uint64_t> counts_;
+};
+
 // What the report counts; filled line by line, printed at the end.
 struct ReportData {
     std::uint64_t lines = 0, decisions = 0, skipped_long = 0;
     std::optional<std::int64_t> first, last;
-    std::map<std::tuple<std::string, std::string, std::string>, std::uint64_t> by_rule;
-    // Hashed: a map's string compares were most of the time on a large log.
-    using Counts = std::unordered_map<std::string, std::uint64_t>;
-    Counts by_action, by_stage, reply_codes;
-    Counts refused_clients, refused_senders, refused_recipients;
-    Counts store_errors;  // by message
+    Tally by_rule;  // "rule=R action=A stage=S"
+    Tally by_action, by_stage, reply_codes;
+    Tally refused_clients, refused_senders, refused_recipients;
+    Tally store_errors;  // by message
     std::uint64_t reloads_ok = 0, reloads_failed = 0;
 };
 

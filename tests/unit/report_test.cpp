@@ -5,6 +5,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -260,6 +261,39 @@ TEST_F(Report, HugeAndEmptyInput) {
     EXPECT_EQ(d->reply->size(), 1u << 20);
     std::string report = report_of({}, "policy-milter");
     EXPECT_NE(report.find("Time span: no lines of policy-milter\n"), std::string::npos) << report;
+}
+
+// A log of a million distinct refused senders (or lines forged in the decision format)
+// keeps memory bounded: the table never holds more than Tally::kMaxValues values, each
+// cut to kMaxValueBytes, and a sender refused all along still leads it.
+TEST_F(Report, DistinctValuesAreBoundedAndTheTopStaysRight) {
+    ReportData data;
+    auto line = [](const std::string& from) {
+        return "Dec  7 03:00:01 mx policy-milter[12]: NOQUEUE: client=unknown[192.0.2.7] "
+               "stage=mail rule=r action=reject reply=\"550 5.7.1 No\" helo=<h> from=<" +
+               from + "> to=-";
+    };
+    std::size_t peak = 0;
+    for (int i = 0; i < 300000; ++i) {
+        report_line(data, line("flood" + std::to_string(i) + "@example.com"), "policy-milter",
+                    kNow);
+        if (i % 3 == 0) report_line(data, line("steady@example.com"), "policy-milter", kNow);
+        peak = std::max(peak, data.refused_senders.counts().size());
+    }
+    report_line(data, line(std::string(100000, 'a') + "@example.com"), "policy-milter", kNow);
+    EXPECT_LE(peak, Tally::kMaxValues);
+    for (const auto& [value, n] : data.refused_senders.counts())
+        EXPECT_LE(value.size(), Tally::kMaxValueBytes);
+    std::ostringstream out;
+    print_report(data, out);
+    std::string report = out.str();
+    EXPECT_NE(report.find("Top refused senders\n-------------------\n"
+                          "  100000   <steady@example.com>\n"),
+              std::string::npos)
+        << report.substr(0, 2000);
+    EXPECT_NE(report.find(" less frequent values, not kept; a count above may be low by up to 1)"),
+              std::string::npos);
+    EXPECT_NE(report.find("  400001   rule=r action=reject stage=mail\n"), std::string::npos);
 }
 
 // The reader: a line over 64 KiB is skipped and counted, not kept whole; the lines around
