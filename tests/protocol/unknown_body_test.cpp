@@ -67,23 +67,35 @@ TEST_F(UnknownBody, UnknownCommandsGetTheRulesReply) {
     EXPECT_EQ(r.outcome, Outcome::ReplyCode);
     EXPECT_EQ(r.code, 502);
     EXPECT_LE(r.reply.size(), 510u);
-    // Inside a transaction too; the transaction goes on.
-    c.helo("client.example");
-    EXPECT_TRUE(Is(c.mail({"<alice@example.net>"}), Outcome::NoReply));
+    // Inside a transaction too (whose steps this policy switched off); it goes on.
+    EXPECT_TRUE(Is(c.helo("client.example"), Outcome::NoReply));
+    EXPECT_TRUE(Is(c.mail({"<alice@example.net>"}), Outcome::NotSent));
     EXPECT_TRUE(IsReply(c.unknown("XYZZY"), 502, "5.5.2", "Command XYZZY not recognized"));
-    EXPECT_TRUE(Is(c.rcpt({"<bob@example.com>"}), Outcome::NoReply));
+    EXPECT_TRUE(Is(c.rcpt({"<bob@example.com>"}), Outcome::NotSent));
     EXPECT_TRUE(IsReply(c.unknown("PLUGH"), 421, "4.7.0", "Go away"));
 }
 
 // No early accept while an unknown rule may still decide: the connection is not accepted
-// at connect, nor the message at MAIL.
+// at connect (an unknown-only policy), nor the message at MAIL (with a mail rule).
 TEST_F(UnknownBody, AnUnknownRuleKeepsTheConnectionFromAnEarlyAccept) {
     ASSERT_NO_FATAL_FAILURE(start("unknown-only", kUnknownRules));
     mc::Client c = daemon_->connect();
     c.negotiate(kAllActions, kAllSteps);
     EXPECT_TRUE(Is(connect_info(c), Outcome::NoReply));
-    EXPECT_TRUE(Is(c.mail({"<alice@example.net>"}), Outcome::NoReply));
+    EXPECT_TRUE(Is(c.helo("client.example"), Outcome::NoReply));
     EXPECT_TRUE(IsReply(c.unknown("xyzzy"), 502, "5.5.2", "Command xyzzy not recognized"));
+    c.quit();
+    TearDown();
+    daemon_.reset();
+
+    ASSERT_NO_FATAL_FAILURE(start("unknown-mail", std::string(kUnknownRules) +
+                                                      "rule \"m\" at mail when sender == "
+                                                      "\"spam@example.org\" reject\n"));
+    mc::Client d = daemon_->connect();
+    d.negotiate(kAllActions, kAllSteps);
+    EXPECT_TRUE(Is(connect_info(d), Outcome::NoReply));
+    EXPECT_TRUE(Is(d.mail({"<alice@example.net>"}), Outcome::Continue));  // not Accept
+    EXPECT_TRUE(IsReply(d.unknown("xyzzy"), 502, "5.5.2", "Command xyzzy not recognized"));
 }
 
 TEST_F(UnknownBody, WithoutAnUnknownRuleTheStepIsSwitchedOff) {
