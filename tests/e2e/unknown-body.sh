@@ -47,7 +47,7 @@ rule "percent" at unknown when command matches /^PCT/
     reject 500 5.5.1 "{command}"
 rule "eight" at unknown when command matches /^CAF/
     reject 500 5.5.1 "{command}"
-rule "probe" at unknown when command matches /^(VRFY|EXPN|HELP|NOOP|TURN|ETRN|RSET)\b/i
+rule "probe" at unknown when command matches /^(VRFY|EXPN|HELP|NOOP|TURN|ETRN|RSET|GET)\b/i
     reject 502 5.5.1 "milter saw {command}"
 rule "lottery" at message when body contains "you are a lottery winner"
     reject 554 5.7.1 "Message content rejected"
@@ -148,13 +148,17 @@ grep -qF 'NOQUEUE: milter-reject: UNKNOWN from unknown[127.0.0.1]: 502 5.5.2 Com
 	&& pass "Postfix logs: NOQUEUE: milter-reject: UNKNOWN from ...: 502 5.5.2 ..." \
 	|| fail "Postfix logged no milter-reject: UNKNOWN line"
 
+# get_check MTA LINE: an HTTP request line (a rule matches it, were it passed on).
+get_check() {
+	dialogue_open
+	say "EHLO client.example"
+	say "GET / HTTP/1.0" || true
+	reply_to "$1: GET" "$2"
+	dialogue_close
+}
 # Commands Postfix refuses itself (smtpd_forbidden_commands: CONNECT, GET, POST and any
 # command that does not start with a letter) never reach the milter.
-dialogue_open
-say "EHLO client.example"
-say "GET / HTTP/1.0" || true
-check_line "Postfix: GET is Postfix's own business" '<-  221 2.7.0 Error: I can break rules, too. Goodbye.'
-dialogue_close
+get_check Postfix '<-  221 2.7.0 Error: I can break rules, too. Goodbye.'
 
 echo "# Postfix: body conditions"
 QUEUED_ERE='<-  250 2\.0\.0 Ok: queued as [0-9A-Za-z]+'
@@ -211,6 +215,7 @@ else
 		[RSET]='<-  250 2.0.0 Reset state'
 	)
 	unknown_checks Sendmail
+	get_check Sendmail '<** 502 5.5.1 milter saw GET / HTTP/1.0'  # an unknown command as any other
 	QUEUED_ERE='<-  250 2\.0\.0 [0-9A-Za-z]+ Message accepted for delivery'
 	expect_line "Sendmail: body contains after the final dot" '<** 554 5.7.1 Message content rejected' \
 		--from alice@example.net --to bob@example.org --body "$WORK/boundary.txt"
