@@ -24,11 +24,7 @@ void BodyScanner::start(std::span<const BodyPattern> patterns, std::uint64_t lim
             has_regexes_ = true;
         }
     }
-    // Kept across messages (the connection's next one reuses them), emptied here.
-    norm_.clear();
-    window_.clear();
-    block_.clear();
-    block_start_ = 0;
+    release();
 }
 
 bool BodyScanner::all_found() const {
@@ -53,6 +49,14 @@ void BodyScanner::normalise(std::string_view chunk) {
     }
 }
 
+// The buffers go with the message: a connection idle between messages holds none.
+void BodyScanner::release() {
+    std::string().swap(norm_);
+    std::string().swap(window_);
+    std::string().swap(block_);
+    block_start_ = 0;
+}
+
 void BodyScanner::feed(std::string_view chunk) {
     if (done_) return;
     std::uint64_t room = limit_ - seen_;
@@ -61,7 +65,10 @@ void BodyScanner::feed(std::string_view chunk) {
     normalise(chunk);
     if (has_texts_) scan_texts(false);
     if (has_regexes_) scan_lines(false);
-    if (all_found()) done_ = true;
+    if (all_found()) {
+        done_ = true;
+        release();
+    }
     if (seen_ >= limit_) finish();
 }
 
@@ -73,6 +80,7 @@ void BodyScanner::finish() {
     if (has_texts_) scan_texts(true);
     if (has_regexes_) scan_lines(true);
     done_ = true;
+    release();
 }
 
 // The carry, then this chunk, in ASCII lower case; each text not found yet is searched

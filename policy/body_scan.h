@@ -62,6 +62,7 @@ class BodyScanner {
     void scan_lines(bool final);
     void run_regexes(std::string_view text, std::size_t start, std::size_t end);
     bool all_found() const;
+    void release();
 
     std::span<const BodyPattern> patterns_;
     std::vector<std::uint8_t> hits_;
