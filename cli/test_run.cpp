@@ -22,7 +22,7 @@ std::string hit_line(Stage stage, const RuleHit& hit, bool observed) {
     return line;
 }
 
-// Splits a message file into headers (unfolded) and counts its bytes.
+// Splits a message file into headers (unfolded) and a body to scan, and counts its bytes.
 bool read_message(const std::string& path, Conversation& conv, std::ostream& errors) {
     std::ifstream in(path, std::ios::binary);
     if (!in) {
@@ -40,7 +40,10 @@ bool read_message(const std::string& path, Conversation& conv, std::ostream& err
     while (std::getline(in, line)) {
         size += line.size() + 1;
         if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (!in_headers) continue;
+        if (!in_headers) {
+            conv.scan_body(line + "\r\n");  // as SMTP carries it
+            continue;
+        }
         if (line.empty()) {
             flush();
             in_headers = false;

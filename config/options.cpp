@@ -67,7 +67,10 @@ po::options_description daemon_options() {
          "log the stats: lines this often and at stop, such as 30m (default 1h; 0: never)")
         ("metrics", po::value<std::string>()->value_name("HOST:PORT"),
          "serve Prometheus metrics at http://HOST:PORT/metrics, such as 127.0.0.1:9259 "
-         "(default: none)");
+         "(default: none)")
+        ("body-scan-limit", po::value<std::string>()->value_name("SIZE"),
+         "bytes of each message body that body conditions scan, such as 512K (default 1MB; "
+         "at most 1GB)");
     // clang-format on
     return d;
 }
@@ -132,6 +135,22 @@ std::optional<unsigned> parse_socket_mode(const std::string& text) {
     return mode;
 }
 
+// body-scan-limit: a size as the rules write it (512K, 1MB), 0 to 1 GiB.
+std::optional<std::uint64_t> parse_body_scan_limit(const std::string& text) {
+    std::uint64_t n = 0;
+    if (!parse_size(text, n) || n > (std::uint64_t{1} << 30)) return std::nullopt;
+    return n;
+}
+
+// A size as the largest unit that divides it: 1048576 is 1MB, 1000 is 1000.
+std::string size_text(std::uint64_t n) {
+    constexpr std::pair<const char*, std::uint64_t> units[] = {
+        {"GB", 1ull << 30}, {"MB", 1ull << 20}, {"KB", 1ull << 10}};
+    for (auto [unit, size] : units)
+        if (n != 0 && n % size == 0) return std::to_string(n / size) + unit;
+    return std::to_string(n);
+}
+
 // A timeout in milliseconds, 1 to 60000.
 std::optional<unsigned> parse_timeout_ms(const std::string& text) {
     if (text.empty() || text.size() > 5 || text.find_first_not_of("0123456789") != text.npos)
@@ -176,6 +195,9 @@ void apply_daemon_options(const po::variables_map& vm, Options& o) {
         if (auto s = parse_stats_interval(vm["stats-interval"].as<std::string>(), why))
             o.stats_interval = *s;
     str("metrics", o.metrics);
+    if (vm.count("body-scan-limit"))
+        if (auto n = parse_body_scan_limit(vm["body-scan-limit"].as<std::string>()))
+            o.body_scan_limit = *n;
 }
 
 // `none`, or unix: and an absolute path that fits a unix socket address (108 bytes).
@@ -184,6 +206,16 @@ std::string control_problem(const std::string& value) {
     if (!value.starts_with("unix:") || value.size() < 7 || value[5] != '/' || value.back() == '/')
         return "control '" + value + "' is not 'none' or unix:/absolute/path";
     if (value.size() - 5 > 107) return "control '" + value + "': the path is longer than 107 bytes";
+    return {};
+}
+
+// value_problem's second half: the monitoring keys and body-scan-limit.
+std::string later_value_problem(const std::string& key, const std::string& value) {
+    std::string why;
+    if (key == "stats-interval" && !parse_stats_interval(value, why)) return why;
+    if (key == "metrics" && !parse_metrics_address(value, why)) return why;
+    if (key == "body-scan-limit" && !parse_body_scan_limit(value))
+        return "body-scan-limit '" + value + "' is not a size from 0 to 1GB, such as 512K or 1MB";
     return {};
 }
 
@@ -206,17 +238,14 @@ std::string value_problem(const std::string& key, const std::string& value) {
     if (key == "control") return control_problem(value);
     if (key == "store-on-error" && value != "tempfail" && value != "pass")
         return "store-on-error '" + value + "' is not 'tempfail' or 'pass'";
-    std::string why;
-    if (key == "stats-interval" && !parse_stats_interval(value, why)) return why;
-    if (key == "metrics" && !parse_metrics_address(value, why)) return why;
-    return {};
+    return later_value_problem(key, value);
 }
 
 // Checks the values value_problem() knows; an error message, or empty.
 std::string check_values(const po::variables_map& vm, Options& o) {
-    for (const char* key :
-         {"socket", "log", "log-level", "syslog-facility", "syslog-name", "socket-mode", "store",
-          "store-on-error", "redis-timeout", "control", "stats-interval", "metrics"}) {
+    for (const char* key : {"socket", "log", "log-level", "syslog-facility", "syslog-name",
+                            "socket-mode", "store", "store-on-error", "redis-timeout", "control",
+                            "stats-interval", "metrics", "body-scan-limit"}) {
         if (!vm.count(key)) continue;
         if (std::string why = value_problem(key, vm[key].as<std::string>()); !why.empty())
             return why;
@@ -265,6 +294,7 @@ bool dump_config(const Options& o, std::ostream& out, std::ostream& err) {
         {"control", o.control},
         {"stats-interval", duration_text(o.stats_interval)},
         {"metrics", o.metrics},
+        {"body-scan-limit", size_text(o.body_scan_limit)},
     };
     bool ok = true;
     const po::options_description keys = daemon_options();
@@ -297,6 +327,7 @@ ConversationOptions Options::conversation() const {
     c.observe_all = observe;
     c.soft_bounce = soft_bounce;
     c.on_store_error = store_on_error;
+    c.body_scan_limit = body_scan_limit;
     return c;
 }
 

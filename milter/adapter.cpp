@@ -36,13 +36,14 @@ AdapterSettings g_settings;
 struct Needs {
     bool helo = false, mail = false, rcpt = false;
     bool headers = false, body = false;
+    bool unknown = false;  // the unknown stage: xxfi_unknown
     bool add_header = false, quarantine = false;
     // Macros at MAIL beyond the queue id: without {auth_authen} auth.user is always "",
     // without {tls_version} tls is always false.
     bool auth_macro = false, tls_macro = false;
-    // By stage, connect to data: the MTA waits for the reply of that step. Wanted where a
-    // rule or limit of the stage can decide; granted where it was not negotiated as
-    // no-reply (SMFIP_NR_*). End of message is always answered.
+    // By stage, connect to data and unknown: the MTA waits for the reply of that step. Wanted where
+    // a rule or limit of the stage can decide; granted where it was not negotiated as no-reply
+    // (SMFIP_NR_*). End of message is always answered.
     std::array<bool, kStageCount> reply{};
     // The step whose continue becomes accept: nothing after it can decide (early_accept).
     std::optional<Stage> accept_at;
@@ -56,6 +57,9 @@ struct Needs {
 // it after STARTTLS, and a helo rule decides again.
 std::optional<Stage> early_accept(const Policy& p) {
     auto used = [&](Stage s) { return p.stage_used(s); };
+    // An unknown command may come at any time: an accept, of the connection or of a
+    // message, would keep it from the milter.
+    if (used(Stage::Unknown)) return std::nullopt;
     bool transaction_limit = false;
     if (p.has_limits())
         for (const Statement& s : p.statements())
@@ -83,10 +87,12 @@ Needs needs_of(const Policy& p) {
     n.rcpt = used(Stage::Rcpt) || used(Stage::Data) || used(Stage::Message);
     n.mail = used(Stage::Mail) || n.rcpt;
     n.headers = used(Stage::Message) && (p.uses_field(FieldId::Header) || message_size);
-    n.body = used(Stage::Message) && message_size;
+    n.body = used(Stage::Message) && (message_size || !p.body_patterns().empty());
+    n.unknown = used(Stage::Unknown);
     n.auth_macro = p.uses_field(FieldId::AuthUser);
     n.tls_macro = p.uses_field(FieldId::Tls);
-    for (Stage s : {Stage::Connect, Stage::Helo, Stage::Mail, Stage::Rcpt, Stage::Data})
+    for (Stage s :
+         {Stage::Connect, Stage::Helo, Stage::Mail, Stage::Rcpt, Stage::Data, Stage::Unknown})
         n.reply[stage_index(s)] = used(s);
     n.accept_at = early_accept(p);
     return n;
@@ -104,9 +110,10 @@ bool covers(const Needs& granted, const Needs& wanted) {
     auto ok = [](bool have, bool want) { return have || !want; };
     return ok(granted.helo, wanted.helo) && ok(granted.mail, wanted.mail) &&
            ok(granted.rcpt, wanted.rcpt) && ok(granted.headers, wanted.headers) &&
-           ok(granted.body, wanted.body) && ok(granted.add_header, wanted.add_header) &&
-           ok(granted.quarantine, wanted.quarantine) && ok(granted.auth_macro, wanted.auth_macro) &&
-           ok(granted.tls_macro, wanted.tls_macro) && replies_cover(granted, wanted);
+           ok(granted.body, wanted.body) && ok(granted.unknown, wanted.unknown) &&
+           ok(granted.add_header, wanted.add_header) && ok(granted.quarantine, wanted.quarantine) &&
+           ok(granted.auth_macro, wanted.auth_macro) && ok(granted.tls_macro, wanted.tls_macro) &&
+           replies_cover(granted, wanted);
 }
 
 // Everything the adapter keeps for one MTA connection, across several messages. Made at
@@ -449,8 +456,9 @@ std::uint64_t declared_size(char** argv) {
 // `granted` a reply.
 unsigned long no_reply_steps(const Needs& n, unsigned long offered, Needs& granted) {
     static constexpr std::array<unsigned long, kStageCount> kNoReplyFlag = {
-        SMFIP_NR_CONN, SMFIP_NR_HELO, SMFIP_NR_MAIL, SMFIP_NR_RCPT, SMFIP_NR_DATA, 0};
-    unsigned long no_reply = SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY | SMFIP_NR_UNKN;
+        SMFIP_NR_CONN, SMFIP_NR_HELO, SMFIP_NR_MAIL, SMFIP_NR_RCPT, SMFIP_NR_DATA, 0,
+        SMFIP_NR_UNKN};
+    unsigned long no_reply = SMFIP_NR_HDR | SMFIP_NR_EOH | SMFIP_NR_BODY;
     for (Stage s : kAllStages) {
         std::size_t i = stage_index(s);
         if (!n.reply[i] && n.accept_at != s) no_reply |= kNoReplyFlag[i];
@@ -510,7 +518,8 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
         // delayed ACK (bench/RESULTS.md); answering them costs a round trip of ~0.1 ms.
         // With no-reply steps, DATA and end of header cost the MTA no wait, and
         // acknowledge_now() answers their packets at the TCP level at once.
-        unsigned long skip = SMFIP_NOUNKNOWN;
+        unsigned long skip = 0;
+        if (!n.unknown) skip |= SMFIP_NOUNKNOWN;
         if (!n.helo) skip |= SMFIP_NOHELO;
         if (!n.mail) skip |= SMFIP_NOMAIL;
         if (!n.rcpt) skip |= SMFIP_NORCPT;
@@ -619,9 +628,11 @@ sfsistat on_eoh(SMFICTX* ctx) {
     return answer(ctx, SMFIP_NR_EOH, std::nullopt, ReplyPhase::Transaction, "eoh", status);
 }
 
-sfsistat on_body(SMFICTX* ctx, unsigned char*, size_t length) {
+sfsistat on_body(SMFICTX* ctx, unsigned char* chunk, size_t length) {
     sfsistat status = guarded(ctx, ReplyPhase::Transaction, "body", [&] {
-        require_connection(ctx).conversation.body_bytes(length);
+        Conversation& conv = require_connection(ctx).conversation;
+        conv.body_bytes(length);
+        if (chunk) conv.scan_body({reinterpret_cast<const char*>(chunk), length});
         return SMFIS_CONTINUE;
     });
     return answer(ctx, SMFIP_NR_BODY, std::nullopt, ReplyPhase::Transaction, "body", status);
@@ -652,6 +663,17 @@ sfsistat on_eom(SMFICTX* ctx) {
     status = answer(ctx, 0, std::nullopt, ReplyPhase::Transaction, "eom", status);
     if (Connection* c = connection_of(ctx)) c->end_transaction();  // answered: it ends here
     return status;
+}
+
+// A command the MTA does not recognise. 421 is the only temporary reply it may draw, so a
+// local error answers as a session's.
+sfsistat on_unknown(SMFICTX* ctx, const char* command) {
+    sfsistat status = guarded(ctx, ReplyPhase::Session, "unknown", [&] {
+        Connection& c = require_connection(ctx);
+        refresh_queue_id(ctx, c);
+        return decide(ctx, c, c.conversation.unknown(command ? command : ""));
+    });
+    return answer(ctx, SMFIP_NR_UNKN, std::nullopt, ReplyPhase::Session, "unknown", status);
 }
 
 // MTA-side abort (RSET, a refused or broken transaction): nothing of it counts. The
@@ -701,7 +723,7 @@ smfiDesc adapter_description() {
     d.xxfi_eom = on_eom;
     d.xxfi_abort = on_abort;
     d.xxfi_close = on_close;
-    d.xxfi_unknown = nullptr;
+    d.xxfi_unknown = on_unknown;
     d.xxfi_data = on_data;
     d.xxfi_negotiate = on_negotiate;
     return d;

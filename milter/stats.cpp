@@ -14,8 +14,8 @@ namespace pm {
 namespace {
 
 constexpr std::array<std::string_view, kCallbackCount> kCallbackNames = {
-    "negotiate", "connect", "helo", "envfrom", "envrcpt", "data",
-    "header",    "eoh",     "body", "eom",     "abort",   "close"};
+    "negotiate", "connect", "helo", "envfrom", "envrcpt", "data",   "header",
+    "eoh",       "body",    "eom",  "abort",   "close",   "unknown"};
 
 // Threads take shards round-robin at their first count: libmilter runs one thread per
 // connection, so a few shards spread them well enough to keep them off each other's

@@ -48,9 +48,10 @@ enum class Callback {
     Body,
     Eom,
     Abort,
-    Close
+    Close,
+    Unknown,  // the last: kCallbackCount counts on it
 };
-inline constexpr std::size_t kCallbackCount = static_cast<std::size_t>(Callback::Close) + 1;
+inline constexpr std::size_t kCallbackCount = static_cast<std::size_t>(Callback::Unknown) + 1;
 std::string_view callback_name(Callback c);
 // Callback::Close for a name that is none of them (a programming error the tests catch).
 Callback callback_from_name(std::string_view name);

@@ -87,6 +87,7 @@ void Conversation::start_transaction_if_needed() {
     facts_.reset_transaction();  // the last one's, kept until now for the log
     // A policy handed in since applies from this transaction on.
     if (next_) policy_ = std::move(next_);
+    scanner_.start(policy_->body_patterns(), options_.body_scan_limit);
 }
 
 void Conversation::after_message_event(Decision& d) {
@@ -156,8 +157,15 @@ void Conversation::body_bytes(std::uint64_t n) {
     facts_.message_size += n;
 }
 
+void Conversation::scan_body(std::string_view chunk) {
+    start_transaction_if_needed();
+    if (rules_run()) scanner_.feed(chunk);
+}
+
 Decision Conversation::message() {
     start_transaction_if_needed();
+    scanner_.finish();
+    facts_.body_hits = scanner_.hits();
     bool decides = rules_run();
     Decision d = decides ? run(Stage::Message) : undecided(Stage::Message);
     if (decides && !d.refused() && d.verdict != Verdict::Accept)
@@ -169,6 +177,13 @@ Decision Conversation::message() {
 void Conversation::end_transaction() {
     ledger_.clear();
     transaction_ = Transaction::None;
+}
+
+Decision Conversation::unknown(std::string_view command_line) {
+    facts_.set_command(command_line);
+    if (connection_accepted_ || !policy_->stage_used(Stage::Unknown))
+        return undecided(Stage::Unknown);
+    return run(Stage::Unknown);
 }
 
 void Conversation::abort() {

@@ -2,7 +2,7 @@
 // CONVERSATION
 //   Conversation(policy, store, options)
 //   use_policy(policy)       the policy from the next connection or transaction on
-//   connect, helo, mail, rcpt, data, header, body_bytes, message, abort
+//   connect, helo, mail, rcpt, data, header, body_bytes, scan_body, message, abort, unknown
 //
 // One SMTP session as the policy sees it: the facts gathered stage by stage, the policy
 // asked at each event (evaluator.h), and the limits staged during the transaction and
@@ -28,6 +28,7 @@ namespace pm {
 
 struct ConversationOptions : EvaluationOptions {
     StoreErrorMode on_store_error = StoreErrorMode::Tempfail;
+    std::uint64_t body_scan_limit = kDefaultBodyScanLimit;  // body-scan-limit
 };
 
 class Conversation {
@@ -46,11 +47,17 @@ class Conversation {
     Decision data();
     void header(std::string_view name, std::string_view value);
     void body_bytes(std::uint64_t n);
+    // A chunk of the body as the MTA sends it, scanned for the policy's body patterns up
+    // to body_scan_limit (body_scan.h); body_bytes() counts it.
+    void scan_body(std::string_view chunk);
     // End of message: evaluates the message stage and, unless the message is refused,
     // commits the transaction's counts.
     Decision message();
     // RSET or an aborted transaction: nothing of it is counted.
     void abort();
+    // A command the MTA does not recognise, at any point of the session: the unknown stage.
+    // It neither starts nor ends a transaction.
+    Decision unknown(std::string_view command_line);
 
     // The facts as the last event left them: a transaction's stay until the next one
     // starts (or abort()), so that the decision log can describe the event just decided,
@@ -81,6 +88,7 @@ class Conversation {
     ConversationOptions options_;
     LimitLedger ledger_;
     Facts facts_;
+    BodyScanner scanner_;  // the transaction's body, when its policy has body patterns
     Transaction transaction_ = Transaction::None;
     bool connection_accepted_ = false;  // accept decided at connect or helo: no more rules
 };

@@ -75,6 +75,8 @@ bool compare(const Condition& c, const Facts& facts, const Address* rcpt) {
 bool atom_holds(const Condition& c, const Facts& facts, const Address* rcpt) {
     switch (c.kind) {
         case Condition::Kind::Truth: return facts.tls;
+        case Condition::Kind::Body:
+            return c.body_index < facts.body_hits.size() && facts.body_hits[c.body_index] != 0;
         case Condition::Kind::Matches: return matches(c, facts, rcpt);
         case Condition::Kind::InList: return in_list(c, facts, rcpt);
         case Condition::Kind::Compare: return compare(c, facts, rcpt);
@@ -236,7 +238,8 @@ bool condition_holds(const Condition& c, const Facts& facts, Stage stage) {
         case Condition::Kind::Compare:
         case Condition::Kind::InList:
         case Condition::Kind::Matches:
-        case Condition::Kind::Truth: break;
+        case Condition::Kind::Truth:
+        case Condition::Kind::Body: break;
     }
     if (c.field.info().per_recipient && stage_index(stage) > stage_index(Stage::Rcpt)) {
         for (const auto& r : facts.accepted_recipients)

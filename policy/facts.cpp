@@ -104,6 +104,17 @@ std::string_view Facts::header_lower(std::string_view lower_name) const {
     return {};
 }
 
+void Facts::set_command(std::string_view line) {
+    line = line.substr(0, kMaxCommandBytes);
+    command.assign(line);
+    for (char& c : command) {
+        auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u == 0x7F) c = ' ';
+    }
+    while (!command.empty() && command.back() == ' ') command.pop_back();
+    command_lower = ascii_lower(command);
+}
+
 void Facts::reset_transaction() {
     mail_seen = false;
     sender = Address{};
@@ -116,6 +127,7 @@ void Facts::reset_transaction() {
     rcpt_count = 0;
     headers.clear();
     message_size = 0;
+    body_hits.clear();
 }
 
 }  // namespace pm

@@ -48,6 +48,10 @@ bool equals_lower(std::string_view s, std::string_view lower);
 // Lower case, without a trailing dot: "Mail.Example.COM." -> "mail.example.com".
 std::string normalize_host(std::string_view s);
 
+// The longest command line RFC 5321 §4.5.3.1.4 allows, CRLF excluded: `command` keeps no
+// more of a longer one.
+inline constexpr std::size_t kMaxCommandBytes = 510;
+
 struct Facts {
     // connect
     std::optional<IpAddress> client_ip;
@@ -76,6 +80,11 @@ struct Facts {
     };
     std::vector<Header> headers;
     std::uint64_t message_size = 0;
+    // Of each `body matches` / `body contains` condition, by Condition::body_index: 1 if
+    // the scanned part of the body matched (set at end of message, body_scan.h).
+    std::vector<std::uint8_t> body_hits;
+    // unknown: the command line as the MTA passed it, sanitised (set_command)
+    std::string command, command_lower;
 
     // `name` as xxfi_connect gives it: empty or "[192.0.2.1]" when the MTA has no verified
     // name, which becomes "unknown" here and nowhere else.
@@ -89,6 +98,9 @@ struct Facts {
     std::string_view header(std::string_view lower_name) const;
     // The same value in lower case.
     std::string_view header_lower(std::string_view lower_name) const;
+    // Control bytes (CR, LF, TAB, NUL's kin) become spaces, blanks at the end go, and the
+    // line is cut to kMaxCommandBytes; 8-bit bytes are kept as they are.
+    void set_command(std::string_view line);
     // Forget the transaction (MAIL, RSET, abort): keep connect and helo facts.
     void reset_transaction();
 };

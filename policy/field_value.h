@@ -37,7 +37,9 @@ inline std::uint64_t number_value(const FieldRef& f, const Facts& facts) {
         case FieldId::Recipient:
         case FieldId::RecipientLocal:
         case FieldId::RecipientDomain:
-        case FieldId::Header: return 0;
+        case FieldId::Header:
+        case FieldId::Command:
+        case FieldId::Body: return 0;
     }
     return 0;
 }
@@ -56,6 +58,8 @@ inline std::string_view lower_value(const FieldRef& f, const Facts& facts, const
         case FieldId::RecipientLocal: return rcpt->local();
         case FieldId::RecipientDomain: return rcpt->domain();
         case FieldId::Header: return facts.header_lower(f.header);
+        case FieldId::Command: return facts.command_lower;
+        case FieldId::Body:  // scanned as it streams (body_scan.h), never held as a value
         case FieldId::ClientIp:
         case FieldId::ClientPort:
         case FieldId::MailSize:
@@ -85,12 +89,12 @@ inline std::string_view raw_value(const FieldRef& f, const Facts& facts, const A
         case FieldId::RecipientLocal: return rcpt->raw_local();
         case FieldId::RecipientDomain: return rcpt->raw_domain();
         case FieldId::Header: return facts.header(f.header);
-        case FieldId::ClientPort:
-        case FieldId::MailSize:
-        case FieldId::RcptCount:
-        case FieldId::MessageSize: scratch = std::to_string(number_value(f, facts)); return scratch;
+        case FieldId::Command: return facts.command;
+        default: break;  // the numbers; and body, which the parser never lets be read here
     }
-    return {};
+    if (f.info().type != ValueType::Number) return {};
+    scratch = std::to_string(number_value(f, facts));
+    return scratch;
 }
 
 }  // namespace pm

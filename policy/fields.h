@@ -29,9 +29,12 @@ enum class FieldId {
     RecipientDomain,
     RcptCount,
     Header,
-    MessageSize,  // the last: kFieldCount counts on it
+    MessageSize,
+    Command,  // the unknown stage's only own field
+    Body,     // only in `body matches` and `body contains` (body_scan.h); the last:
+              // kFieldCount counts on it
 };
-inline constexpr std::size_t kFieldCount = static_cast<std::size_t>(FieldId::MessageSize) + 1;
+inline constexpr std::size_t kFieldCount = static_cast<std::size_t>(FieldId::Body) + 1;
 
 // How a field's values compare and which list items fit it.
 enum class ValueType { Ip, Host, Address, Text, Number, Bool };
@@ -63,6 +66,8 @@ inline constexpr std::array<FieldInfo, kFieldCount> kFields = {{
     {"rcpt.count", FieldId::RcptCount, ValueType::Number, Stage::Rcpt, false},
     {"header", FieldId::Header, ValueType::Text, Stage::Message, false},
     {"message.size", FieldId::MessageSize, ValueType::Number, Stage::Message, false},
+    {"command", FieldId::Command, ValueType::Text, Stage::Unknown, false},
+    {"body", FieldId::Body, ValueType::Text, Stage::Message, false},
 }};
 
 constexpr bool fields_in_id_order() {
@@ -80,6 +85,16 @@ inline const FieldInfo& field_info(FieldId id) {
 }
 
 std::string_view value_type_name(ValueType type);
+
+// Whether a rule at `stage` may read the field. The conversation's stages see the fields
+// of every stage up to their own. An unknown command may come at any point of a session,
+// before HELO or inside a transaction: the unknown stage sees the connect fields, helo
+// (empty before HELO) and command, and no other stage sees command.
+constexpr bool field_available(const FieldInfo& f, Stage stage) {
+    if (stage == Stage::Unknown)
+        return f.since == Stage::Connect || f.since == Stage::Helo || f.since == Stage::Unknown;
+    return f.since != Stage::Unknown && stage_index(f.since) <= stage_index(stage);
+}
 
 // A field as used in a rule: header["Name"] carries the (lower-cased) header name.
 struct FieldRef {

@@ -370,16 +370,9 @@ class PolicyBuilder {
         expect_word("at");
         const Token& stage_tok = expect(TokenKind::Word, "a stage");
         auto stage = stage_from_name(stage_tok.text);
-        if (!stage) {
-            std::vector<std::string_view> names;
-            for (Stage s : kAllStages) names.push_back(stage_name(s));
-            std::string hint = did_you_mean(stage_tok.text, names, kStageAliases);
-            fail(stage_tok,
-                 "unknown stage " + quote(stage_tok.text) +
-                     (hint.empty() ? "; stages are connect, helo, mail, rcpt, data, message"
-                                   : hint));
-        }
+        if (!stage) unknown_stage(stage_tok);
         st.stage = *stage;
+        if (is_limit) no_limit_at_unknown(stage_tok, *stage);
         current_stage_ = *stage;
 
         if (is_limit) {
@@ -410,6 +403,23 @@ class PolicyBuilder {
         policy_->statements_.push_back(std::move(st));
     }
 
+    [[noreturn]] void unknown_stage(const Token& t) {
+        std::vector<std::string_view> names;
+        std::string all;
+        for (Stage s : kAllStages) {
+            names.push_back(stage_name(s));
+            all += (all.empty() ? "" : ", ") + std::string(stage_name(s));
+        }
+        std::string hint = did_you_mean(t.text, names, kStageAliases);
+        fail(t, "unknown stage " + quote(t.text) + (hint.empty() ? "; stages are " + all : hint));
+    }
+
+    // An unknown command is not part of a transaction, whose end commits a limit's counts.
+    void no_limit_at_unknown(const Token& stage_tok, Stage stage) {
+        if (stage == Stage::Unknown)
+            diags_.error(loc(stage_tok), "a limit cannot count at the unknown stage; use a rule");
+    }
+
     LimitKeyField key_field(Stage stage) {
         const Token& t = expect(TokenKind::Word, "a key field");
         std::string name = t.text;
@@ -430,7 +440,11 @@ class PolicyBuilder {
         key.field = field_ref(t, name, stage);
         key.prefix_length = prefix;
         if (key.field.id == FieldId::Header) header_index(key.field);
-        if (key.field.info().type == ValueType::Bool)
+        if (key.field.id == FieldId::Body)
+            diags_.error(loc(t),
+                         "the body is no key; it is only tested with 'matches' or "
+                         "'contains'");
+        else if (key.field.info().type == ValueType::Bool)
             diags_.error(loc(t), "key field " + quote(name) + " is a boolean; key on a value");
         else if (key.field.info().per_recipient && stage != Stage::Rcpt &&
                  stage_index(key.field.info().since) <= stage_index(stage))
@@ -558,6 +572,10 @@ class PolicyBuilder {
         if (c.field.id == FieldId::Header) header_index(c.field);
         const FieldInfo& info = c.field.info();
         const Token& op = peek();
+        if (c.field.id == FieldId::Body) return body_condition(std::move(c));
+        if (is_word(op, "contains"))
+            fail(op, "'contains' tests the body only; for " + quote(c.field.display()) +
+                         " write 'matches' with a regex");
         if (info.type == ValueType::Bool) {
             if (op.kind == TokenKind::Eq || op.kind == TokenKind::NotEq || is_word(op, "in") ||
                 is_word(op, "matches"))
@@ -575,7 +593,7 @@ class PolicyBuilder {
         if (is_word(op, "matches")) {
             next();
             c.kind = Condition::Kind::Matches;
-            compile_regex(c);
+            compile_regex(c, false);
             return c;
         }
         std::optional<CompareOp> compare = compare_op(op.kind);
@@ -586,6 +604,32 @@ class PolicyBuilder {
         next();
         c.kind = Condition::Kind::Compare;
         literal(c, op);
+        return c;
+    }
+
+    // `body matches /re/` or `body contains "text"`: a pattern the body is scanned for.
+    Condition body_condition(Condition c) {
+        const Token& op = peek();
+        BodyPattern pattern;
+        if (is_word(op, "matches")) {
+            next();
+            pattern.kind = BodyPattern::Kind::Matches;
+            compile_regex(c, true);
+            pattern.regex = std::move(c.regex);
+        } else if (is_word(op, "contains")) {
+            next();
+            const Token& v = expect_string("a quoted text after 'contains'");
+            pattern.text = ascii_lower(v.text);
+            if (v.text.empty()) diags_.error(loc(v), "empty text: it is in every body");
+            if (v.text.size() > kMaxBodyTextBytes)
+                diags_.error(loc(v), "text longer than " + std::to_string(kMaxBodyTextBytes) +
+                                         " bytes; write a regex with 'matches'");
+        } else {
+            expected("'matches' or 'contains' after 'body'");
+        }
+        c.kind = Condition::Kind::Body;
+        c.body_index = static_cast<std::uint32_t>(policy_->body_patterns_.size());
+        policy_->body_patterns_.push_back(std::move(pattern));
         return c;
     }
 
@@ -607,12 +651,17 @@ class PolicyBuilder {
         if (!info) fail(t, "unknown field " + quote(name) + field_hint(name));
         FieldRef ref;
         ref.id = info->id;
-        if (stage_index(info->since) > stage_index(stage))
-            diags_.error(loc(t), "field " + quote(name) + " is not available at the " +
-                                     std::string(stage_name(stage)) + " stage (it is known from " +
-                                     std::string(stage_name(info->since)) + " on)");
+        if (!field_available(*info, stage)) diags_.error(loc(t), unavailable(*info, stage));
         policy_->used_fields_[static_cast<std::size_t>(info->id)] = true;
         return ref;
+    }
+
+    static std::string unavailable(const FieldInfo& info, Stage stage) {
+        std::string out = "field " + quote(info.name) + " is not available at the " +
+                          std::string(stage_name(stage)) + " stage";
+        if (info.since == Stage::Unknown) return out + " (only at unknown)";
+        if (stage == Stage::Unknown) return out + " (only command and the connect and helo fields)";
+        return out + " (it is known from " + std::string(stage_name(info.since)) + " on)";
     }
 
     static std::string field_hint(std::string_view name) {
@@ -722,7 +771,10 @@ class PolicyBuilder {
         pending_.push_back(std::move(ref));
     }
 
-    void compile_regex(Condition& c) {
+    // A body regex never matches a newline, has ^ and $ match at every line and matches
+    // bytes, not UTF-8 characters (body_scan.h); it is checked as written first, so that
+    // an error quotes the pattern.
+    void compile_regex(Condition& c, bool body) {
         const Token& t = peek();
         if (t.kind != TokenKind::Regex) expected("a regex /.../ after 'matches'");
         next();
@@ -743,6 +795,15 @@ class PolicyBuilder {
         if (!re->ok()) {
             diags_.error(loc(t), "invalid regex /" + t.text + "/: " + re->error());
             return;
+        }
+        if (body) {
+            options.set_never_nl(true);
+            options.set_encoding(RE2::Options::EncodingLatin1);
+            re = std::make_shared<RE2>("(?m)" + t.text, options);
+            if (!re->ok()) {
+                diags_.error(loc(t), "invalid regex /" + t.text + "/: " + re->error());
+                return;
+            }
         }
         c.regex = std::move(re);
     }
@@ -792,7 +853,16 @@ class PolicyBuilder {
                                       : hint));
         }
         (void)is_limit;
+        unknown_stage_action(t, stage, a.kind);
         return a;
+    }
+
+    // An unknown command has no message to accept or discard.
+    void unknown_stage_action(const Token& t, Stage stage, ActionKind kind) {
+        if (stage == Stage::Unknown && (kind == ActionKind::Accept || kind == ActionKind::Discard))
+            diags_.error(loc(t), "action " + quote(t.text) +
+                                     " is not allowed at the unknown stage (pass, reject or "
+                                     "tempfail only)");
     }
 
     void message_only(const Token& t, Stage stage) {
@@ -1001,11 +1071,14 @@ class PolicyBuilder {
                                                          (info ? std::string() : field_hint(name)));
             return std::nullopt;
         }
-        if (stage_index(info->since) > stage_index(stage)) {
+        if (info->id == FieldId::Body) {
             diags_.error(loc_in_string(t, open + 1),
-                         "field " + quote(name) + " is not available at the " +
-                             std::string(stage_name(stage)) + " stage (it is known from " +
-                             std::string(stage_name(info->since)) + " on)");
+                         "the body is not shown in a text; it is only tested with 'matches' or "
+                         "'contains'");
+            return std::nullopt;
+        }
+        if (!field_available(*info, stage)) {
+            diags_.error(loc_in_string(t, open + 1), unavailable(*info, stage));
             return std::nullopt;
         }
         FieldRef ref;

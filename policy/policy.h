@@ -12,6 +12,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "policy/body_scan.h"
 #include "policy/diagnostics.h"
 #include "policy/facts.h"
 #include "policy/fields.h"
@@ -30,7 +31,8 @@ namespace pm {
 enum class CompareOp { Eq, NotEq, Less, LessEq, Greater, GreaterEq };
 
 struct Condition {
-    enum class Kind { And, Or, Not, Compare, InList, Matches, Truth };
+    // Body: `body matches` or `body contains`, decided by the body scan (body_scan.h).
+    enum class Kind { And, Or, Not, Compare, InList, Matches, Truth, Body };
     Kind kind = Kind::Truth;
     std::vector<Condition> children;  // And, Or (two or more), Not (one)
     FieldRef field;
@@ -41,6 +43,7 @@ struct Condition {
     std::shared_ptr<const ListMatcher> list;
     std::shared_ptr<const re2::RE2> regex;
     std::uint32_t list_index = 0;  // InList: the file's list reference, resolved into `list`
+    std::uint32_t body_index = 0;  // Body: the pattern in Policy::body_patterns()
 };
 
 // AddHeader is the last: kActionKindCount counts on it.
@@ -126,6 +129,9 @@ class Policy {
         return used_actions_[static_cast<std::size_t>(kind)];
     }
     std::size_t rule_count() const { return statements_.size(); }
+    // Every `body matches` / `body contains` of the rules, by Condition::body_index: what
+    // the body of each message is scanned for. Empty: the body need not be read.
+    const std::vector<BodyPattern>& body_patterns() const { return body_patterns_; }
     const std::vector<std::string>& source_files() const { return source_files_; }
 
   private:
@@ -135,6 +141,7 @@ class Policy {
     std::array<bool, kFieldCount> used_fields_{};
     std::array<bool, kActionKindCount> used_actions_{};  // by ActionKind
     std::vector<std::string> used_headers_;              // lower case, each once
+    std::vector<BodyPattern> body_patterns_;
     bool has_limits_ = false;
     std::vector<std::string> source_files_;  // the rules file, then each list file
 };

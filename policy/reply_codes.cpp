@@ -27,6 +27,11 @@ constexpr int kDataReject[] = {554};
 constexpr int kDataTempfail[] = {421, 451};
 constexpr int kMessageReject[] = {554, 550, 552};
 constexpr int kMessageTempfail[] = {421, 450, 451, 452};
+// An unrecognised command: the table's codes for a command the server does not know or
+// implement (500, 502, 504) or whose parameters it cannot parse (501). The default is what
+// Postfix itself answers, 502.
+constexpr int kUnknownReject[] = {500, 501, 502, 504};
+constexpr int kUnknownTempfail[] = {421};
 
 const std::array<ReplyCodeRule, kStageCount> kRules = {{
     {kConnectReject, kConnectTempfail, 554, 421},
@@ -35,6 +40,7 @@ const std::array<ReplyCodeRule, kStageCount> kRules = {{
     {kRcptReject, kRcptTempfail, 550, 450},
     {kDataReject, kDataTempfail, 554, 451},
     {kMessageReject, kMessageTempfail, 554, 451},
+    {kUnknownReject, kUnknownTempfail, 502, 421},
 }};
 
 const std::set<std::string>& registry() {
@@ -120,6 +126,8 @@ std::string enhanced_code_stage_mismatch(const EnhancedCode& code, Stage stage) 
     if (code.subject != 1) return {};
     bool recipient_code = (code.detail >= 1 && code.detail <= 6) || code.detail == 10;
     bool sender_code = code.detail == 7 || code.detail == 8;
+    if ((recipient_code || sender_code) && stage == Stage::Unknown)
+        return "describes an address, which the unknown stage does not have";
     if (recipient_code && stage_index(stage) < stage_index(Stage::Rcpt))
         return "describes a recipient address, which the " + std::string(stage_name(stage)) +
                " stage does not have yet";

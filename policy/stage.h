@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
-// SMTP stages at which rules run, in protocol order.
+// SMTP stages at which rules run: the conversation's in protocol order, then `unknown`
+// (an unrecognised command, which may come at any point of a session; fields.h says
+// which fields it sees).
 #pragma once
 
 #include <array>
@@ -8,10 +10,11 @@
 
 namespace pm {
 
-enum class Stage { Connect, Helo, Mail, Rcpt, Data, Message };
+enum class Stage { Connect, Helo, Mail, Rcpt, Data, Message, Unknown };
 
-inline constexpr std::array<Stage, 6> kAllStages = {Stage::Connect, Stage::Helo, Stage::Mail,
-                                                    Stage::Rcpt,    Stage::Data, Stage::Message};
+inline constexpr std::array<Stage, 7> kAllStages = {Stage::Connect, Stage::Helo, Stage::Mail,
+                                                    Stage::Rcpt,    Stage::Data, Stage::Message,
+                                                    Stage::Unknown};
 inline constexpr std::size_t kStageCount = kAllStages.size();
 
 constexpr std::size_t stage_index(Stage s) {
@@ -19,8 +22,8 @@ constexpr std::size_t stage_index(Stage s) {
 }
 
 constexpr std::string_view stage_name(Stage s) {
-    constexpr std::array<std::string_view, kStageCount> names = {"connect", "helo", "mail",
-                                                                 "rcpt",    "data", "message"};
+    constexpr std::array<std::string_view, kStageCount> names = {
+        "connect", "helo", "mail", "rcpt", "data", "message", "unknown"};
     return names[stage_index(s)];
 }
 

@@ -126,6 +126,15 @@ rule "hold" at message
 rule "big" at message
     when message.size > 1M
     reject 552 5.3.4 "Too big: {message.size} {header[Subject]}"
+rule "body" at message
+    when body contains "lottery" or body matches /^(x+|y)$/i
+    reject 554 5.7.1 "body {client.ip}"
+rule "cmd" at unknown
+    when command matches /^X/ or helo == "h"
+    reject 500 5.5.1 "{command} {helo} {client.name}"
+rule "cmd-bye" at unknown
+    when command == "bye"
+    tempfail 421 4.7.0 "{command}"
 )rules";
 
 // More than 64 globs: compiled into one set (a separate matching path).
@@ -310,6 +319,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                 conv.body_bytes(in.number() % (1u << 30));
                 decided = false;
                 break;
+            case 'B': {  // a body chunk, scanned (body_scan.h)
+                std::string chunk(in.str());
+                conv.body_bytes(chunk.size());
+                conv.scan_body(chunk);
+                decided = false;
+                break;
+            }
+            case 'u': d = conv.unknown(in.str()); break;
             case 'e': d = conv.message(); break;
             case 'a':
                 conv.abort();

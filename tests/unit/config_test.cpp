@@ -447,6 +447,25 @@ TEST(ConfigFile, StatsIntervalAndMetricsKeys) {
               "policy-milter: metrics '[::1:9259' is not [IPV6]:PORT, such as [::1]:9259\n");
 }
 
+// body-scan-limit (issue 17): a size as the rules write it, 0 to 1GB, default 1MB, and
+// into the conversation's options.
+TEST(ConfigFile, BodyScanLimit) {
+    EXPECT_EQ(parse_config("").options.body_scan_limit, 1u << 20);
+    EXPECT_EQ(parse_config("body-scan-limit = 512K\n").options.body_scan_limit, 512u << 10);
+    EXPECT_EQ(parse_config("body-scan-limit = 0\n").options.conversation().body_scan_limit, 0u);
+    EXPECT_EQ(parse_config("body-scan-limit = 1GB\n").options.body_scan_limit, 1u << 30);
+    EXPECT_EQ(errors_of("body-scan-limit = 2GB\n"),
+              "F:1:19: error: body-scan-limit '2GB' is not a size from 0 to 1GB, such as 512K "
+              "or 1MB\n");
+    EXPECT_EQ(errors_of("body-scan-limit = 1mb\n"),
+              "F:1:19: error: body-scan-limit '1mb' is not a size from 0 to 1GB, such as 512K "
+              "or 1MB\n");
+    EXPECT_EQ(parse({"--config", "/dev/null", "--body-scan-limit", "64K"})
+                  .options.conversation()
+                  .body_scan_limit,
+              64u << 10);
+}
+
 // Start-up checks name the line of the setting they are about; a command-line value wins
 // and has no line.
 TEST(ConfigFile, OriginsOfSettings) {
@@ -490,7 +509,8 @@ TEST(ConfigFile, DumpConfigIsAConfigFile) {
               "store-on-error = pass\n"
               "control = unix:/run/policy-milter/control.sock\n"
               "stats-interval = 1h\n"
-              "# metrics =\n");
+              "# metrics =\n"
+              "body-scan-limit = 1MB\n");
     std::string again = write_config(out.str());
     Parsed q = parse({"--config", again, "--dump-config"});
     ASSERT_EQ(q.exit_code, std::nullopt) << q.err;
