@@ -67,7 +67,9 @@ po::options_description daemon_options() {
          "log the stats: lines this often and at stop, such as 30m (default 1h; 0: never)")
         ("metrics", po::value<std::string>()->value_name("HOST:PORT"),
          "serve Prometheus metrics at http://HOST:PORT/metrics, such as 127.0.0.1:9259 "
-         "(default: none)");
+         "(default: none)")
+        ("policy-socket", po::value<std::string>()->value_name("unix:PATH|inet:PORT@HOST"),
+         "also serve the rules to Postfix's check_policy_service on this socket (default: off)");
     // clang-format on
     return d;
 }
@@ -176,6 +178,7 @@ void apply_daemon_options(const po::variables_map& vm, Options& o) {
         if (auto s = parse_stats_interval(vm["stats-interval"].as<std::string>(), why))
             o.stats_interval = *s;
     str("metrics", o.metrics);
+    str("policy-socket", o.policy_socket);
 }
 
 // `none`, or unix: and an absolute path that fits a unix socket address (108 bytes).
@@ -209,14 +212,16 @@ std::string value_problem(const std::string& key, const std::string& value) {
     std::string why;
     if (key == "stats-interval" && !parse_stats_interval(value, why)) return why;
     if (key == "metrics" && !parse_metrics_address(value, why)) return why;
+    if (key == "policy-socket" && !parse_socket_spec(value, why))
+        return "policy-" + why;  // why begins with "socket '...'"
     return {};
 }
 
 // Checks the values value_problem() knows; an error message, or empty.
 std::string check_values(const po::variables_map& vm, Options& o) {
-    for (const char* key :
-         {"socket", "log", "log-level", "syslog-facility", "syslog-name", "socket-mode", "store",
-          "store-on-error", "redis-timeout", "control", "stats-interval", "metrics"}) {
+    for (const char* key : {"socket", "log", "log-level", "syslog-facility", "syslog-name",
+                            "socket-mode", "store", "store-on-error", "redis-timeout", "control",
+                            "stats-interval", "metrics", "policy-socket"}) {
         if (!vm.count(key)) continue;
         if (std::string why = value_problem(key, vm[key].as<std::string>()); !why.empty())
             return why;
@@ -265,6 +270,7 @@ bool dump_config(const Options& o, std::ostream& out, std::ostream& err) {
         {"control", o.control},
         {"stats-interval", duration_text(o.stats_interval)},
         {"metrics", o.metrics},
+        {"policy-socket", o.policy_socket},
     };
     bool ok = true;
     const po::options_description keys = daemon_options();

@@ -46,6 +46,8 @@ struct Options {
     bool control_explicit = false;              // set, not the default: a failure stops the start
     std::uint64_t stats_interval = 3600;        // seconds between stats: lines; 0: none
     std::string metrics;                        // HOST:PORT of /metrics; empty: none
+    std::string
+        policy_socket;  // Postfix policy delegation: unix:PATH or inet:PORT@HOST; empty: off
     TestTransaction test;
     std::vector<std::string> ctl;           // --ctl: the command and its arguments
     std::vector<std::string> report_files;  // --report: the files named, "-" for stdin

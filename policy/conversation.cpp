@@ -30,8 +30,8 @@ Decision Conversation::run(Stage stage) {
     return d;
 }
 
-void Conversation::commit_or_refuse(Decision& d, Stage stage) {
-    LimitLedger::Commit c = ledger_.commit(true);
+void Conversation::commit_or_refuse(Decision& d, Stage stage, bool keep_keys) {
+    LimitLedger::Commit c = ledger_.commit(true, keep_keys);
     std::string id = c.statement ? c.statement->id : std::string();
     switch (c.store) {
         case StoreAnswer::Answered:
@@ -164,6 +164,35 @@ Decision Conversation::message() {
         commit_or_refuse(d, Stage::Message);
     end_transaction();
     return d;
+}
+
+Decision Conversation::vrfy(std::string_view recipient) {
+    facts_.recipient = Address::from_smtp(recipient);
+    Decision d = connection_accepted_ ? undecided(Stage::Vrfy) : run(Stage::Vrfy);
+    if (!connection_accepted_ && !d.refused() && d.verdict != Verdict::Accept)
+        commit_or_refuse(d, Stage::Vrfy);
+    ledger_.clear();
+    return d;
+}
+
+Decision Conversation::etrn(std::string_view domain) {
+    // RFC 1985: "@domain" asks for subdomains too, "#queue" names a queue; the rules see
+    // the name itself.
+    if (!domain.empty() && (domain.front() == '@' || domain.front() == '#'))
+        domain.remove_prefix(1);
+    facts_.domain = std::string(domain);
+    facts_.domain_lower = normalize_host(domain);
+    Decision d = connection_accepted_ ? undecided(Stage::Etrn) : run(Stage::Etrn);
+    if (!connection_accepted_ && !d.refused() && d.verdict != Verdict::Accept)
+        commit_or_refuse(d, Stage::Etrn);
+    ledger_.clear();
+    return d;
+}
+
+void Conversation::commit_now(Decision& d) {
+    if (d.refused() || d.verdict == Verdict::Accept || transaction_ != Transaction::Deciding)
+        return;
+    commit_or_refuse(d, d.stage, /*keep_keys=*/true);
 }
 
 void Conversation::end_transaction() {

@@ -52,6 +52,15 @@ class Conversation {
     // RSET or an aborted transaction: nothing of it is counted.
     void abort();
 
+    // Policy delegation only (milter/policy_delegation.h): VRFY and ETRN, outside any
+    // transaction. Their limits count each request at once, as connect's do.
+    Decision vrfy(std::string_view recipient);
+    Decision etrn(std::string_view domain);
+    // Policy delegation without END-OF-MESSAGE requests: commits what the transaction has
+    // counted so far, now, and keeps its keys, so that a message counts once however many
+    // of its requests follow. `d` becomes the refusal if a limit filled up meanwhile.
+    void commit_now(Decision& d);
+
     // The facts as the last event left them: a transaction's stay until the next one
     // starts (or abort()), so that the decision log can describe the event just decided,
     // a refused MAIL and the end of a message included.
@@ -70,7 +79,7 @@ class Conversation {
     Decision run(Stage stage);
     // Commits at the end of an accepted event; if the commit fails (the store, or a limit
     // filled up meanwhile), `d` becomes the refusal at `stage`.
-    void commit_or_refuse(Decision& d, Stage stage);
+    void commit_or_refuse(Decision& d, Stage stage, bool keep_keys = false);
     void after_message_event(Decision& d);
     // Drops the transaction's staged counts and state; its facts stay (see facts()).
     void end_transaction();

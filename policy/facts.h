@@ -76,6 +76,8 @@ struct Facts {
     };
     std::vector<Header> headers;
     std::uint64_t message_size = 0;
+    // etrn (policy delegation only): the domain ETRN names, without a leading '@' or '#'
+    std::string domain, domain_lower;
 
     // `name` as xxfi_connect gives it: empty or "[192.0.2.1]" when the MTA has no verified
     // name, which becomes "unknown" here and nowhere else.

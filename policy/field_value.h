@@ -37,7 +37,8 @@ inline std::uint64_t number_value(const FieldRef& f, const Facts& facts) {
         case FieldId::Recipient:
         case FieldId::RecipientLocal:
         case FieldId::RecipientDomain:
-        case FieldId::Header: return 0;
+        case FieldId::Header:
+        case FieldId::Domain: return 0;
     }
     return 0;
 }
@@ -56,6 +57,7 @@ inline std::string_view lower_value(const FieldRef& f, const Facts& facts, const
         case FieldId::RecipientLocal: return rcpt->local();
         case FieldId::RecipientDomain: return rcpt->domain();
         case FieldId::Header: return facts.header_lower(f.header);
+        case FieldId::Domain: return facts.domain_lower;
         case FieldId::ClientIp:
         case FieldId::ClientPort:
         case FieldId::MailSize:
@@ -85,6 +87,7 @@ inline std::string_view raw_value(const FieldRef& f, const Facts& facts, const A
         case FieldId::RecipientLocal: return rcpt->raw_local();
         case FieldId::RecipientDomain: return rcpt->raw_domain();
         case FieldId::Header: return facts.header(f.header);
+        case FieldId::Domain: return facts.domain;
         case FieldId::ClientPort:
         case FieldId::MailSize:
         case FieldId::RcptCount:

@@ -9,6 +9,18 @@ const FieldInfo* find_field(std::string_view name) {
     return nullptr;
 }
 
+bool field_available(const FieldInfo& field, Stage stage) {
+    bool session_field = stage_index(field.since) <= stage_index(Stage::Helo);
+    switch (stage) {
+        case Stage::Vrfy:
+            return session_field || (field.since == Stage::Rcpt && field.per_recipient);
+        case Stage::Etrn: return session_field || field.id == FieldId::Domain;
+        default:
+            return field.since != Stage::Vrfy && field.since != Stage::Etrn &&
+                   stage_index(field.since) <= stage_index(stage);
+    }
+}
+
 std::string_view value_type_name(ValueType type) {
     switch (type) {
         case ValueType::Ip: return "an IP address";

@@ -29,9 +29,10 @@ enum class FieldId {
     RecipientDomain,
     RcptCount,
     Header,
-    MessageSize,  // the last: kFieldCount counts on it
+    MessageSize,
+    Domain,  // the last: kFieldCount counts on it
 };
-inline constexpr std::size_t kFieldCount = static_cast<std::size_t>(FieldId::MessageSize) + 1;
+inline constexpr std::size_t kFieldCount = static_cast<std::size_t>(FieldId::Domain) + 1;
 
 // How a field's values compare and which list items fit it.
 enum class ValueType { Ip, Host, Address, Text, Number, Bool };
@@ -63,6 +64,7 @@ inline constexpr std::array<FieldInfo, kFieldCount> kFields = {{
     {"rcpt.count", FieldId::RcptCount, ValueType::Number, Stage::Rcpt, false},
     {"header", FieldId::Header, ValueType::Text, Stage::Message, false},
     {"message.size", FieldId::MessageSize, ValueType::Number, Stage::Message, false},
+    {"domain", FieldId::Domain, ValueType::Host, Stage::Etrn, false},
 }};
 
 constexpr bool fields_in_id_order() {
@@ -74,6 +76,10 @@ static_assert(fields_in_id_order(), "kFields is indexed by FieldId");
 }  // namespace detail
 
 const FieldInfo* find_field(std::string_view name);  // "header" is found as Header
+// Whether a rule at `stage` can read the field: those known from an earlier stage of the
+// transaction, and at vrfy and etrn (which are outside it) the connect and helo fields
+// plus their own: recipient (and its parts) at vrfy, domain at etrn.
+bool field_available(const FieldInfo& field, Stage stage);
 // Inline: rule evaluation asks it for every condition it tests.
 inline const FieldInfo& field_info(FieldId id) {
     return detail::kFields[static_cast<std::size_t>(id)];

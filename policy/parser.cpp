@@ -432,8 +432,8 @@ class PolicyBuilder {
         if (key.field.id == FieldId::Header) header_index(key.field);
         if (key.field.info().type == ValueType::Bool)
             diags_.error(loc(t), "key field " + quote(name) + " is a boolean; key on a value");
-        else if (key.field.info().per_recipient && stage != Stage::Rcpt &&
-                 stage_index(key.field.info().since) <= stage_index(stage))
+        else if (key.field.info().per_recipient && stage != Stage::Rcpt && stage != Stage::Vrfy &&
+                 field_available(key.field.info(), stage))
             diags_.error(loc(t), "key field " + quote(name) + " has one value per recipient; " +
                                      "a limit keyed on it belongs at the rcpt stage");
         return key;
@@ -492,7 +492,8 @@ class PolicyBuilder {
                                                             : FieldId::MailSize;
         if (lim.unit != LimitUnit::Messages)
             policy_->used_fields_[static_cast<std::size_t>(counted)] = true;
-        if (lim.unit == LimitUnit::Recipients && stage_index(st.stage) < stage_index(Stage::Rcpt))
+        if (lim.unit == LimitUnit::Recipients && st.stage != Stage::Rcpt &&
+            st.stage != Stage::Data && st.stage != Stage::Message)
             diags_.error(loc(unit_tok.kind == TokenKind::Word ? unit_tok : n),
                          "a limit on recipients counts at rcpt, data or message, not at " +
                              std::string(stage_name(st.stage)));
@@ -607,12 +608,19 @@ class PolicyBuilder {
         if (!info) fail(t, "unknown field " + quote(name) + field_hint(name));
         FieldRef ref;
         ref.id = info->id;
-        if (stage_index(info->since) > stage_index(stage))
+        if (!field_available(*info, stage))
             diags_.error(loc(t), "field " + quote(name) + " is not available at the " +
-                                     std::string(stage_name(stage)) + " stage (it is known from " +
-                                     std::string(stage_name(info->since)) + " on)");
+                                     std::string(stage_name(stage)) + " stage (" +
+                                     known_at(*info, stage) + ")");
         policy_->used_fields_[static_cast<std::size_t>(info->id)] = true;
         return ref;
+    }
+
+    // Where a field can be read, for the diagnostic of one read where it cannot.
+    static std::string known_at(const FieldInfo& info, Stage stage) {
+        if (info.since == Stage::Etrn) return "it is known only at etrn";
+        return "it is known from " + std::string(stage_name(info.since)) + " on" +
+               (info.per_recipient && stage == Stage::Etrn ? " and at vrfy" : "");
     }
 
     static std::string field_hint(std::string_view name) {
@@ -764,7 +772,8 @@ class PolicyBuilder {
             refusal(a, t, stage);
         } else if (t.text == "discard") {
             a.kind = ActionKind::Discard;
-            if (stage_index(stage) < stage_index(Stage::Mail))
+            if (stage_index(stage) < stage_index(Stage::Mail) || stage == Stage::Vrfy ||
+                stage == Stage::Etrn)
                 diags_.error(loc(t), "action 'discard' is not allowed at the " +
                                          std::string(stage_name(stage)) +
                                          " stage (mail, rcpt, data or message only)");
@@ -1001,11 +1010,11 @@ class PolicyBuilder {
                                                          (info ? std::string() : field_hint(name)));
             return std::nullopt;
         }
-        if (stage_index(info->since) > stage_index(stage)) {
-            diags_.error(loc_in_string(t, open + 1),
-                         "field " + quote(name) + " is not available at the " +
-                             std::string(stage_name(stage)) + " stage (it is known from " +
-                             std::string(stage_name(info->since)) + " on)");
+        if (!field_available(*info, stage)) {
+            diags_.error(loc_in_string(t, open + 1), "field " + quote(name) +
+                                                         " is not available at the " +
+                                                         std::string(stage_name(stage)) +
+                                                         " stage (" + known_at(*info, stage) + ")");
             return std::nullopt;
         }
         FieldRef ref;

@@ -8,10 +8,14 @@
 
 namespace pm {
 
-enum class Stage { Connect, Helo, Mail, Rcpt, Data, Message };
+// Vrfy and Etrn exist only in the policy-delegation front end (milter/policy_delegation.h):
+// a milter never sees those commands. They are outside the transaction's order: a field
+// is available there only as field_available() (policy/fields.h) says.
+enum class Stage { Connect, Helo, Mail, Rcpt, Data, Message, Vrfy, Etrn };
 
-inline constexpr std::array<Stage, 6> kAllStages = {Stage::Connect, Stage::Helo, Stage::Mail,
-                                                    Stage::Rcpt,    Stage::Data, Stage::Message};
+inline constexpr std::array<Stage, 8> kAllStages = {Stage::Connect, Stage::Helo, Stage::Mail,
+                                                    Stage::Rcpt,    Stage::Data, Stage::Message,
+                                                    Stage::Vrfy,    Stage::Etrn};
 inline constexpr std::size_t kStageCount = kAllStages.size();
 
 constexpr std::size_t stage_index(Stage s) {
@@ -19,8 +23,8 @@ constexpr std::size_t stage_index(Stage s) {
 }
 
 constexpr std::string_view stage_name(Stage s) {
-    constexpr std::array<std::string_view, kStageCount> names = {"connect", "helo", "mail",
-                                                                 "rcpt",    "data", "message"};
+    constexpr std::array<std::string_view, kStageCount> names = {
+        "connect", "helo", "mail", "rcpt", "data", "message", "vrfy", "etrn"};
     return names[stage_index(s)];
 }
 

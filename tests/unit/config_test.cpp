@@ -490,7 +490,8 @@ TEST(ConfigFile, DumpConfigIsAConfigFile) {
               "store-on-error = pass\n"
               "control = unix:/run/policy-milter/control.sock\n"
               "stats-interval = 1h\n"
-              "# metrics =\n");
+              "# metrics =\n"
+              "# policy-socket =\n");
     std::string again = write_config(out.str());
     Parsed q = parse({"--config", again, "--dump-config"});
     ASSERT_EQ(q.exit_code, std::nullopt) << q.err;
