@@ -190,6 +190,13 @@ std::string control_problem(const std::string& value) {
     return {};
 }
 
+// `socket` and `policy-socket`, spelled alike: parse_socket_spec's reason names the key.
+std::string socket_problem(const std::string& key, const std::string& value) {
+    std::string why;
+    if (parse_socket_spec(value, why)) return {};
+    return key == "socket" ? why : "policy-" + why;  // why begins with "socket '...'"
+}
+
 // A value Boost cannot check by its type, from the command line or the config file: an
 // error message, or empty.
 std::string value_problem(const std::string& key, const std::string& value) {
@@ -197,10 +204,7 @@ std::string value_problem(const std::string& key, const std::string& value) {
     if (key == "log-level") return log_level_problem(value).value_or("");
     if (key == "syslog-facility") return syslog_facility_problem(value).value_or("");
     if (key == "syslog-name") return syslog_name_problem(value).value_or("");
-    if (key == "socket") {
-        std::string why;
-        if (!parse_socket_spec(value, why)) return why;
-    }
+    if (key == "socket" || key == "policy-socket") return socket_problem(key, value);
     if (key == "socket-mode" && !parse_socket_mode(value))
         return "socket-mode '" + value + "' is not an octal mode from 0 to 0777";
     if (key == "store") return store_setting_problem(value).value_or("");
@@ -212,8 +216,6 @@ std::string value_problem(const std::string& key, const std::string& value) {
     std::string why;
     if (key == "stats-interval" && !parse_stats_interval(value, why)) return why;
     if (key == "metrics" && !parse_metrics_address(value, why)) return why;
-    if (key == "policy-socket" && !parse_socket_spec(value, why))
-        return "policy-" + why;  // why begins with "socket '...'"
     return {};
 }
 
