@@ -132,6 +132,17 @@ bool write_all(int fd, std::string_view data) {
     return true;
 }
 
+// At most one line a second from `last`'s call site: a flood of connections or of garbage
+// must not flood the log.
+bool log_now(std::atomic<std::int64_t>& last) {
+    std::int64_t now = std::chrono::duration_cast<std::chrono::seconds>(
+                           std::chrono::steady_clock::now().time_since_epoch())
+                           .count();
+    std::int64_t before = last.load(std::memory_order_relaxed);
+    return now != before && last.compare_exchange_strong(before, now);
+}
+std::atomic<std::int64_t> g_full_logged{0}, g_closed_logged{0};
+
 LogLevel lowest_logged_level() {
     if (spdlog::should_log(spdlog::level::debug)) return LogLevel::Debug;
     if (spdlog::should_log(spdlog::level::info)) return LogLevel::Info;
@@ -251,8 +262,9 @@ void PolicyServer::run() {
         if (active_ >= settings_.max_connections) {
             lock.unlock();
             close(client);  // Postfix retries (smtpd_policy_service_try_limit)
-            spdlog::warn("policy service: {} connections already, one more closed",
-                         settings_.max_connections);
+            if (log_now(g_full_logged))
+                spdlog::warn("policy service: {} connections already, one more closed",
+                             settings_.max_connections);
             continue;
         }
         ++active_;
@@ -295,8 +307,9 @@ void PolicyServer::serve(int client) {
             RequestReader::Result result = reader.feed(data, r, why);
             if (result == RequestReader::Result::NeedMore) break;
             if (result == RequestReader::Result::Error || !answer_request(r, current, reply)) {
-                spdlog::warn("policy service: closing a connection: {}",
-                             why.empty() ? "not a request=smtpd_access_policy" : why);
+                if (log_now(g_closed_logged))
+                    spdlog::warn("policy service: closing a connection: {}",
+                                 why.empty() ? "not a request=smtpd_access_policy" : why);
                 open = false;
             } else {
                 open = write_all(client, reply);

@@ -44,7 +44,9 @@ struct PolicyServiceSettings {
     // Longer than Postfix's smtpd_policy_service_max_idle (300 s), which closes first.
     std::chrono::milliseconds idle_timeout{330000};
     std::chrono::milliseconds write_timeout{10000};
-    std::size_t max_sessions = 10000;  // instances remembered (SessionTable)
+    // Instances remembered (SessionTable): with kMaxTransactionRecipientBytes each, 256 MiB
+    // at most however hostile the requests; Postfix has one transaction per smtpd process.
+    std::size_t max_sessions = 4096;
     std::chrono::seconds session_idle{3600};
 };
 

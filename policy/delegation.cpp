@@ -144,8 +144,12 @@ std::string action_of(const Decision& d) {
 
 namespace {
 
+// Whether an earlier stage run on the way to a request's own answers that request. Its
+// accept does not: it means no more rules for the session (DUNNO from here on), as with
+// the milter, never Postfix's OK, which would also skip the rest of Postfix's list.
 bool decides(const Decision& d) {
-    return d.verdict != Verdict::Continue && d.verdict != Verdict::Pass;
+    return d.verdict != Verdict::Continue && d.verdict != Verdict::Pass &&
+           d.verdict != Verdict::Accept;
 }
 
 std::uint64_t number(std::string_view text) {
@@ -203,6 +207,7 @@ std::optional<Decision> DelegationSession::start_mail(Stage stage, const PolicyR
     if (stage != Stage::Mail && mail_seen_ && instance == instance_) return std::nullopt;
     instance_ = std::string(instance);
     mail_seen_ = true;
+    recipient_bytes_ = 0;
     bool tls = !r.get("encryption_protocol").empty();
     Decision d = conversation_.mail("<" + std::string(r.get("sender")) + ">",
                                     r.get("sasl_username"), number(r.get("size")), tls);
@@ -212,13 +217,14 @@ std::optional<Decision> DelegationSession::start_mail(Stage stage, const PolicyR
 
 // A transaction's request after MAIL: RCPT, DATA or END-OF-MESSAGE.
 Decision DelegationSession::transaction_step(Stage stage, const PolicyRequest& r, Answer& a) {
-    // A hostile client of this socket could send recipients without end: a transaction
-    // keeps Postfix's smtpd_recipient_limit's worth ten times over at most.
-    if (conversation_.facts().accepted_recipients.size() >= 10000) {
-        conversation_.abort();
-        mail_seen_ = false;
-    }
     if (stage == Stage::Rcpt) {
+        recipient_bytes_ += r.get("recipient").size();
+        if (conversation_.facts().accepted_recipients.size() >= kMaxTransactionRecipients ||
+            recipient_bytes_ > kMaxTransactionRecipientBytes) {
+            conversation_.abort();  // and MAIL again, from this request
+            recipient_bytes_ = 0;
+            if (auto d = start_mail(Stage::Mail, r); d && decides(*d)) return *d;
+        }
         a.recipient = std::string(Address::unwrap(r.get("recipient")));
         return conversation_.rcpt("<" + std::string(r.get("recipient")) + ">");
     }

@@ -40,6 +40,12 @@ inline constexpr std::size_t kMaxPolicyLine = 4096;
 // One request at most, and the attributes in it (Postfix 3.7 sends about 40).
 inline constexpr std::size_t kMaxPolicyRequest = 64 * 1024;
 inline constexpr std::size_t kMaxPolicyAttributes = 128;
+// What one transaction keeps of its accepted recipients, at most: Postfix's default
+// smtpd_recipient_limit, and 64 KiB of addresses. A transaction that goes beyond (only a
+// hostile client of the policy socket can) starts afresh, so that a session's memory
+// stays bounded, and the table's with it.
+inline constexpr std::size_t kMaxTransactionRecipients = 1000;
+inline constexpr std::size_t kMaxTransactionRecipientBytes = 64 * 1024;
 
 struct PolicyRequest {
     std::vector<std::pair<std::string, std::string>> attributes;  // in order, names unique
@@ -112,7 +118,8 @@ class DelegationSession {
     Conversation conversation_;
     bool connected_ = false;
     bool helo_seen_ = false;
-    bool mail_seen_ = false;  // in the current instance
+    bool mail_seen_ = false;           // in the current instance
+    std::size_t recipient_bytes_ = 0;  // of the transaction's recipients so far
     std::string client_address_, client_port_, helo_, instance_;
 };
 

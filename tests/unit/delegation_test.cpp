@@ -207,6 +207,23 @@ TEST(PolicyDelegation, CatchesUpWithConnect) {
     EXPECT_EQ(answer(s, Stage::Rcpt, r), "554 5.7.1 go");
 }
 
+// An earlier stage's accept ends the rules for the session: DUNNO, not Postfix's OK,
+// which would also skip the rest of Postfix's restriction list.
+TEST(PolicyDelegation, AnEarlierAcceptIsNoOk) {
+    MemoryCounterStore store;
+    DelegationSession s(
+        must_load("rule \"trusted\" at connect when client.ip == 192.0.2.1 accept\n"
+                  "rule \"r\" at rcpt reject\n"),
+        store, {});
+    EXPECT_EQ(answer(s, Stage::Rcpt, rcpt("a@x")), "DUNNO");
+    EXPECT_EQ(answer(s, Stage::Rcpt, rcpt("b@x")), "DUNNO");
+    MemoryCounterStore store2;
+    DelegationSession t(must_load("rule \"trusted\" at connect accept\n"), store2, {});
+    PolicyRequest c = rcpt("a@x");
+    c.attributes[1].second = "CONNECT";
+    EXPECT_EQ(answer(t, Stage::Connect, c), "OK");  // its own stage: OK
+}
+
 TEST(PolicyDelegation, VrfyAndEtrn) {
     MemoryCounterStore store;
     DelegationSession s(must_load(kRules), store, {});
@@ -326,6 +343,23 @@ TEST(PolicyDelegation, HostileValuesStayInTheirPlace) {
     EXPECT_EQ(a.find('\r'), std::string::npos);
     EXPECT_LE(a.size(), kMaxReplyLine);
     EXPECT_EQ(a.substr(0, 26), "550 5.7.1 no a  b%n@x %s h");
+}
+
+// A transaction that never ends, with recipients without end: its session keeps at most
+// kMaxTransactionRecipients of them, or 64 KiB.
+TEST(PolicyDelegation, RecipientsOfOneTransactionAreBounded) {
+    MemoryCounterStore store;
+    DelegationSession s(must_load(kRules), store, {});
+    std::string big(4000, 'x');
+    for (int i = 0; i < 5000; ++i) {
+        EXPECT_EQ(answer(s, Stage::Rcpt, rcpt(big + std::to_string(i) + "@x")), "DUNNO");
+        ASSERT_LE(s.facts().accepted_recipients.size(), 17u);
+    }
+    for (int i = 0; i < 5000; ++i) {
+        answer(s, Stage::Rcpt, rcpt(std::to_string(i) + "@x"));
+        ASSERT_LE(s.facts().accepted_recipients.size(), kMaxTransactionRecipients);
+    }
+    EXPECT_EQ(s.facts().sender.raw(), "s@example.org");  // MAIL again, from the request
 }
 
 // Memory stays bounded: sessions beyond the capacity, or idle too long, are forgotten.
