@@ -211,10 +211,9 @@ TEST(PolicyDelegation, CatchesUpWithConnect) {
 // which would also skip the rest of Postfix's restriction list.
 TEST(PolicyDelegation, AnEarlierAcceptIsNoOk) {
     MemoryCounterStore store;
-    DelegationSession s(
-        must_load("rule \"trusted\" at connect when client.ip == 192.0.2.1 accept\n"
-                  "rule \"r\" at rcpt reject\n"),
-        store, {});
+    DelegationSession s(must_load("rule \"trusted\" at connect when client.ip == 192.0.2.1 accept\n"
+                                  "rule \"r\" at rcpt reject\n"),
+                        store, {});
     EXPECT_EQ(answer(s, Stage::Rcpt, rcpt("a@x")), "DUNNO");
     EXPECT_EQ(answer(s, Stage::Rcpt, rcpt("b@x")), "DUNNO");
     MemoryCounterStore store2;
