@@ -376,8 +376,9 @@ class PolicyBuilder {
             std::string hint = did_you_mean(stage_tok.text, names, kStageAliases);
             fail(stage_tok,
                  "unknown stage " + quote(stage_tok.text) +
-                     (hint.empty() ? "; stages are connect, helo, mail, rcpt, data, message"
-                                   : hint));
+                     (hint.empty()
+                          ? "; stages are connect, helo, mail, rcpt, data, message, vrfy, etrn"
+                          : hint));
         }
         st.stage = *stage;
         current_stage_ = *stage;
