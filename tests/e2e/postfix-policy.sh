@@ -8,8 +8,10 @@
 #   2. VRFY (disable_vrfy_command = no): a vrfy rule's reply, and a VRFY it lets pass;
 #   3. limits without END-OF-MESSAGE requests: counted at each accepted RCPT, a message once
 #      however many recipients it has;
+#   (SIGHUP reloads the rules of the policy service);
 #   4. the same rules through the milter (Postfix restarted with smtpd_milters and no
-#      policy service): the same reply lines on the wire;
+#      policy service): the same reply lines on the wire, and the counts of section 3 (one
+#      store for both);
 #   5. with the service also in smtpd_end_of_data_restrictions: limits counted at
 #      END-OF-MESSAGE, so an abandoned transaction counts nothing; quarantine is HOLD.
 #
@@ -103,6 +105,14 @@ check_reply "tempfail" "RCPT TO:<later@sink.test>" \
 check_reply "no rule: DUNNO" "RCPT TO:<bob@sink.test>" '<-  250 2.1.5 Ok'
 check "the message queued for bob" queued
 
+# One reload for both front ends: SIGHUP, and the policy service answers with the new rules.
+sed -i 's/"Not here"/"Not here any more"/' "$WORK/rules.conf"
+kill -HUP "$MILTER_PID"
+wait_for 10 milter_log_has 'reloaded' || true
+session --from alice@example.net --to plain@sink.test
+check_reply "SIGHUP reloads the policy service" "RCPT TO:<plain@sink.test>" \
+	'<** 550 5.7.1 <plain@sink.test>: Recipient address rejected: Not here any more'
+
 # --- 2. VRFY --------------------------------------------------------------------------------
 echo "# VRFY (disable_vrfy_command = no)"
 dialogue_open
@@ -133,6 +143,10 @@ check_reply "milter: the same line" "RCPT TO:<nobody@sink.test>" \
 	'<** 550 5.1.1 <nobody@sink.test>: Recipient address rejected: User unknown'
 check_reply "milter: tempfail, the rule's text only" "RCPT TO:<later@sink.test>" \
 	'<** 450 4.2.0 Try later'
+# One store: the policy service's counts (section 3) hold for the milter too.
+session --from a@quota.test --to x@sink.test
+check_reply "milter: the quota the policy service filled" "RCPT TO:<x@sink.test>" \
+	'<** 450 4.7.1 Too many messages from a@quota.test'
 
 # --- 5. the service also in smtpd_end_of_data_restrictions -------------------------------------
 echo "# limits counted at END-OF-MESSAGE"
