@@ -449,6 +449,10 @@ void Daemon::announce() {
     if (control_.is_open()) spdlog::info("control socket unix:{}", control_.path());
     if (policy_server_.is_open())
         spdlog::info("policy service (Postfix check_policy_service) on {}", options_.policy_socket);
+    else if (policy_->stage_used(Stage::Vrfy) || policy_->stage_used(Stage::Etrn))
+        spdlog::warn(
+            "rules at vrfy and etrn run only in the policy service, and policy-socket "
+            "is not set");
     // Under systemd (Type=notify): started only now, with the socket listening and the
     // policy loaded; the watchdog keeps pinging only while the socket answers.
     try {

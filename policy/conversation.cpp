@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "policy/conversation.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace pm {
@@ -131,9 +132,10 @@ Decision Conversation::rcpt(std::string_view recipient) {
     return d;
 }
 
-Decision Conversation::data() {
+Decision Conversation::data(std::uint32_t known_recipients) {
     start_transaction_if_needed();
-    facts_.rcpt_count = static_cast<std::uint32_t>(facts_.accepted_recipients.size());
+    facts_.rcpt_count =
+        std::max(static_cast<std::uint32_t>(facts_.accepted_recipients.size()), known_recipients);
     if (!rules_run()) return undecided(Stage::Data);
     Decision d = run(Stage::Data);
     after_message_event(d);
@@ -156,8 +158,9 @@ void Conversation::body_bytes(std::uint64_t n) {
     facts_.message_size += n;
 }
 
-Decision Conversation::message() {
+Decision Conversation::message(std::uint32_t known_recipients) {
     start_transaction_if_needed();
+    facts_.rcpt_count = std::max(facts_.rcpt_count, known_recipients);
     bool decides = rules_run();
     Decision d = decides ? run(Stage::Message) : undecided(Stage::Message);
     if (decides && !d.refused() && d.verdict != Verdict::Accept)

@@ -43,12 +43,14 @@ class Conversation {
     Decision mail(std::string_view sender, std::string_view auth_user, std::uint64_t size,
                   bool tls);
     Decision rcpt(std::string_view recipient);
-    Decision data();
+    // `known_recipients`: how many the MTA says it accepted, when some were not seen here
+    // (the policy service, asked at DATA but not at RCPT); rcpt.count is the larger.
+    Decision data(std::uint32_t known_recipients = 0);
     void header(std::string_view name, std::string_view value);
     void body_bytes(std::uint64_t n);
     // End of message: evaluates the message stage and, unless the message is refused,
     // commits the transaction's counts.
-    Decision message();
+    Decision message(std::uint32_t known_recipients = 0);
     // RSET or an aborted transaction: nothing of it is counted.
     void abort();
 

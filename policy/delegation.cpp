@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "policy/delegation.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 
@@ -228,11 +229,15 @@ Decision DelegationSession::transaction_step(Stage stage, const PolicyRequest& r
         a.recipient = std::string(Address::unwrap(r.get("recipient")));
         return conversation_.rcpt("<" + std::string(r.get("recipient")) + ">");
     }
-    if (stage == Stage::Data) return conversation_.data();
+    // Postfix's recipient_count: the recipients it accepted, also those the service was
+    // not asked about.
+    auto known = static_cast<std::uint32_t>(
+        std::min<std::uint64_t>(number(r.get("recipient_count")), kMaxTransactionRecipients));
+    if (stage == Stage::Data) return conversation_.data(known);
     std::uint64_t size = number(r.get("size"));
     if (size > conversation_.facts().message_size)
         conversation_.body_bytes(size - conversation_.facts().message_size);
-    Decision d = conversation_.message();
+    Decision d = conversation_.message(known);
     mail_seen_ = false;  // the transaction ended: a request of it again starts another
     instance_.clear();
     return d;

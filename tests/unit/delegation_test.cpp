@@ -199,6 +199,21 @@ TEST(PolicyDelegation, ExactActionsForEachVerdict) {
     EXPECT_EQ(answer(m, Stage::Message, eom), "PREPEND X-Policy: seen s@example.org");
 }
 
+// Asked at DATA only, the service takes rcpt.count from Postfix's recipient_count.
+TEST(PolicyDelegation, RecipientCountFromPostfix) {
+    MemoryCounterStore store;
+    DelegationSession s(
+        must_load("rule \"many\" at data when rcpt.count > 2 reject 554 5.7.1 \"{rcpt.count}\"\n"),
+        store, {});
+    PolicyRequest d = rcpt("");
+    d.attributes[1].second = "DATA";
+    d.attributes.emplace_back("recipient_count", "3");
+    EXPECT_EQ(answer(s, Stage::Data, d), "554 5.7.1 3");
+    d.attributes.back().second = "2";
+    d.attributes[8].second = "i2";
+    EXPECT_EQ(answer(s, Stage::Data, d), "DUNNO");
+}
+
 TEST(PolicyDelegation, CatchesUpWithConnect) {
     MemoryCounterStore store;
     DelegationSession s(must_load(kRules), store, {});
