@@ -6,6 +6,7 @@
 #   1. RCPT: reject, tempfail, and a rule whose text already carries Postfix's own
 #      "<addr>: Recipient address rejected:" prefix, which the client sees once;
 #   2. VRFY (disable_vrfy_command = no): a vrfy rule's reply, and a VRFY it lets pass;
+#      ETRN (smtpd_etrn_restrictions): an etrn rule's reply;
 #   3. limits without END-OF-MESSAGE requests: counted at each accepted RCPT, a message once
 #      however many recipients it has;
 #   (SIGHUP reloads the rules of the policy service);
@@ -39,6 +40,9 @@ rule "plain" at rcpt
 rule "later" at rcpt
     when recipient == "later@sink.test"
     tempfail 450 4.2.0 "Try later"
+rule "etrn-other" at etrn
+    when domain != "sink.test"
+    tempfail 459 4.7.1 "Not for {domain}"
 rule "vrfy-root" at vrfy
     when recipient.local == "root"
     reject 550 5.7.1 "No VRFY of root"
@@ -82,7 +86,8 @@ wait_for 10 listening "$POLICY_PORT" || { fail "no policy service on $POLICY_POR
 # by a second line (bench/run-mta-bench says why).
 policy_postfix() {
 	postfix_start "$SMTP_PORT" "$MILTER_PORT" e2e.localdomain "disable_vrfy_command = no" \
-		"smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:$POLICY_PORT" "$@" \
+		"smtpd_recipient_restrictions = check_policy_service inet:127.0.0.1:$POLICY_PORT" \
+		"smtpd_etrn_restrictions = check_policy_service inet:127.0.0.1:$POLICY_PORT" "$@" \
 		|| return 1
 	postconf -c "$PF_CONF" -e "smtpd_milters ="
 	touch -d '-10 seconds' "$PF_CONF/main.cf"
@@ -119,10 +124,13 @@ dialogue_open
 say "EHLO client.example" || true
 say "VRFY root" || true
 say "VRFY bob@sink.test" || true
+say "ETRN other.example" || true
 say "QUIT" || true
 dialogue_close
 check_reply "vrfy rule" "VRFY root" '<** 550 5.7.1 <root>: Recipient address rejected: No VRFY of root'
 check_reply "vrfy without a rule" "VRFY bob@sink.test" '<-  252 2.0.0 bob@sink.test'
+check_reply "etrn rule (smtpd_etrn_restrictions)" "ETRN other.example" \
+	'<** 459 4.7.1 <other.example>: Etrn command rejected: Not for other.example'
 
 # --- 3. limits, counted at each accepted RCPT -------------------------------------------------
 echo "# limits without END-OF-MESSAGE requests"
