@@ -114,7 +114,7 @@ int listen_inet(const SocketSpec& spec, std::string& why) {
     int on = 1;
     if (fd >= 0) setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
     if (fd < 0 || bind(fd, found->ai_addr, found->ai_addrlen) != 0 || listen(fd, SOMAXCONN) != 0) {
-        why = "policy-socket " + spec.to_libmilter() + ": " + errno_text("bind");
+        why = "policy-socket inet:" + port + "@" + spec.host + ": " + errno_text("bind");
         if (fd >= 0) close(fd);
         fd = -1;
     }
