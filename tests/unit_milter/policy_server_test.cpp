@@ -250,9 +250,13 @@ TEST(PolicyServer, ReloadUnderLoad) {
             close(fd);
         });
     for (int i = 0; i < 50; ++i) {
-        std::lock_guard<std::mutex> lock(s.mutex);
-        s.policy =
+        auto next =
             load(i % 2 ? kRules : "rule \"none\" at rcpt when recipient == \"x@y\" reject\n");
+        {
+            std::lock_guard<std::mutex> lock(s.mutex);
+            s.policy = std::move(next);
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(4));  // requests in between
     }
     done = true;
     for (auto& c : clients) c.join();
