@@ -70,7 +70,9 @@ po::options_description daemon_options() {
          "(default: none)")
         ("body-scan-limit", po::value<std::string>()->value_name("SIZE"),
          "bytes of each message body that body conditions scan, such as 512K (default 1MB; "
-         "at most 1GB)");
+         "at most 1GB)")
+        ("policy-socket", po::value<std::string>()->value_name("unix:PATH|inet:PORT@HOST"),
+         "also serve the rules to Postfix's check_policy_service on this socket (default: off)");
     // clang-format on
     return d;
 }
@@ -198,6 +200,7 @@ void apply_daemon_options(const po::variables_map& vm, Options& o) {
     if (vm.count("body-scan-limit"))
         if (auto n = parse_body_scan_limit(vm["body-scan-limit"].as<std::string>()))
             o.body_scan_limit = *n;
+    str("policy-socket", o.policy_socket);
 }
 
 // `none`, or unix: and an absolute path that fits a unix socket address (108 bytes).
@@ -219,6 +222,13 @@ std::string later_value_problem(const std::string& key, const std::string& value
     return {};
 }
 
+// `socket` and `policy-socket`, spelled alike: parse_socket_spec's reason names the key.
+std::string socket_problem(const std::string& key, const std::string& value) {
+    std::string why;
+    if (parse_socket_spec(value, why)) return {};
+    return key == "socket" ? why : "policy-" + why;  // why begins with "socket '...'"
+}
+
 // A value Boost cannot check by its type, from the command line or the config file: an
 // error message, or empty.
 std::string value_problem(const std::string& key, const std::string& value) {
@@ -226,10 +236,7 @@ std::string value_problem(const std::string& key, const std::string& value) {
     if (key == "log-level") return log_level_problem(value).value_or("");
     if (key == "syslog-facility") return syslog_facility_problem(value).value_or("");
     if (key == "syslog-name") return syslog_name_problem(value).value_or("");
-    if (key == "socket") {
-        std::string why;
-        if (!parse_socket_spec(value, why)) return why;
-    }
+    if (key == "socket" || key == "policy-socket") return socket_problem(key, value);
     if (key == "socket-mode" && !parse_socket_mode(value))
         return "socket-mode '" + value + "' is not an octal mode from 0 to 0777";
     if (key == "store") return store_setting_problem(value).value_or("");
@@ -245,7 +252,7 @@ std::string value_problem(const std::string& key, const std::string& value) {
 std::string check_values(const po::variables_map& vm, Options& o) {
     for (const char* key : {"socket", "log", "log-level", "syslog-facility", "syslog-name",
                             "socket-mode", "store", "store-on-error", "redis-timeout", "control",
-                            "stats-interval", "metrics", "body-scan-limit"}) {
+                            "stats-interval", "metrics", "body-scan-limit", "policy-socket"}) {
         if (!vm.count(key)) continue;
         if (std::string why = value_problem(key, vm[key].as<std::string>()); !why.empty())
             return why;
@@ -295,6 +302,7 @@ bool dump_config(const Options& o, std::ostream& out, std::ostream& err) {
         {"stats-interval", duration_text(o.stats_interval)},
         {"metrics", o.metrics},
         {"body-scan-limit", size_text(o.body_scan_limit)},
+        {"policy-socket", o.policy_socket},
     };
     bool ok = true;
     const po::options_description keys = daemon_options();

@@ -47,6 +47,8 @@ struct Options {
     std::uint64_t stats_interval = 3600;        // seconds between stats: lines; 0: none
     std::string metrics;                        // HOST:PORT of /metrics; empty: none
     std::uint64_t body_scan_limit = kDefaultBodyScanLimit;  // bytes of a body scanned
+    std::string
+        policy_socket;  // Postfix policy delegation: unix:PATH or inet:PORT@HOST; empty: off
     TestTransaction test;
     std::vector<std::string> ctl;           // --ctl: the command and its arguments
     std::vector<std::string> report_files;  // --report: the files named, "-" for stdin

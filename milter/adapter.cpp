@@ -63,7 +63,8 @@ std::optional<Stage> early_accept(const Policy& p) {
     bool transaction_limit = false;
     if (p.has_limits())
         for (const Statement& s : p.statements())
-            if (s.is_limit() && s.stage >= Stage::Mail) transaction_limit = true;
+            if (s.is_limit() && s.stage >= Stage::Mail && s.stage <= Stage::Message)
+                transaction_limit = true;
     if (used(Stage::Message) || transaction_limit || p.uses_action(ActionKind::AddHeader) ||
         p.uses_action(ActionKind::Quarantine))
         return std::nullopt;

@@ -32,6 +32,7 @@
 #include "milter/limit_control.h"
 #include "milter/listener.h"
 #include "milter/metrics_http.h"
+#include "milter/policy_delegation.h"
 #include "milter/signals.h"
 #include "milter/startup.h"
 #include "milter/stats.h"
@@ -162,10 +163,12 @@ std::shared_ptr<const Policy> reload(int argc, const char* const argv[],
         fresh.socket_group != started_with.socket_group || fresh.log != started_with.log ||
         fresh.pid_file != started_with.pid_file ||
         fresh.syslog_facility != started_with.syslog_facility ||
-        fresh.syslog_name != started_with.syslog_name || fresh.control != started_with.control)
+        fresh.syslog_name != started_with.syslog_name || fresh.control != started_with.control ||
+        fresh.policy_socket != started_with.policy_socket)
         spdlog::warn(
-            "socket, user, pid-file, log, syslog and control changes take effect only at the "
-            "next start");
+            "socket, user, pid-file, log, syslog, control and policy-socket changes take effect "
+            "only "
+            "at the next start");
     if (fresh.stats_interval != started_with.stats_interval ||
         fresh.metrics != started_with.metrics)
         spdlog::warn("stats-interval and metrics changes take effect only at the next start");
@@ -272,6 +275,7 @@ class Daemon {
     bool handle_signals();
     bool reload_now(const std::string& why);
     std::optional<NotStarted> open_control();
+    std::optional<NotStarted> open_policy_socket();
     ControlHandlers control_handlers();
     int poll_timeout_ms() const;
     void log_stats_when_due();
@@ -292,6 +296,7 @@ class Daemon {
     // In this order: the control thread may wait on reload_requests_ until control_ stops.
     ReloadRequests reload_requests_;
     ControlServer control_;
+    PolicyServer policy_server_;  // `policy-socket`: after store_, which it uses
     bool stopping_ = false;
     MetricsServer metrics_;  // bound before the fork, serving after it
     std::chrono::steady_clock::time_point next_stats_;
@@ -359,6 +364,7 @@ std::optional<NotStarted> Daemon::open_socket_and_drop_privileges() {
                 options_.metrics);
     }
     if (auto failed = open_control()) return failed;
+    if (auto failed = open_policy_socket()) return failed;
     if (auto problem = pid_file_.open(options_.pid_file))
         return NotStarted{problem->message, problem->transient ? kExitTempFail : kExitConfig};
     if (!options_.user.empty())
@@ -381,6 +387,13 @@ std::optional<NotStarted> Daemon::go_background_and_serve() {
     if (!signal_fd_) return NotStarted{why};
     if (!listener_.start(why)) return NotStarted{why};
     if (!control_.start(control_handlers(), why)) return NotStarted{why};
+    if (policy_server_.is_open()) {
+        PolicyServiceSettings settings;
+        settings.policy = [] { return g_running.load()->policy; };
+        settings.options = [] { return g_running.load()->options; };
+        settings.store = store_.get();
+        if (!policy_server_.start(std::move(settings), why)) return NotStarted{why};
+    }
     if (!metrics_.start(why)) return NotStarted{why};
     return std::nullopt;
 }
@@ -401,6 +414,22 @@ std::optional<NotStarted> Daemon::open_control() {
     return std::nullopt;
 }
 
+// `policy-socket`, still root (a port below 1024, a root-owned directory): the socket
+// gets socket-mode, and the daemon's user and socket-group, as the milter socket does.
+std::optional<NotStarted> Daemon::open_policy_socket() {
+    if (options_.policy_socket.empty()) return std::nullopt;
+    std::string why;
+    std::optional<SocketSpec> spec = parse_socket_spec(options_.policy_socket, why);
+    uid_t uid = plan_.uid ? *plan_.uid : static_cast<uid_t>(-1);
+    gid_t gid = plan_.socket_gid ? *plan_.socket_gid
+                : plan_.uid      ? plan_.gid
+                                 : static_cast<gid_t>(-1);
+    auto mode = static_cast<mode_t>(options_.socket_mode & 0777);
+    if (!spec || !policy_server_.open(*spec, mode, uid, gid, why))
+        return NotStarted{why, kExitConfig};
+    return std::nullopt;
+}
+
 ControlHandlers Daemon::control_handlers() {
     ControlHandlers h;
     h.stats = [] { return ControlReply{true, stats_report_lines()}; };  // milter/stats.h
@@ -418,6 +447,12 @@ void Daemon::announce() {
                  mi_major, mi_minor, mi_patch, describe(*policy_), options_.socket,
                  switches(options_.conversation()));
     if (control_.is_open()) spdlog::info("control socket unix:{}", control_.path());
+    if (policy_server_.is_open())
+        spdlog::info("policy service (Postfix check_policy_service) on {}", options_.policy_socket);
+    else if (policy_->stage_used(Stage::Vrfy) || policy_->stage_used(Stage::Etrn))
+        spdlog::warn(
+            "rules at vrfy and etrn run only in the policy service, and policy-socket "
+            "is not set");
     // Under systemd (Type=notify): started only now, with the socket listening and the
     // policy loaded; the watchdog keeps pinging only while the socket answers.
     try {
@@ -514,6 +549,7 @@ bool Daemon::reload_now(const std::string& why) {
 void Daemon::stop() {
     reload_requests_.shutdown();
     control_.stop();
+    policy_server_.stop();
     bool succeeded = listener_.join();
     metrics_.stop();
     listener_.remove_socket();

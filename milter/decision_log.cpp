@@ -49,7 +49,7 @@ struct Context {
           stage(s) {
         // At data and message the first accepted recipient stands for them all, and
         // nrcpt= says how many there are.
-        if (s == Stage::Rcpt) {
+        if (s == Stage::Rcpt || s == Stage::Vrfy) {
             has_to = true;
             to = e.recipient;
         } else if (nrcpt && !f.accepted_recipients.empty()) {

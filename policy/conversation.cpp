@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "policy/conversation.h"
 
+#include <algorithm>
 #include <utility>
 
 namespace pm {
@@ -30,8 +31,8 @@ Decision Conversation::run(Stage stage) {
     return d;
 }
 
-void Conversation::commit_or_refuse(Decision& d, Stage stage) {
-    LimitLedger::Commit c = ledger_.commit(true);
+void Conversation::commit_or_refuse(Decision& d, Stage stage, bool keep_keys) {
+    LimitLedger::Commit c = ledger_.commit(true, keep_keys);
     std::string id = c.statement ? c.statement->id : std::string();
     switch (c.store) {
         case StoreAnswer::Answered:
@@ -132,9 +133,10 @@ Decision Conversation::rcpt(std::string_view recipient) {
     return d;
 }
 
-Decision Conversation::data() {
+Decision Conversation::data(std::uint32_t known_recipients) {
     start_transaction_if_needed();
-    facts_.rcpt_count = static_cast<std::uint32_t>(facts_.accepted_recipients.size());
+    facts_.rcpt_count =
+        std::max(static_cast<std::uint32_t>(facts_.accepted_recipients.size()), known_recipients);
     if (!rules_run()) return undecided(Stage::Data);
     Decision d = run(Stage::Data);
     after_message_event(d);
@@ -162,16 +164,46 @@ void Conversation::scan_body(std::string_view chunk) {
     if (rules_run()) scanner_.feed(chunk);
 }
 
-Decision Conversation::message() {
+Decision Conversation::message(std::uint32_t known_recipients) {
     start_transaction_if_needed();
     scanner_.finish();
     facts_.body_hits = scanner_.hits();
+    facts_.rcpt_count = std::max(facts_.rcpt_count, known_recipients);
     bool decides = rules_run();
     Decision d = decides ? run(Stage::Message) : undecided(Stage::Message);
     if (decides && !d.refused() && d.verdict != Verdict::Accept)
         commit_or_refuse(d, Stage::Message);
     end_transaction();
     return d;
+}
+
+Decision Conversation::vrfy(std::string_view recipient) {
+    facts_.recipient = Address::from_smtp(recipient);
+    Decision d = connection_accepted_ ? undecided(Stage::Vrfy) : run(Stage::Vrfy);
+    if (!connection_accepted_ && !d.refused() && d.verdict != Verdict::Accept)
+        commit_or_refuse(d, Stage::Vrfy);
+    ledger_.clear();
+    return d;
+}
+
+Decision Conversation::etrn(std::string_view domain) {
+    // RFC 1985: "@domain" asks for subdomains too, "#queue" names a queue; the rules see
+    // the name itself.
+    if (!domain.empty() && (domain.front() == '@' || domain.front() == '#'))
+        domain.remove_prefix(1);
+    facts_.domain = std::string(domain);
+    facts_.domain_lower = normalize_host(domain);
+    Decision d = connection_accepted_ ? undecided(Stage::Etrn) : run(Stage::Etrn);
+    if (!connection_accepted_ && !d.refused() && d.verdict != Verdict::Accept)
+        commit_or_refuse(d, Stage::Etrn);
+    ledger_.clear();
+    return d;
+}
+
+void Conversation::commit_now(Decision& d) {
+    if (d.refused() || d.verdict == Verdict::Accept || transaction_ != Transaction::Deciding)
+        return;
+    commit_or_refuse(d, d.stage, /*keep_keys=*/true);
 }
 
 void Conversation::end_transaction() {

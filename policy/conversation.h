@@ -44,7 +44,9 @@ class Conversation {
     Decision mail(std::string_view sender, std::string_view auth_user, std::uint64_t size,
                   bool tls);
     Decision rcpt(std::string_view recipient);
-    Decision data();
+    // `known_recipients`: how many the MTA says it accepted, when some were not seen here
+    // (the policy service, asked at DATA but not at RCPT); rcpt.count is the larger.
+    Decision data(std::uint32_t known_recipients = 0);
     void header(std::string_view name, std::string_view value);
     void body_bytes(std::uint64_t n);
     // A chunk of the body as the MTA sends it, scanned for the policy's body patterns up
@@ -52,12 +54,21 @@ class Conversation {
     void scan_body(std::string_view chunk);
     // End of message: evaluates the message stage and, unless the message is refused,
     // commits the transaction's counts.
-    Decision message();
+    Decision message(std::uint32_t known_recipients = 0);
     // RSET or an aborted transaction: nothing of it is counted.
     void abort();
     // A command the MTA does not recognise, at any point of the session: the unknown stage.
     // It neither starts nor ends a transaction.
     Decision unknown(std::string_view command_line);
+
+    // Policy delegation only (milter/policy_delegation.h): VRFY and ETRN, outside any
+    // transaction. Their limits count each request at once, as connect's do.
+    Decision vrfy(std::string_view recipient);
+    Decision etrn(std::string_view domain);
+    // Policy delegation without END-OF-MESSAGE requests: commits what the transaction has
+    // counted so far, now, and keeps its keys, so that a message counts once however many
+    // of its requests follow. `d` becomes the refusal if a limit filled up meanwhile.
+    void commit_now(Decision& d);
 
     // The facts as the last event left them: a transaction's stay until the next one
     // starts (or abort()), so that the decision log can describe the event just decided,
@@ -77,7 +88,7 @@ class Conversation {
     Decision run(Stage stage);
     // Commits at the end of an accepted event; if the commit fails (the store, or a limit
     // filled up meanwhile), `d` becomes the refusal at `stage`.
-    void commit_or_refuse(Decision& d, Stage stage);
+    void commit_or_refuse(Decision& d, Stage stage, bool keep_keys = false);
     void after_message_event(Decision& d);
     // Drops the transaction's staged counts and state; its facts stay (see facts()).
     void end_transaction();

@@ -241,7 +241,8 @@ bool condition_holds(const Condition& c, const Facts& facts, Stage stage) {
         case Condition::Kind::Truth:
         case Condition::Kind::Body: break;
     }
-    if (c.field.info().per_recipient && stage_index(stage) > stage_index(Stage::Rcpt)) {
+    // After rcpt, a recipient field is true of any accepted recipient (vrfy has its own one).
+    if (c.field.info().per_recipient && (stage == Stage::Data || stage == Stage::Message)) {
         for (const auto& r : facts.accepted_recipients)
             if (atom_holds(c, facts, &r)) return true;
         return false;
@@ -270,6 +271,7 @@ std::optional<std::string> normalised_text(FieldId id, const std::string& v) {
     switch (id) {
         case FieldId::ClientName: f.set_client(std::nullopt, v, 0); return f.client_name_lower;
         case FieldId::Helo: f.set_helo(v); return f.helo_lower;
+        case FieldId::Domain: return normalize_host(v);
         case FieldId::Sender:
         case FieldId::Recipient: return Address::from_smtp(v).lower();
         case FieldId::SenderDomain:
@@ -379,7 +381,11 @@ void refuse_full_limit(Decision& d, const Statement& limit, Stage stage, const F
 void refuse_store_failure(Decision& d, Stage stage, const std::string& id, std::string_view error) {
     d.verdict = Verdict::Tempfail;
     d.rule_id = id;
-    int code = stage_index(stage) <= stage_index(Stage::Helo) ? 421 : 451;
+    // A code every stage allows (policy-milter.rules(5), REPLY CODES): 421 ends the session.
+    int code = stage == Stage::Vrfy                             ? 450
+               : stage == Stage::Etrn                           ? 458
+               : stage_index(stage) <= stage_index(Stage::Helo) ? 421
+                                                                : 451;
     d.reply = Reply{code, {4, 3, 0}, "Local error in processing, try again later"};
     d.error = "limit \"" + id + "\": store unavailable: " + std::string(error);
     d.store_error = true;

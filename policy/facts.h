@@ -85,6 +85,8 @@ struct Facts {
     std::vector<std::uint8_t> body_hits;
     // unknown: the command line as the MTA passed it, sanitised (set_command)
     std::string command, command_lower;
+    // etrn (policy delegation only): the domain ETRN names, without a leading '@' or '#'
+    std::string domain, domain_lower;
 
     // `name` as xxfi_connect gives it: empty or "[192.0.2.1]" when the MTA has no verified
     // name, which becomes "unknown" here and nowhere else.

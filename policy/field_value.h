@@ -39,6 +39,7 @@ inline std::uint64_t number_value(const FieldRef& f, const Facts& facts) {
         case FieldId::RecipientDomain:
         case FieldId::Header:
         case FieldId::Command:
+        case FieldId::Domain:
         case FieldId::Body: return 0;
     }
     return 0;
@@ -59,6 +60,7 @@ inline std::string_view lower_value(const FieldRef& f, const Facts& facts, const
         case FieldId::RecipientDomain: return rcpt->domain();
         case FieldId::Header: return facts.header_lower(f.header);
         case FieldId::Command: return facts.command_lower;
+        case FieldId::Domain: return facts.domain_lower;
         case FieldId::Body:  // scanned as it streams (body_scan.h), never held as a value
         case FieldId::ClientIp:
         case FieldId::ClientPort:
@@ -90,6 +92,7 @@ inline std::string_view raw_value(const FieldRef& f, const Facts& facts, const A
         case FieldId::RecipientDomain: return rcpt->raw_domain();
         case FieldId::Header: return facts.header(f.header);
         case FieldId::Command: return facts.command;
+        case FieldId::Domain: return facts.domain;
         default: break;  // the numbers; and body, which the parser never lets be read here
     }
     if (f.info().type != ValueType::Number) return {};

@@ -31,6 +31,7 @@ enum class FieldId {
     Header,
     MessageSize,
     Command,  // the unknown stage's only own field
+    Domain,   // the etrn stage's only own field
     Body,     // only in `body matches` and `body contains` (body_scan.h); the last:
               // kFieldCount counts on it
 };
@@ -67,6 +68,7 @@ inline constexpr std::array<FieldInfo, kFieldCount> kFields = {{
     {"header", FieldId::Header, ValueType::Text, Stage::Message, false},
     {"message.size", FieldId::MessageSize, ValueType::Number, Stage::Message, false},
     {"command", FieldId::Command, ValueType::Text, Stage::Unknown, false},
+    {"domain", FieldId::Domain, ValueType::Host, Stage::Etrn, false},
     {"body", FieldId::Body, ValueType::Text, Stage::Message, false},
 }};
 
@@ -87,13 +89,20 @@ inline const FieldInfo& field_info(FieldId id) {
 std::string_view value_type_name(ValueType type);
 
 // Whether a rule at `stage` may read the field. The conversation's stages see the fields
-// of every stage up to their own. An unknown command may come at any point of a session,
-// before HELO or inside a transaction: the unknown stage sees the connect fields, helo
-// (empty before HELO) and command, and no other stage sees command.
+// of every stage up to their own. The other three stand outside the transaction and see
+// the connect and helo fields plus their own: an unknown command may come at any point of
+// a session (before HELO, helo is empty), so it sees command; vrfy sees the recipient (and
+// its parts); etrn sees domain. No other stage sees command or domain.
 constexpr bool field_available(const FieldInfo& f, Stage stage) {
-    if (stage == Stage::Unknown)
-        return f.since == Stage::Connect || f.since == Stage::Helo || f.since == Stage::Unknown;
-    return f.since != Stage::Unknown && stage_index(f.since) <= stage_index(stage);
+    bool session_field = f.since == Stage::Connect || f.since == Stage::Helo;
+    switch (stage) {
+        case Stage::Unknown: return session_field || f.id == FieldId::Command;
+        case Stage::Vrfy: return session_field || (f.since == Stage::Rcpt && f.per_recipient);
+        case Stage::Etrn: return session_field || f.id == FieldId::Domain;
+        default:
+            return stage_index(f.since) <= stage_index(Stage::Message) &&
+                   stage_index(f.since) <= stage_index(stage);
+    }
 }
 
 // A field as used in a rule: header["Name"] carries the (lower-cased) header name.

@@ -38,7 +38,7 @@ void LimitLedger::end_event(bool kept) {
     event_.clear();
 }
 
-LimitLedger::Commit LimitLedger::commit(bool enforce) {
+LimitLedger::Commit LimitLedger::commit(bool enforce, bool keep_keys) {
     Commit result;
     const Statement* first =
         transaction_.empty() ? nullptr : transaction_.begin()->second.statement;
@@ -51,7 +51,10 @@ LimitLedger::Commit LimitLedger::commit(bool enforce) {
         adds.push_back({key, p.amount, limit.window_seconds, max});
         owners.push_back(p.statement);
     }
-    transaction_.clear();
+    if (keep_keys)
+        for (auto& entry : transaction_) entry.second.amount = 0;
+    else
+        transaction_.clear();
     if (adds.empty()) return result;
     try {
         if (auto full = store_.check_and_add(adds)) result.statement = owners[*full];

@@ -73,7 +73,9 @@ class LimitLedger {
     };
     // Commits the transaction's counts, all or none, and forgets them. With `enforce`,
     // a limit with `enforce` set stops the commit if it would go over its max.
-    Commit commit(bool enforce);
+    // With `keep_keys` the keys stay staged at 0 (staged() still true): a transaction
+    // committed before its end (policy delegation) counts a message once.
+    Commit commit(bool enforce, bool keep_keys = false);
     // Asked at every event: an empty map is left as it is, not cleared again.
     void clear() {
         if (!transaction_.empty()) transaction_.clear();

@@ -446,8 +446,8 @@ class PolicyBuilder {
                          "'contains'");
         else if (key.field.info().type == ValueType::Bool)
             diags_.error(loc(t), "key field " + quote(name) + " is a boolean; key on a value");
-        else if (key.field.info().per_recipient && stage != Stage::Rcpt &&
-                 stage_index(key.field.info().since) <= stage_index(stage))
+        else if (key.field.info().per_recipient && stage != Stage::Rcpt && stage != Stage::Vrfy &&
+                 field_available(key.field.info(), stage))
             diags_.error(loc(t), "key field " + quote(name) + " has one value per recipient; " +
                                      "a limit keyed on it belongs at the rcpt stage");
         return key;
@@ -506,7 +506,8 @@ class PolicyBuilder {
                                                             : FieldId::MailSize;
         if (lim.unit != LimitUnit::Messages)
             policy_->used_fields_[static_cast<std::size_t>(counted)] = true;
-        if (lim.unit == LimitUnit::Recipients && stage_index(st.stage) < stage_index(Stage::Rcpt))
+        if (lim.unit == LimitUnit::Recipients && st.stage != Stage::Rcpt &&
+            st.stage != Stage::Data && st.stage != Stage::Message)
             diags_.error(loc(unit_tok.kind == TokenKind::Word ? unit_tok : n),
                          "a limit on recipients counts at rcpt, data or message, not at " +
                              std::string(stage_name(st.stage)));
@@ -660,8 +661,10 @@ class PolicyBuilder {
         std::string out = "field " + quote(info.name) + " is not available at the " +
                           std::string(stage_name(stage)) + " stage";
         if (info.since == Stage::Unknown) return out + " (only at unknown)";
+        if (info.since == Stage::Etrn) return out + " (it is known only at etrn)";
         if (stage == Stage::Unknown) return out + " (only command and the connect and helo fields)";
-        return out + " (it is known from " + std::string(stage_name(info.since)) + " on)";
+        return out + " (it is known from " + std::string(stage_name(info.since)) + " on" +
+               (info.per_recipient && stage == Stage::Etrn ? " and at vrfy" : "") + ")";
     }
 
     static std::string field_hint(std::string_view name) {
@@ -825,7 +828,8 @@ class PolicyBuilder {
             refusal(a, t, stage);
         } else if (t.text == "discard") {
             a.kind = ActionKind::Discard;
-            if (stage_index(stage) < stage_index(Stage::Mail))
+            if (stage_index(stage) < stage_index(Stage::Mail) || stage == Stage::Vrfy ||
+                stage == Stage::Etrn)
                 diags_.error(loc(t), "action 'discard' is not allowed at the " +
                                          std::string(stage_name(stage)) +
                                          " stage (mail, rcpt, data or message only)");

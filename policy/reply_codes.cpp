@@ -32,6 +32,12 @@ constexpr int kMessageTempfail[] = {421, 450, 451, 452};
 // Postfix itself answers, 502.
 constexpr int kUnknownReject[] = {500, 501, 502, 504};
 constexpr int kUnknownTempfail[] = {421};
+// Policy delegation only. VRFY: RFC 5321 §4.3.2 (550, 551, 553, 502, 504; 421, 450).
+// ETRN: RFC 1985's 458 (unable to queue) and 459 (node not allowed), and 500, 501.
+constexpr int kVrfyReject[] = {550, 551, 553, 502, 504};
+constexpr int kVrfyTempfail[] = {421, 450};
+constexpr int kEtrnReject[] = {500, 501};
+constexpr int kEtrnTempfail[] = {458, 459};
 
 const std::array<ReplyCodeRule, kStageCount> kRules = {{
     {kConnectReject, kConnectTempfail, 554, 421},
@@ -41,6 +47,8 @@ const std::array<ReplyCodeRule, kStageCount> kRules = {{
     {kDataReject, kDataTempfail, 554, 451},
     {kMessageReject, kMessageTempfail, 554, 451},
     {kUnknownReject, kUnknownTempfail, 502, 421},
+    {kVrfyReject, kVrfyTempfail, 550, 450},
+    {kEtrnReject, kEtrnTempfail, 501, 459},
 }};
 
 const std::set<std::string>& registry() {
@@ -128,10 +136,11 @@ std::string enhanced_code_stage_mismatch(const EnhancedCode& code, Stage stage) 
     bool sender_code = code.detail == 7 || code.detail == 8;
     if ((recipient_code || sender_code) && stage == Stage::Unknown)
         return "describes an address, which the unknown stage does not have";
-    if (recipient_code && stage_index(stage) < stage_index(Stage::Rcpt))
+    if (recipient_code && (stage_index(stage) < stage_index(Stage::Rcpt) || stage == Stage::Etrn))
         return "describes a recipient address, which the " + std::string(stage_name(stage)) +
                " stage does not have yet";
-    if (sender_code && stage_index(stage) < stage_index(Stage::Mail))
+    if (sender_code && (stage_index(stage) < stage_index(Stage::Mail) || stage == Stage::Vrfy ||
+                        stage == Stage::Etrn))
         return "describes the sender's address, which the " + std::string(stage_name(stage)) +
                " stage does not have yet";
     return {};

@@ -1,7 +1,6 @@
 // SPDX-License-Identifier: BSD-2-Clause
 // SMTP stages at which rules run: the conversation's in protocol order, then `unknown`
-// (an unrecognised command, which may come at any point of a session; fields.h says
-// which fields it sees).
+// (an unrecognised command) and the policy-delegation front end's `vrfy` and `etrn`.
 #pragma once
 
 #include <array>
@@ -10,11 +9,15 @@
 
 namespace pm {
 
-enum class Stage { Connect, Helo, Mail, Rcpt, Data, Message, Unknown };
+// Unknown may come at any point of a session (fields.h says which fields it sees). Vrfy
+// and Etrn exist only in the policy-delegation front end (milter/policy_delegation.h): a
+// milter never sees those commands. The three stand outside the transaction's order: a
+// field is available there only as field_available() (policy/fields.h) says.
+enum class Stage { Connect, Helo, Mail, Rcpt, Data, Message, Unknown, Vrfy, Etrn };
 
-inline constexpr std::array<Stage, 7> kAllStages = {Stage::Connect, Stage::Helo, Stage::Mail,
-                                                    Stage::Rcpt,    Stage::Data, Stage::Message,
-                                                    Stage::Unknown};
+inline constexpr std::array<Stage, 9> kAllStages = {
+    Stage::Connect, Stage::Helo,    Stage::Mail, Stage::Rcpt, Stage::Data,
+    Stage::Message, Stage::Unknown, Stage::Vrfy, Stage::Etrn};
 inline constexpr std::size_t kStageCount = kAllStages.size();
 
 constexpr std::size_t stage_index(Stage s) {
@@ -23,7 +26,7 @@ constexpr std::size_t stage_index(Stage s) {
 
 constexpr std::string_view stage_name(Stage s) {
     constexpr std::array<std::string_view, kStageCount> names = {
-        "connect", "helo", "mail", "rcpt", "data", "message", "unknown"};
+        "connect", "helo", "mail", "rcpt", "data", "message", "unknown", "vrfy", "etrn"};
     return names[stage_index(s)];
 }
 

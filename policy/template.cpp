@@ -13,7 +13,7 @@ std::string Template::expand(const Facts& facts, Stage stage) const {
             continue;
         }
         const FieldRef& f = *part.field;
-        bool many = f.info().per_recipient && stage_index(stage) > stage_index(Stage::Rcpt);
+        bool many = f.info().per_recipient && (stage == Stage::Data || stage == Stage::Message);
         std::string scratch;
         if (!many) {
             out += raw_value(f, facts, &facts.recipient, scratch);

@@ -510,7 +510,8 @@ TEST(ConfigFile, DumpConfigIsAConfigFile) {
               "control = unix:/run/policy-milter/control.sock\n"
               "stats-interval = 1h\n"
               "# metrics =\n"
-              "body-scan-limit = 1MB\n");
+              "body-scan-limit = 1MB\n"
+              "# policy-socket =\n");
     std::string again = write_config(out.str());
     Parsed q = parse({"--config", again, "--dump-config"});
     ASSERT_EQ(q.exit_code, std::nullopt) << q.err;
