@@ -15,9 +15,9 @@ namespace pm {
 // field is available there only as field_available() (policy/fields.h) says.
 enum class Stage { Connect, Helo, Mail, Rcpt, Data, Message, Unknown, Vrfy, Etrn };
 
-inline constexpr std::array<Stage, 9> kAllStages = {
-    Stage::Connect, Stage::Helo,    Stage::Mail, Stage::Rcpt, Stage::Data,
-    Stage::Message, Stage::Unknown, Stage::Vrfy, Stage::Etrn};
+inline constexpr std::array<Stage, 9> kAllStages = {Stage::Connect, Stage::Helo, Stage::Mail,
+                                                    Stage::Rcpt,    Stage::Data, Stage::Message,
+                                                    Stage::Unknown, Stage::Vrfy, Stage::Etrn};
 inline constexpr std::size_t kStageCount = kAllStages.size();
 
 constexpr std::size_t stage_index(Stage s) {
