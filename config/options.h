@@ -46,6 +46,10 @@ struct Options {
     bool control_explicit = false;              // set, not the default: a failure stops the start
     std::uint64_t stats_interval = 3600;        // seconds between stats: lines; 0: none
     std::string metrics;                        // HOST:PORT of /metrics; empty: none
+    std::string state_dir = "/var/lib/policy-milter";  // the greylist's state file
+    GreylistSettings greylist;                         // greylist-ipv4-prefix ...
+    std::uint64_t greylist_max_entries = 1'000'000;
+    std::uint64_t greylist_save_interval = 600;  // seconds; 0: at stop only
     TestTransaction test;
     std::vector<std::string> ctl;           // --ctl: the command and its arguments
     std::vector<std::string> report_files;  // --report: the files named, "-" for stdin

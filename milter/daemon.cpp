@@ -29,6 +29,7 @@
 #include "config/logging.h"
 #include "milter/adapter.h"
 #include "milter/control.h"
+#include "milter/greylist_saver.h"
 #include "milter/limit_control.h"
 #include "milter/listener.h"
 #include "milter/metrics_http.h"
@@ -169,6 +170,12 @@ std::shared_ptr<const Policy> reload(int argc, const char* const argv[],
     if (fresh.stats_interval != started_with.stats_interval ||
         fresh.metrics != started_with.metrics)
         spdlog::warn("stats-interval and metrics changes take effect only at the next start");
+    if (fresh.state_dir != started_with.state_dir ||
+        fresh.greylist_max_entries != started_with.greylist_max_entries ||
+        fresh.greylist_save_interval != started_with.greylist_save_interval)
+        spdlog::warn(
+            "state-dir, greylist-max-entries and greylist-save-interval changes take effect "
+            "only at the next start");
     if (store_settings(fresh) != store_settings(started_with))
         spdlog::warn(
             "store settings changed ({}): they take effect only at the next start; "
@@ -283,6 +290,8 @@ class Daemon {
     StartupPlan plan_;
     // One store for all connections; it survives reloads.
     std::unique_ptr<CounterStore> store_;
+    std::unique_ptr<GreylistStore> greylist_;
+    GreylistSaver saver_;
     Listener listener_;
     PidFile pid_file_;  // created while still root, written after the fork
     std::optional<int> signal_fd_;
@@ -341,8 +350,11 @@ std::optional<NotStarted> Daemon::make_store() {
     std::string why;
     store_ = make_counter_store(settings, why);
     if (!store_) return NotStarted{why, kExitConfig};
+    greylist_ = make_greylist_store(settings, options_.greylist_max_entries, why);
+    if (!greylist_) return NotStarted{why, kExitConfig};
+    saver_.start(*greylist_, options_.state_dir, options_.greylist_save_interval);
     set_adapter_settings({[] { return g_running.load()->policy; },
-                          [] { return g_running.load()->options; }, store_.get()});
+                          [] { return g_running.load()->options; }, store_.get(), greylist_.get()});
     return std::nullopt;
 }
 
@@ -440,6 +452,7 @@ void Daemon::serve() {
         int ready = poll(wait_for, 3, poll_timeout_ms());
         retired_.free_unused();
         log_stats_when_due();
+        saver_.save_when_due();
         if (ready <= 0) continue;  // EINTR or the timeout
         if (wait_for[1].revents) ended = true;
         // Everything pending at once: signals that came during a reload make one more
@@ -476,6 +489,8 @@ void Daemon::serve() {
 // freed; -1 (for ever) when neither.
 int Daemon::poll_timeout_ms() const {
     int timeout = retired_.empty() ? -1 : 1000;
+    if (int save = saver_.timeout_ms(); save >= 0)
+        timeout = timeout < 0 ? save : std::min(timeout, save);
     if (options_.stats_interval == 0 || stopping_) return timeout;
     auto left = std::chrono::ceil<std::chrono::milliseconds>(next_stats_ -
                                                              std::chrono::steady_clock::now());
@@ -527,6 +542,7 @@ void Daemon::stop() {
         exit_leaving_sessions(1);
     }
     if (options_.stats_interval != 0) log_stats();  // the counts of the whole run
+    saver_.save();  // libmilter has stopped: the last decisions are in
     spdlog::info("stopped: {}", describe(*g_running.load()->policy));
     exit_leaving_sessions(succeeded ? 0 : 1);
 }

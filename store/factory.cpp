@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "store/greylist_store.h"
 #include "store/memory_counter_store.h"
 
 #ifdef PM_WITH_REDIS
@@ -197,6 +198,17 @@ std::unique_ptr<CounterStore> make_counter_store(const StoreSettings& s, std::st
     why = "store " + s.name + ": this build has no Redis support";
     return nullptr;
 #endif
+}
+
+std::unique_ptr<GreylistStore> make_greylist_store(const StoreSettings& s, std::size_t max_entries,
+                                                   std::string& why) {
+    // Not yet shared through Redis: with store = redis://... greylist entries are still
+    // this daemon's own (policy-milter.conf(5), BUGS).
+    if (s.name != "memory" && !redis_supported()) {
+        why = "store " + s.name + ": this build has no Redis support";
+        return nullptr;
+    }
+    return std::make_unique<MemoryGreylistStore>(max_entries);
 }
 
 }  // namespace pm
