@@ -14,6 +14,7 @@
 
 #ifdef PM_WITH_REDIS
 #include "store/redis_counter_store.h"
+#include "store/redis_greylist_store.h"
 #endif
 
 namespace pm {
@@ -202,13 +203,22 @@ std::unique_ptr<CounterStore> make_counter_store(const StoreSettings& s, std::st
 
 std::unique_ptr<GreylistStore> make_greylist_store(const StoreSettings& s, std::size_t max_entries,
                                                    std::string& why) {
-    // Not yet shared through Redis: with store = redis://... greylist entries are still
-    // this daemon's own (policy-milter.conf(5), BUGS).
-    if (s.name != "memory" && !redis_supported()) {
-        why = "store " + s.name + ": this build has no Redis support";
-        return nullptr;
-    }
-    return std::make_unique<MemoryGreylistStore>(max_entries);
+    if (s.name == "memory") return std::make_unique<MemoryGreylistStore>(max_entries);
+#ifdef PM_WITH_REDIS
+    auto address = parse_redis_url(s.name, why);
+    if (!address) return nullptr;
+    RedisSettings settings;
+    settings.host = address->host;
+    settings.port = address->port;
+    settings.db = address->db;
+    settings.prefix = s.redis_prefix;
+    settings.timeout = s.redis_timeout;
+    settings.password = s.redis_password;
+    return std::make_unique<RedisGreylistStore>(std::move(settings));
+#else
+    why = "store " + s.name + ": this build has no Redis support";
+    return nullptr;
+#endif
 }
 
 }  // namespace pm
