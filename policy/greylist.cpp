@@ -210,7 +210,10 @@ std::string greylist_client_network(const std::optional<IpAddress>& ip,
 
 GreylistKey greylist_triplet_key(const std::string& network, std::string_view sender,
                                  std::string_view recipient) {
-    return first_128_bits(sha256({"t\x1f", network, "\x1f", sender, "\x1f", recipient}));
+    // Lengths first: a sender holding the separator cannot pose as another split.
+    std::string lengths =
+        std::to_string(network.size()) + ":" + std::to_string(sender.size()) + ":";
+    return first_128_bits(sha256({"t\x1f", lengths, network, sender, recipient}));
 }
 
 GreylistKey greylist_client_key(const std::string& network) {

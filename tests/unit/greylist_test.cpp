@@ -132,11 +132,16 @@ TEST(GreylistTriplet, ClientNetwork) {
     EXPECT_EQ(greylist_client_network(std::nullopt, s), "");
     EXPECT_EQ(greylist_triplet_key("192.0.2.0/24", "a@x", "b@y"),
               greylist_triplet_key("192.0.2.0/24", "a@x", "b@y"));
-    EXPECT_NE(greylist_triplet_key("192.0.2.0/24", "a@x", "b@y"),
-              greylist_triplet_key("192.0.2.0/24",
-                                   "a@x\x1f"
+    // No split of the same bytes gives the same key.
+    EXPECT_NE(greylist_triplet_key("n",
+                                   "a\x1f"
                                    "b",
-                                   "@y"));
+                                   "c"),
+              greylist_triplet_key("n", "a",
+                                   "b\x1f"
+                                   "c"));
+    EXPECT_NE(greylist_triplet_key("n", "ab", "c"), greylist_triplet_key("n", "a", "bc"));
+    EXPECT_NE(greylist_triplet_key("n1", "", "x"), greylist_triplet_key("n", "1", "x"));
 }
 
 TEST(GreylistStep, FirstRefusedEarlyRefusedThenPassedUntilExpired) {
@@ -192,6 +197,23 @@ TEST(GreylistSession, FirstAttemptRefusedRetryBeforeDelayRefusedAfterAccepted) {
     EXPECT_EQ(s.attempt("192.0.3.1", "<a@x>", "<b@y>"),
               "tempfail 451 4.7.1 Greylisted, try again later");     // another /24
     EXPECT_EQ(s.attempt("10.1.1.1", "<a@x>", "<c@y>"), "continue");  // the rule's `when`
+}
+
+// A hostile sender: 100 KB, '%', control and non-ASCII bytes, SRS-looking garbage. The
+// reply is the rule's, the entry costs one key like any other.
+TEST(GreylistSession, HostileSendersCostOneEntryEach) {
+    GreySession s(kRules);
+    std::string huge = "<" + std::string(100'000, 'a') + "%%\x01\xff@x>";
+    for (const std::string& from :
+         {huge, std::string("<SRS0=====@x>"), std::string("<SRS1=x==SRS0=a=b=c=d=e=f@x>"),
+          std::string("<prvs==@x>"), std::string("<%s%n@x>")}) {
+        EXPECT_EQ(s.attempt("192.0.2.1", from, "<b@y>"),
+                  "tempfail 451 4.7.1 Greylisted, try again later")
+            << from.substr(0, 40);
+    }
+    EXPECT_EQ(s.greylist.size(), 5u);
+    s.now += 6 * kMin;
+    EXPECT_EQ(s.attempt("192.0.2.1", huge, "<b@y>"), "continue");
 }
 
 TEST(GreylistSession, EachRecipientIsJudgedOnItsOwn) {
