@@ -6,6 +6,7 @@
 #include <utility>
 
 #include "milter/reply_encoding.h"
+#include "store/greylist_store.h"
 #include "store/memory_counter_store.h"
 
 namespace pm {
@@ -130,7 +131,8 @@ int run_test_transaction(std::shared_ptr<const Policy> policy, const TestTransac
         return 2;
     }
     MemoryCounterStore store;
-    Conversation conv(policy, store, options);
+    MemoryGreylistStore greylist;  // empty: every triplet is new
+    Conversation conv(policy, store, options, &greylist);
     if (!passed(out, conv.connect(*ip, tx.client_name, tx.client_port))) return 0;
     if (tx.helo && !passed(out, conv.helo(*tx.helo))) return 0;
     if (!tx.from && tx.rcpts.empty()) return 0;

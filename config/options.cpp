@@ -6,8 +6,10 @@
 #include <iomanip>
 #include <sstream>
 #include <string_view>
+#include <type_traits>
 
 #include "config/config_file.h"
+#include "config/greylist_options.h"
 #include "config/logging.h"
 #include "config/metrics_address.h"
 #include "config/socket_spec.h"
@@ -20,6 +22,27 @@ namespace po = boost::program_options;
 namespace pm {
 
 namespace {
+
+// The greylist keys (policy-milter.conf(5)): state-dir and greylist-*.
+void add_greylist_options(po::options_description& d) {
+    // clang-format off
+    d.add_options()
+        ("state-dir", po::value<std::string>()->value_name("DIR"),
+         "where the greylist's entries are saved with store = memory "
+         "(default /var/lib/policy-milter)")
+        ("greylist-ipv4-prefix", po::value<std::string>()->value_name("N"),
+         "an IPv4 client's network in a greylist triplet, /N (default 24)")
+        ("greylist-ipv6-prefix", po::value<std::string>()->value_name("N"),
+         "an IPv6 client's network in a greylist triplet, /N (default 64)")
+        ("greylist-auto-whitelist", po::value<std::string>()->value_name("N"),
+         "passed triplets after which a client network is no more greylisted "
+         "(default 5; 0: never)")
+        ("greylist-max-entries", po::value<std::string>()->value_name("N"),
+         "greylist entries kept in memory (default 1000000)")
+        ("greylist-save-interval", po::value<std::string>()->value_name("DURATION"),
+         "save the greylist to state-dir this often and at stop (default 10m; 0: at stop only)");
+    // clang-format on
+}
 
 po::options_description daemon_options() {
     po::options_description d("Daemon options (also keys of the config file)");
@@ -73,7 +96,9 @@ po::options_description daemon_options() {
          "at most 1GB)")
         ("policy-socket", po::value<std::string>()->value_name("unix:PATH|inet:PORT@HOST"),
          "also serve the rules to Postfix's check_policy_service on this socket (default: off)");
+
     // clang-format on
+    add_greylist_options(d);
     return d;
 }
 
@@ -201,6 +226,23 @@ void apply_daemon_options(const po::variables_map& vm, Options& o) {
         if (auto n = parse_body_scan_limit(vm["body-scan-limit"].as<std::string>()))
             o.body_scan_limit = *n;
     str("policy-socket", o.policy_socket);
+    str("state-dir", o.state_dir);
+    auto number = [&](const char* key, auto& out) {
+        if (vm.count(key))
+            if (auto n = parse_bounded(vm[key].as<std::string>(), 0, UINT64_MAX / 1000))
+                out = static_cast<std::remove_reference_t<decltype(out)>>(*n);
+    };
+    number("greylist-ipv4-prefix", o.greylist.ipv4_prefix);
+    number("greylist-ipv6-prefix", o.greylist.ipv6_prefix);
+    number("greylist-auto-whitelist", o.greylist.auto_whitelist);
+    number("greylist-max-entries", o.greylist_max_entries);
+    if (vm.count("greylist-save-interval")) {
+        std::uint64_t s = 0;
+        if (parse_duration(vm["greylist-save-interval"].as<std::string>(), s))
+            o.greylist_save_interval = s;
+        else if (vm["greylist-save-interval"].as<std::string>() == "0")
+            o.greylist_save_interval = 0;
+    }
 }
 
 // `none`, or unix: and an absolute path that fits a unix socket address (108 bytes).
@@ -212,14 +254,14 @@ std::string control_problem(const std::string& value) {
     return {};
 }
 
-// value_problem's second half: the monitoring keys and body-scan-limit.
+// value_problem's second half: the monitoring keys, body-scan-limit and the greylist's.
 std::string later_value_problem(const std::string& key, const std::string& value) {
     std::string why;
     if (key == "stats-interval" && !parse_stats_interval(value, why)) return why;
     if (key == "metrics" && !parse_metrics_address(value, why)) return why;
     if (key == "body-scan-limit" && !parse_body_scan_limit(value))
         return "body-scan-limit '" + value + "' is not a size from 0 to 1GB, such as 512K or 1MB";
-    return {};
+    return greylist_value_problem(key, value);
 }
 
 // `socket` and `policy-socket`, spelled alike: parse_socket_spec's reason names the key.
@@ -257,6 +299,10 @@ std::string check_values(const po::variables_map& vm, Options& o) {
         if (std::string why = value_problem(key, vm[key].as<std::string>()); !why.empty())
             return why;
     }
+    for (const char* key : kGreylistKeys)
+        if (vm.count(key))
+            if (std::string why = value_problem(key, vm[key].as<std::string>()); !why.empty())
+                return why;
     if (vm.count("store-on-error"))
         o.store_on_error = vm["store-on-error"].as<std::string>() == "pass"
                                ? StoreErrorMode::Pass
@@ -303,6 +349,12 @@ bool dump_config(const Options& o, std::ostream& out, std::ostream& err) {
         {"metrics", o.metrics},
         {"body-scan-limit", size_text(o.body_scan_limit)},
         {"policy-socket", o.policy_socket},
+        {"state-dir", o.state_dir},
+        {"greylist-ipv4-prefix", std::to_string(o.greylist.ipv4_prefix)},
+        {"greylist-ipv6-prefix", std::to_string(o.greylist.ipv6_prefix)},
+        {"greylist-auto-whitelist", std::to_string(o.greylist.auto_whitelist)},
+        {"greylist-max-entries", std::to_string(o.greylist_max_entries)},
+        {"greylist-save-interval", duration_text(o.greylist_save_interval)},
     };
     bool ok = true;
     const po::options_description keys = daemon_options();
@@ -336,6 +388,7 @@ ConversationOptions Options::conversation() const {
     c.soft_bounce = soft_bounce;
     c.on_store_error = store_on_error;
     c.body_scan_limit = body_scan_limit;
+    c.greylist = greylist;
     return c;
 }
 

@@ -49,6 +49,10 @@ struct Options {
     std::uint64_t body_scan_limit = kDefaultBodyScanLimit;  // bytes of a body scanned
     std::string
         policy_socket;  // Postfix policy delegation: unix:PATH or inet:PORT@HOST; empty: off
+    std::string state_dir = "/var/lib/policy-milter";  // the greylist's state file
+    GreylistSettings greylist;                         // greylist-ipv4-prefix ...
+    std::uint64_t greylist_max_entries = 1'000'000;
+    std::uint64_t greylist_save_interval = 600;  // seconds; 0: at stop only
     TestTransaction test;
     std::vector<std::string> ctl;           // --ctl: the command and its arguments
     std::vector<std::string> report_files;  // --report: the files named, "-" for stdin

@@ -125,7 +125,7 @@ struct Connection {
                std::optional<Needs> needs)
         : granted(needs),
           policy(std::move(negotiated)),
-          conversation(policy, *g_settings.store, options) {}
+          conversation(policy, *g_settings.store, options, g_settings.greylist) {}
 
     // needs_of(the policy in force), computed once per policy.
     const Needs& needs() {

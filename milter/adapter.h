@@ -16,6 +16,7 @@ struct AdapterSettings {
     std::function<std::shared_ptr<const Policy>()> policy;  // the latest loaded policy
     std::function<ConversationOptions()> options;           // read at each new connection
     CounterStore* store = nullptr;                          // shared by all connections
+    GreylistStore* greylist = nullptr;                      // the same
 };
 
 // libmilter callbacks carry no user pointer, so the settings are process-wide. Call once,

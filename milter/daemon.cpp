@@ -29,6 +29,7 @@
 #include "config/logging.h"
 #include "milter/adapter.h"
 #include "milter/control.h"
+#include "milter/greylist_saver.h"
 #include "milter/limit_control.h"
 #include "milter/listener.h"
 #include "milter/metrics_http.h"
@@ -134,6 +135,30 @@ std::optional<std::string> drop_privileges(const std::string& user) {
 
 // --- reload ---------------------------------------------------------------------------
 
+// Settings a reload reads but cannot apply to a running daemon: the admin is told.
+void warn_of_start_only_changes(const Options& now, const Options& was) {
+    if (now.socket != was.socket || now.user != was.user || now.socket_mode != was.socket_mode ||
+        now.socket_group != was.socket_group || now.log != was.log ||
+        now.pid_file != was.pid_file || now.syslog_facility != was.syslog_facility ||
+        now.syslog_name != was.syslog_name || now.control != was.control ||
+        now.policy_socket != was.policy_socket)
+        spdlog::warn(
+            "socket, user, pid-file, log, syslog, control and policy-socket changes take effect "
+            "only at the next start");
+    if (now.stats_interval != was.stats_interval || now.metrics != was.metrics)
+        spdlog::warn("stats-interval and metrics changes take effect only at the next start");
+    if (now.state_dir != was.state_dir || now.greylist_max_entries != was.greylist_max_entries ||
+        now.greylist_save_interval != was.greylist_save_interval)
+        spdlog::warn(
+            "state-dir, greylist-max-entries and greylist-save-interval changes take effect "
+            "only at the next start");
+    if (store_settings(now) != store_settings(was))
+        spdlog::warn(
+            "store settings changed ({}): they take effect only at the next start; "
+            "counters stay in {}",
+            store_settings(now), store_settings(was));
+}
+
 // Re-reads the command line and config file, then the rules and lists. Anything wrong
 // keeps the running policy. Returns the policy it replaced, for the caller to retire.
 std::shared_ptr<const Policy> reload(int argc, const char* const argv[],
@@ -158,25 +183,7 @@ std::shared_ptr<const Policy> reload(int argc, const char* const argv[],
     }
     auto next = std::make_shared<Running>(Running{policy, fresh.conversation()});
     g_running.store(next);
-    if (fresh.socket != started_with.socket || fresh.user != started_with.user ||
-        fresh.socket_mode != started_with.socket_mode ||
-        fresh.socket_group != started_with.socket_group || fresh.log != started_with.log ||
-        fresh.pid_file != started_with.pid_file ||
-        fresh.syslog_facility != started_with.syslog_facility ||
-        fresh.syslog_name != started_with.syslog_name || fresh.control != started_with.control ||
-        fresh.policy_socket != started_with.policy_socket)
-        spdlog::warn(
-            "socket, user, pid-file, log, syslog, control and policy-socket changes take effect "
-            "only "
-            "at the next start");
-    if (fresh.stats_interval != started_with.stats_interval ||
-        fresh.metrics != started_with.metrics)
-        spdlog::warn("stats-interval and metrics changes take effect only at the next start");
-    if (store_settings(fresh) != store_settings(started_with))
-        spdlog::warn(
-            "store settings changed ({}): they take effect only at the next start; "
-            "counters stay in {}",
-            store_settings(fresh), store_settings(started_with));
+    warn_of_start_only_changes(fresh, started_with);
     // Only the level of the one logger changes: threads answering the MTA log meanwhile.
     if (fresh.log_level != log_level_name()) {
         set_log_level(fresh.log_level);
@@ -287,6 +294,8 @@ class Daemon {
     StartupPlan plan_;
     // One store for all connections; it survives reloads.
     std::unique_ptr<CounterStore> store_;
+    std::unique_ptr<GreylistStore> greylist_;
+    GreylistSaver saver_;
     Listener listener_;
     PidFile pid_file_;  // created while still root, written after the fork
     std::optional<int> signal_fd_;
@@ -346,8 +355,11 @@ std::optional<NotStarted> Daemon::make_store() {
     std::string why;
     store_ = make_counter_store(settings, why);
     if (!store_) return NotStarted{why, kExitConfig};
+    greylist_ = make_greylist_store(settings, options_.greylist_max_entries, why);
+    if (!greylist_) return NotStarted{why, kExitConfig};
+    saver_.start(*greylist_, options_.state_dir, options_.greylist_save_interval);
     set_adapter_settings({[] { return g_running.load()->policy; },
-                          [] { return g_running.load()->options; }, store_.get()});
+                          [] { return g_running.load()->options; }, store_.get(), greylist_.get()});
     return std::nullopt;
 }
 
@@ -392,6 +404,7 @@ std::optional<NotStarted> Daemon::go_background_and_serve() {
         settings.policy = [] { return g_running.load()->policy; };
         settings.options = [] { return g_running.load()->options; };
         settings.store = store_.get();
+        settings.greylist = greylist_.get();
         if (!policy_server_.start(std::move(settings), why)) return NotStarted{why};
     }
     if (!metrics_.start(why)) return NotStarted{why};
@@ -475,6 +488,7 @@ void Daemon::serve() {
         int ready = poll(wait_for, 3, poll_timeout_ms());
         retired_.free_unused();
         log_stats_when_due();
+        saver_.save_when_due();
         if (ready <= 0) continue;  // EINTR or the timeout
         if (wait_for[1].revents) ended = true;
         // Everything pending at once: signals that came during a reload make one more
@@ -511,6 +525,8 @@ void Daemon::serve() {
 // freed; -1 (for ever) when neither.
 int Daemon::poll_timeout_ms() const {
     int timeout = retired_.empty() ? -1 : 1000;
+    if (int save = saver_.timeout_ms(); save >= 0)
+        timeout = timeout < 0 ? save : std::min(timeout, save);
     if (options_.stats_interval == 0 || stopping_) return timeout;
     auto left = std::chrono::ceil<std::chrono::milliseconds>(next_stats_ -
                                                              std::chrono::steady_clock::now());
@@ -563,6 +579,7 @@ void Daemon::stop() {
         exit_leaving_sessions(1);
     }
     if (options_.stats_interval != 0) log_stats();  // the counts of the whole run
+    saver_.save();  // libmilter has stopped: the last decisions are in
     spdlog::info("stopped: {}", describe(*g_running.load()->policy));
     exit_leaving_sessions(succeeded ? 0 : 1);
 }

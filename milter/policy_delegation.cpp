@@ -336,7 +336,7 @@ std::shared_ptr<DelegationSession> PolicyServer::session_for(
     if (!same(s)) s = same(current) ? current : nullptr;
     if (!s) {
         s = std::make_shared<DelegationSession>(settings_.policy(), *settings_.store,
-                                                settings_.options());
+                                                settings_.options(), settings_.greylist);
         process_stats().count_connection();
     }
     if (!instance.empty()) sessions_->put(std::string(instance), s, now);

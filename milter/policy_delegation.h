@@ -40,6 +40,7 @@ struct PolicyServiceSettings {
     std::function<std::shared_ptr<const Policy>()> policy;
     std::function<ConversationOptions()> options;
     CounterStore* store = nullptr;
+    GreylistStore* greylist = nullptr;  // the milter's, shared the same way
     std::size_t max_connections = 1000;
     // Longer than Postfix's smtpd_policy_service_max_idle (300 s), which closes first.
     std::chrono::milliseconds idle_timeout{330000};

@@ -321,6 +321,21 @@ void check_store(Checker& c) {
         c.error(p.key, std::move(p.message), p.transient);
 }
 
+// A greylist with the memory store keeps its entries in state-dir: without the directory
+// they would not survive a restart (the daemon still starts, and logs each failed save).
+void check_state_dir(Checker& c, const Policy* policy) {
+    if (!policy || !policy->uses_action(ActionKind::Greylist) || c.o_.store != "memory") return;
+    std::error_code ec;
+    if (!fs::is_directory(c.o_.state_dir, ec))
+        c.warning("state-dir", "state-dir " + in_quotes(c.o_.state_dir) +
+                                   " is not a directory: the greylist's entries will not "
+                                   "survive a restart");
+    else if (!c.plan_.uid && access(c.o_.state_dir.c_str(), W_OK) != 0)
+        c.warning("state-dir", "state-dir " + in_quotes(c.o_.state_dir) +
+                                   " is not writable: the greylist's entries will not "
+                                   "survive a restart");
+}
+
 void check_pid_file(Checker& c) {
     const std::string& path = c.o_.pid_file;
     if (path.empty()) return;
@@ -476,6 +491,7 @@ StartupPlan check_startup(const Options& o, StartupPurpose purpose, const Policy
     check_control(c);
     check_pid_file(c);
     check_store(c);
+    check_state_dir(c, policy);
     if (plan.uid) check_readable_by_user(c, o.user, policy);
     return plan;
 }

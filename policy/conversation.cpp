@@ -17,8 +17,10 @@ Decision undecided(Stage stage) {
 }  // namespace
 
 Conversation::Conversation(std::shared_ptr<const Policy> policy, CounterStore& store,
-                           ConversationOptions options)
-    : policy_(std::move(policy)), options_(options), ledger_(store, options.on_store_error) {}
+                           ConversationOptions options, GreylistStore* greylist)
+    : policy_(std::move(policy)),
+      options_(options),
+      ledger_(store, options.on_store_error, greylist) {}
 
 void Conversation::use_policy(std::shared_ptr<const Policy> policy) {
     if (policy) next_ = std::move(policy);

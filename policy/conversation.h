@@ -34,8 +34,10 @@ struct ConversationOptions : EvaluationOptions {
 class Conversation {
   public:
     // `policy` may be null only until use_policy() has handed one in before connect.
+    // `greylist`: the greylist store, shared like `store`; none: a greylist rule meets
+    // a store that cannot answer (store-on-error).
     Conversation(std::shared_ptr<const Policy> policy, CounterStore& store,
-                 ConversationOptions options = {});
+                 ConversationOptions options = {}, GreylistStore* greylist = nullptr);
 
     void use_policy(std::shared_ptr<const Policy> policy);
 

@@ -51,12 +51,13 @@ std::string_view action_name(ActionKind kind) {
         case ActionKind::Discard: return "discard";
         case ActionKind::Quarantine: return "quarantine";
         case ActionKind::AddHeader: return "add-header";
+        case ActionKind::Greylist: return "greylist";
     }
     return "pass";
 }
 
 bool action_is_terminal(ActionKind kind) {
-    return kind != ActionKind::AddHeader;
+    return kind != ActionKind::AddHeader && kind != ActionKind::Greylist;
 }
 
 std::string_view limit_unit_name(LimitUnit unit) {

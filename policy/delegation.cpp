@@ -172,8 +172,8 @@ std::string_view client_name(const PolicyRequest& r) {
 }  // namespace
 
 DelegationSession::DelegationSession(std::shared_ptr<const Policy> policy, CounterStore& store,
-                                     ConversationOptions options)
-    : conversation_(std::move(policy), store, options) {}
+                                     ConversationOptions options, GreylistStore* greylist)
+    : conversation_(std::move(policy), store, options, greylist) {}
 
 bool DelegationSession::same_client(const PolicyRequest& r) const {
     return connected_ && r.get("client_address") == client_address_ &&

@@ -92,8 +92,10 @@ std::string_view without_postfix_prefix(std::string_view text);
 // first that decides anything but pass answers the request.
 class DelegationSession {
   public:
+    // `greylist`: as Conversation's, the daemon's one store, so that a triplet passed
+    // through one front end has passed for the other.
     DelegationSession(std::shared_ptr<const Policy> policy, CounterStore& store,
-                      ConversationOptions options);
+                      ConversationOptions options, GreylistStore* greylist = nullptr);
 
     struct Answer {
         Decision decision;

@@ -205,6 +205,75 @@ bool act(const Statement& st, Stage stage, const Facts& facts, const EvaluationO
     return true;
 }
 
+// The reply of a greylist rule that refuses, `remaining_s` before a retry can pass.
+void greylist_refusal(const Statement& st, Stage stage, const Facts& facts,
+                      const EvaluationOptions& options, std::uint64_t remaining_s, Decision& d) {
+    const Action& a = st.action;
+    std::string text =
+        a.text.empty() ? "Greylisted, try again later" : a.text.expand(facts, stage, remaining_s);
+    std::size_t prefix = 4 + a.enhanced.to_string().size() + 1;
+    Reply reply{a.code, a.enhanced, sanitize_reply_text(text, prefix)};
+    if (st.observe || options.observe_all) {
+        d.observed.push_back({st.id, ActionKind::Tempfail, std::move(reply), {}});
+        return;
+    }
+    d.rule_id = st.id;
+    d.reply = std::move(reply);
+    d.verdict = Verdict::Tempfail;
+}
+
+// Asks the store about one triplet: false when the store failed and refuses the event.
+bool greylist_one(const Statement& st, Stage stage, GreylistRequest& r, LimitLedger& ledger,
+                  Decision& d, std::uint64_t& refused_ms, bool& refused) {
+    LimitLedger::GreylistCheck c = ledger.greylist(r);
+    switch (c.store) {
+        case StoreAnswer::Answered:
+            if (!c.answer.pass) {
+                refused = true;
+                refused_ms = std::max(refused_ms, c.answer.remaining_ms);
+            }
+            return true;
+        case StoreAnswer::Passed:
+            d.error = "greylist \"" + st.id + "\": store unavailable, passing: " + c.error;
+            d.store_error = true;
+            return true;
+        case StoreAnswer::Failed:
+            refuse_store_failure(d, stage, st.id, c.error);
+            d.error = "greylist \"" + st.id + "\": store unavailable: " + c.error;
+            return false;
+    }
+    return true;
+}
+
+// A greylist rule whose condition holds: each triplet of the event (the recipient's at
+// rcpt, every accepted recipient's at data) is asked for. True when it decides the event.
+bool greylisted(const Statement& st, Stage stage, const Facts& facts, LimitLedger& ledger,
+                const EvaluationOptions& options, Decision& d) {
+    std::string network = greylist_client_network(facts.client_ip, options.greylist);
+    std::string sender = normalise_greylist_sender(facts.sender.lower());
+    GreylistRequest r;
+    r.client = greylist_client_key(network);
+    r.delay_ms = st.action.greylist.delay * 1000;
+    r.window_ms = st.action.greylist.window * 1000;
+    r.expire_ms = st.action.greylist.expire * 1000;
+    r.auto_whitelist = options.greylist.auto_whitelist;
+    std::uint64_t remaining_ms = 0;
+    bool refused = false;
+    auto one = [&](const Address& rcpt) {
+        r.triplet = greylist_triplet_key(network, sender, rcpt.lower());
+        return greylist_one(st, stage, r, ledger, d, remaining_ms, refused);
+    };
+    if (stage == Stage::Rcpt) {
+        if (!one(facts.recipient)) return true;
+    } else {
+        for (const Address& rcpt : facts.accepted_recipients)
+            if (!one(rcpt)) return true;
+    }
+    if (!refused) return false;
+    greylist_refusal(st, stage, facts, options, (remaining_ms + 999) / 1000, d);
+    return d.verdict != Verdict::Continue;
+}
+
 }  // namespace
 
 Decision evaluate(const Policy& policy, Stage stage, const Facts& facts, LimitLedger& ledger,
@@ -217,6 +286,10 @@ Decision evaluate(const Policy& policy, Stage stage, const Facts& facts, LimitLe
         bool failed = false;
         if (st.is_limit() && !limit_over(st, stage, facts, ledger, options, d, failed)) {
             if (failed) return d;
+            continue;
+        }
+        if (st.action.kind == ActionKind::Greylist) {
+            if (greylisted(st, stage, facts, ledger, options, d)) break;
             continue;
         }
         if (act(st, stage, facts, options, d)) break;

@@ -20,6 +20,7 @@
 
 #include "policy/decision.h"
 #include "policy/facts.h"
+#include "policy/greylist.h"
 #include "policy/ledger.h"
 #include "policy/policy.h"
 #include "policy/stage.h"
@@ -27,8 +28,9 @@
 namespace pm {
 
 struct EvaluationOptions {
-    bool observe_all = false;  // every rule only logs what it would do
-    bool soft_bounce = false;  // every 5xx becomes the stage's default 4xx
+    bool observe_all = false;   // every rule only logs what it would do
+    bool soft_bounce = false;   // every 5xx becomes the stage's default 4xx
+    GreylistSettings greylist;  // the client network of a triplet, the auto-whitelist
 };
 
 // The decision for `stage`. The limits whose condition holds are staged in `ledger` for

@@ -26,6 +26,18 @@ LimitLedger::Check LimitLedger::stage(LimitRequest r) {
     return check;
 }
 
+LimitLedger::GreylistCheck LimitLedger::greylist(const GreylistRequest& request) {
+    GreylistCheck check;
+    try {
+        if (!greylist_store_) throw StoreError("no greylist store");
+        check.answer = greylist_store_->check(request);
+    } catch (const StoreError& e) {
+        check.store = failed();
+        check.error = e.what();
+    }
+    return check;
+}
+
 void LimitLedger::end_event(bool kept) {
     if (event_.empty()) return;  // most events stage no limit
     if (kept)

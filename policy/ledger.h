@@ -7,6 +7,7 @@
 //   commit(enforce)      the transaction's counts into the store, all or none
 //   clear()              forget the transaction's counts (RSET, abort, a refusal)
 //   helo_counted()       whether the connection was counted at helo already
+//   greylist(request)    a greylist store's decision, under the store-error policy
 //
 // What one session has counted but not yet committed, and the store-error policy
 // (policy-milter.rules(5), LIMITS, "What is counted, and when"). An event's counts are
@@ -21,6 +22,7 @@
 #include <string>
 
 #include "policy/counter_store.h"
+#include "policy/greylist.h"
 #include "policy/policy.h"
 
 namespace pm {
@@ -40,8 +42,18 @@ enum class StoreAnswer { Answered, Passed, Failed };
 
 class LimitLedger {
   public:
-    LimitLedger(CounterStore& store, StoreErrorMode on_store_error)
-        : store_(store), on_store_error_(on_store_error) {}
+    LimitLedger(CounterStore& store, StoreErrorMode on_store_error,
+                GreylistStore* greylist_store = nullptr)
+        : store_(store), greylist_store_(greylist_store), on_store_error_(on_store_error) {}
+
+    // A greylist decision, under the same store-error policy as the limits' (none is
+    // counted: a greylist entry is the store's at once, whatever becomes of the message).
+    struct GreylistCheck {
+        StoreAnswer store = StoreAnswer::Answered;
+        GreylistAnswer answer;
+        std::string error;
+    };
+    GreylistCheck greylist(const GreylistRequest& request);
 
     struct Check {
         StoreAnswer store = StoreAnswer::Answered;
@@ -97,6 +109,7 @@ class LimitLedger {
     }
 
     CounterStore& store_;
+    GreylistStore* greylist_store_;
     StoreErrorMode on_store_error_;
     // By key: the store is handed the commit in key order, and the first limit it names
     // when it fails is the first key's.

@@ -21,9 +21,9 @@ namespace pm {
 namespace {
 
 const std::set<std::string, std::less<>> kKeywords = {
-    "list",   "rule",   "limit",    "at",      "when",       "key",       "max",     "per",
-    "file",   "in",     "matches",  "and",     "or",         "not",       "observe", "pass",
-    "accept", "reject", "tempfail", "discard", "quarantine", "add-header"};
+    "list",   "rule",   "limit",    "at",      "when",       "key",        "max",     "per",
+    "file",   "in",     "matches",  "and",     "or",         "not",        "observe", "pass",
+    "accept", "reject", "tempfail", "discard", "quarantine", "add-header", "greylist"};
 
 constexpr int kMaxNesting = 64;
 // RE2's memory budget for one regex of a rule: a bigger one is refused as invalid.
@@ -101,8 +101,8 @@ const std::map<std::string, std::string, std::less<>> kActionAliases = {
     {"continue", "pass"},
     {"prepend", "add-header"},
 };
-constexpr std::string_view kActionNames[] = {"pass",    "accept",     "reject",    "tempfail",
-                                             "discard", "quarantine", "add-header"};
+constexpr std::string_view kActionNames[] = {"pass",    "accept",     "reject",     "tempfail",
+                                             "discard", "quarantine", "add-header", "greylist"};
 
 // "; did you mean 'X'?" for `word` among `names`, or from `aliases`; else empty.
 std::string did_you_mean(std::string_view word, const std::vector<std::string_view>& names,
@@ -817,7 +817,9 @@ class PolicyBuilder {
         const Token& t = peek();
         Action a;
         if (t.kind != TokenKind::Word || at_statement_start(t))
-            expected("an action (pass, accept, reject, tempfail, discard, quarantine, add-header)");
+            expected(
+                "an action (pass, accept, reject, tempfail, discard, quarantine, add-header, "
+                "greylist)");
         next();
         if (t.text == "pass") {
             a.kind = ActionKind::Pass;
@@ -846,6 +848,8 @@ class PolicyBuilder {
             a.header_name = name.text;
             const Token& value = expect_string("a quoted header value");
             a.text = parse_template(value, stage, "header value");
+        } else if (t.text == "greylist") {
+            greylist(a, t, stage, is_limit);
         } else {
             std::vector<std::string_view> names(std::begin(kActionNames), std::end(kActionNames));
             std::string hint = did_you_mean(t.text, names, kActionAliases);
@@ -853,7 +857,7 @@ class PolicyBuilder {
                 hint = "; keywords are lower case: " + quote(ascii_lower(t.text));
             fail(t, "unknown action " + quote(t.text) +
                         (hint.empty() ? "; actions are pass, accept, reject, tempfail, discard, "
-                                        "quarantine, add-header"
+                                        "quarantine, add-header, greylist"
                                       : hint));
         }
         (void)is_limit;
@@ -867,6 +871,65 @@ class PolicyBuilder {
             diags_.error(loc(t), "action " + quote(t.text) +
                                      " is not allowed at the unknown stage (pass, reject or "
                                      "tempfail only)");
+    }
+
+    // greylist [delay D] [window D] [expire D] [CODE [ENH]] ["TEXT"]
+    void greylist(Action& a, const Token& verb, Stage stage, bool is_limit) {
+        a.kind = ActionKind::Greylist;
+        if (is_limit)
+            diags_.error(loc(verb), "action 'greylist' is not a limit's action; write a rule");
+        else if (stage != Stage::Rcpt && stage != Stage::Data)
+            diags_.error(loc(verb), "action 'greylist' is not allowed at the " +
+                                        std::string(stage_name(stage)) +
+                                        " stage (rcpt, or data for the whole message)");
+        greylist_times(a.greylist);
+        a.code = 451;
+        a.enhanced = {4, 7, 1};
+        const Token& t = peek();
+        if (t.kind == TokenKind::Word && is_reply_code_word(t.text)) {
+            next();
+            a.code = std::stoi(t.text);
+            if (!greylist_code_allowed(stage, a.code))
+                diags_.error(loc(t), "reply code " + t.text +
+                                         " is not allowed for 'greylist' at the " +
+                                         std::string(stage_name(stage)) +
+                                         " stage; allowed: " + greylist_codes_text(stage));
+            if (starts_with_digit(peek())) enhanced_code(a, next(), stage, 4);
+        } else if (starts_with_digit(t)) {
+            fail(t, "invalid reply code " + quote(t.text) + "; allowed for 'greylist' at " +
+                        std::string(stage_name(stage)) + ": " + greylist_codes_text(stage));
+        }
+        if (peek().kind != TokenKind::String) return;
+        const Token& text = next();
+        if (text.unterminated) fail(text, "unterminated string");
+        greylist_text_ = true;
+        a.text = parse_template(text, stage, "reply text");
+        greylist_text_ = false;
+    }
+
+    // delay, window and expire, each at most once, in any order.
+    void greylist_times(GreylistTimes& g) {
+        std::set<std::string> seen;
+        while (is_word(peek(), "delay") || is_word(peek(), "window") || is_word(peek(), "expire")) {
+            const Token& word = next();
+            if (!seen.insert(word.text).second)
+                diags_.error(loc(word), quote(word.text) + " is given twice");
+            const Token& d = expect(TokenKind::Word, "a duration such as 5m");
+            std::uint64_t seconds = 0;
+            if (!parse_duration(d.text, seconds) || seconds == 0) {
+                std::string why = duration_problem(d.text);
+                fail(d, "expected a duration such as 30s, 5m, 24h or 35d after " +
+                            quote(word.text) + ", found " + quote(d.text) +
+                            (why.empty() ? "" : ": " + why));
+            }
+            (word.text == "delay"    ? g.delay
+             : word.text == "window" ? g.window
+                                     : g.expire) = seconds;
+        }
+        if (g.window <= g.delay)
+            diags_.error(loc(peek()), "greylist window (" + std::to_string(g.window) +
+                                          "s) must be longer than its delay (" +
+                                          std::to_string(g.delay) + "s): no retry could pass");
     }
 
     void message_only(const Token& t, Stage stage) {
@@ -1034,7 +1097,15 @@ class PolicyBuilder {
                              "unclosed '{' in text; write '{{' for a literal '{'");
                 break;
             }
-            if (std::optional<FieldRef> ref = template_field(t, i, close, stage)) {
+            if (s.compare(i + 1, close - i - 1, "greylist.remaining") == 0) {
+                if (!greylist_text_)
+                    diags_.error(loc_in_string(t, i + 1),
+                                 "{greylist.remaining} is known only in the reply text of a "
+                                 "'greylist' action");
+                if (!literal.empty()) out.parts.push_back({std::move(literal), std::nullopt});
+                literal.clear();
+                out.parts.push_back({{}, std::nullopt, true});
+            } else if (std::optional<FieldRef> ref = template_field(t, i, close, stage)) {
                 if (!literal.empty()) out.parts.push_back({std::move(literal), std::nullopt});
                 literal.clear();
                 out.parts.push_back({{}, std::move(*ref)});
@@ -1287,6 +1358,7 @@ class PolicyBuilder {
     std::vector<ListSource> anonymous_lists_;
     std::vector<PendingListRef> pending_;  // by Condition::list_index
     std::array<std::optional<std::pair<std::string, std::uint32_t>>, kStageCount> unconditional_;
+    bool greylist_text_ = false;  // parsing a greylist's reply: {greylist.remaining} is known
 };
 
 LoadResult load_policy_text(std::string_view text, const std::string& display_name,

@@ -46,11 +46,20 @@ struct Condition {
     std::uint32_t body_index = 0;  // Body: the pattern in Policy::body_patterns()
 };
 
-// AddHeader is the last: kActionKindCount counts on it.
-enum class ActionKind { Pass, Accept, Reject, Tempfail, Discard, Quarantine, AddHeader };
-inline constexpr std::size_t kActionKindCount = static_cast<std::size_t>(ActionKind::AddHeader) + 1;
+// Greylist is the last: kActionKindCount counts on it. A greylist decision's verdict is
+// Tempfail (it refuses with a 4xx like tempfail); Greylist is the statement's action.
+enum class ActionKind { Pass, Accept, Reject, Tempfail, Discard, Quarantine, AddHeader, Greylist };
+inline constexpr std::size_t kActionKindCount = static_cast<std::size_t>(ActionKind::Greylist) + 1;
 std::string_view action_name(ActionKind kind);
-bool action_is_terminal(ActionKind kind);  // all but add-header end the stage
+// All but add-header and greylist end the stage (greylist ends it only when it refuses).
+bool action_is_terminal(ActionKind kind);
+
+// greylist [delay D] [window D] [expire D], in seconds (policy-milter.rules(5), GREYLISTING).
+struct GreylistTimes {
+    std::uint64_t delay = 5 * 60;
+    std::uint64_t window = 24 * 3600;
+    std::uint64_t expire = 35 * 24 * 3600;
+};
 
 struct Action {
     ActionKind kind = ActionKind::Pass;
@@ -58,6 +67,7 @@ struct Action {
     EnhancedCode enhanced;    // reject/tempfail: always set
     Template text;            // reject/tempfail text; quarantine reason; header value
     std::string header_name;  // add-header
+    GreylistTimes greylist;   // greylist
 };
 
 enum class LimitUnit { Messages, Recipients, Bytes };

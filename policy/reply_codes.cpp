@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: BSD-2-Clause
 #include "policy/reply_codes.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <set>
@@ -97,6 +98,32 @@ std::string allowed_codes_text(Stage stage, Refusal kind) {
     const auto& r = reply_codes_for(stage);
     std::string out;
     for (int c : kind == Refusal::Reject ? r.reject_codes : r.tempfail_codes) {
+        if (!out.empty()) out += ", ";
+        out += std::to_string(c);
+    }
+    return out;
+}
+
+namespace {
+// Greylisting asks for a retry of the recipient (rcpt) or of the message (data).
+constexpr int kGreylistRcpt[] = {450, 451};
+constexpr int kGreylistData[] = {451};
+
+std::span<const int> greylist_codes(Stage stage) {
+    if (stage == Stage::Rcpt) return kGreylistRcpt;
+    if (stage == Stage::Data) return kGreylistData;
+    return {};
+}
+}  // namespace
+
+bool greylist_code_allowed(Stage stage, int code) {
+    auto codes = greylist_codes(stage);
+    return std::find(codes.begin(), codes.end(), code) != codes.end();
+}
+
+std::string greylist_codes_text(Stage stage) {
+    std::string out;
+    for (int c : greylist_codes(stage)) {
         if (!out.empty()) out += ", ";
         out += std::to_string(c);
     }

@@ -25,6 +25,9 @@ const ReplyCodeRule& reply_codes_for(Stage stage);
 bool code_allowed(Stage stage, Refusal kind, int code);
 int default_code(Stage stage, Refusal kind);
 std::string allowed_codes_text(Stage stage, Refusal kind);  // "550, 501, 504, 521"
+// greylist: 450 or 451 at rcpt, 451 at data; nothing at other stages.
+bool greylist_code_allowed(Stage stage, int code);
+std::string greylist_codes_text(Stage stage);  // "450, 451"
 
 struct EnhancedCode {
     int klass = 0;  // 2, 4 or 5

@@ -5,9 +5,14 @@
 
 namespace pm {
 
-std::string Template::expand(const Facts& facts, Stage stage) const {
+std::string Template::expand(const Facts& facts, Stage stage,
+                             std::uint64_t greylist_remaining_s) const {
     std::string out;
     for (const auto& part : parts) {
+        if (part.greylist_remaining) {
+            out += std::to_string(greylist_remaining_s);
+            continue;
+        }
         if (!part.field) {
             out += part.literal;
             continue;

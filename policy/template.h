@@ -8,6 +8,7 @@
 // The result is raw: the caller sanitises it for where it goes.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -22,10 +23,13 @@ struct Template {
     struct Part {
         std::string literal;
         std::optional<FieldRef> field;
+        bool greylist_remaining = false;  // {greylist.remaining}: a greylist reply only
     };
     std::vector<Part> parts;
 
-    std::string expand(const Facts& facts, Stage stage) const;
+    // `greylist_remaining_s`: the seconds {greylist.remaining} stands for.
+    std::string expand(const Facts& facts, Stage stage,
+                       std::uint64_t greylist_remaining_s = 0) const;
     bool empty() const { return parts.empty(); }
 };
 

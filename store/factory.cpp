@@ -9,10 +9,12 @@
 #include <cstring>
 #include <fstream>
 
+#include "store/greylist_store.h"
 #include "store/memory_counter_store.h"
 
 #ifdef PM_WITH_REDIS
 #include "store/redis_counter_store.h"
+#include "store/redis_greylist_store.h"
 #endif
 
 namespace pm {
@@ -193,6 +195,26 @@ std::unique_ptr<CounterStore> make_counter_store(const StoreSettings& s, std::st
     settings.timeout = s.redis_timeout;
     settings.password = s.redis_password;
     return std::make_unique<RedisCounterStore>(std::move(settings));
+#else
+    why = "store " + s.name + ": this build has no Redis support";
+    return nullptr;
+#endif
+}
+
+std::unique_ptr<GreylistStore> make_greylist_store(const StoreSettings& s, std::size_t max_entries,
+                                                   std::string& why) {
+    if (s.name == "memory") return std::make_unique<MemoryGreylistStore>(max_entries);
+#ifdef PM_WITH_REDIS
+    auto address = parse_redis_url(s.name, why);
+    if (!address) return nullptr;
+    RedisSettings settings;
+    settings.host = address->host;
+    settings.port = address->port;
+    settings.db = address->db;
+    settings.prefix = s.redis_prefix;
+    settings.timeout = s.redis_timeout;
+    settings.password = s.redis_password;
+    return std::make_unique<RedisGreylistStore>(std::move(settings));
 #else
     why = "store " + s.name + ": this build has no Redis support";
     return nullptr;

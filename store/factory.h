@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "policy/counter_store.h"
+#include "policy/greylist.h"
 
 namespace pm {
 
@@ -35,6 +36,11 @@ struct StoreSettings {
 // The store of `settings`, created once for all connections; null with the reason in
 // `why`. Nothing is contacted yet: CounterStore::probe() does that.
 std::unique_ptr<CounterStore> make_counter_store(const StoreSettings& settings, std::string& why);
+
+// The greylist store that goes with the same settings: memory (store/greylist_store.h,
+// at most `max_entries`), or the Redis store beside the counters. Null with `why`.
+std::unique_ptr<GreylistStore> make_greylist_store(const StoreSettings& settings,
+                                                   std::size_t max_entries, std::string& why);
 
 // The error of a `store` value ("store 'X' is not 'memory' or 'redis://HOST:PORT/DB'",
 // "store 'X': no host", ...), or nullopt if a store can be made of it.

@@ -314,7 +314,6 @@ void RedisCounterStore::note_success() {
 std::vector<long long> RedisCounterStore::run(const char* mode,
                                               const std::vector<std::string>& keys,
                                               const std::vector<std::string>& args) {
-    auto deadline = Steady::now() + settings_.timeout;
     std::vector<std::string> words;
     words.reserve(5 + keys.size() + args.size());
     words.emplace_back("EVALSHA");
@@ -324,17 +323,37 @@ std::vector<long long> RedisCounterStore::run(const char* mode,
     words.emplace_back(mode);
     words.push_back(clock_ ? std::to_string(clock_()) : std::string());
     words.insert(words.end(), args.begin(), args.end());
+    return execute(words, nullptr);
+}
 
+std::vector<long long> RedisCounterStore::eval(const std::string& script,
+                                               const std::vector<std::string>& keys,
+                                               const std::vector<std::string>& args) {
+    std::vector<std::string> words{"EVAL", script, std::to_string(keys.size())};
+    for (const auto& k : keys) words.push_back(settings_.prefix + k);
+    words.push_back(clock_ ? std::to_string(clock_()) : std::string());
+    words.insert(words.end(), args.begin(), args.end());
+    return execute(words, &script);
+}
+
+// `script` null: the counter script, by the SHA1 each connection loaded (EVAL again after
+// a SCRIPT FLUSH); else the words are sent as they are.
+std::vector<long long> RedisCounterStore::execute(std::vector<std::string>& words,
+                                                  const std::string* script) {
+    auto deadline = Steady::now() + settings_.timeout;
     for (int attempt = 0;; ++attempt) {
         bool reused = false;
         ConnectionPtr c = acquire(deadline, reused);
         ReplyPtr r;
         try {
-            words[0] = "EVALSHA";
-            words[1] = c->sha;
+            if (!script) {
+                words[0] = "EVALSHA";
+                words[1] = c->sha;
+            }
             append(c->ctx, words);
             r = next_reply(c->ctx, deadline);
-            if (r->type == REDIS_REPLY_ERROR && reply_error(*r).rfind("NOSCRIPT", 0) == 0) {
+            if (!script && r->type == REDIS_REPLY_ERROR &&
+                reply_error(*r).rfind("NOSCRIPT", 0) == 0) {
                 // SCRIPT FLUSH on the server: EVAL loads it again.
                 words[0] = "EVAL";
                 words[1] = script_text();
@@ -354,19 +373,22 @@ std::vector<long long> RedisCounterStore::run(const char* mode,
             throw StoreError(settings_.url() + ": " + f.what);
         }
         release(std::move(c));
-        if (r->type == REDIS_REPLY_ERROR)
-            throw StoreError(settings_.url() + ": " + reply_error(*r));
-        if (r->type != REDIS_REPLY_ARRAY) throw StoreError(settings_.url() + ": unexpected reply");
-        std::vector<long long> out;
-        out.reserve(r->elements);
-        for (std::size_t i = 0; i < r->elements; ++i) {
-            const redisReply* e = r->element[i];
-            if (e->type != REDIS_REPLY_INTEGER)
-                throw StoreError(settings_.url() + ": unexpected reply");
-            out.push_back(e->integer);
-        }
-        return out;
+        return integers(*r);
     }
+}
+
+std::vector<long long> RedisCounterStore::integers(const redisReply& r) const {
+    if (r.type == REDIS_REPLY_ERROR) throw StoreError(settings_.url() + ": " + reply_error(r));
+    if (r.type != REDIS_REPLY_ARRAY) throw StoreError(settings_.url() + ": unexpected reply");
+    std::vector<long long> out;
+    out.reserve(r.elements);
+    for (std::size_t i = 0; i < r.elements; ++i) {
+        const redisReply* e = r.element[i];
+        if (e->type != REDIS_REPLY_INTEGER)
+            throw StoreError(settings_.url() + ": unexpected reply");
+        out.push_back(e->integer);
+    }
+    return out;
 }
 
 std::uint64_t RedisCounterStore::count(const std::string& key, std::uint64_t window_seconds) {

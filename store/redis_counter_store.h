@@ -40,6 +40,7 @@
 #include "policy/counter_store.h"
 
 struct redisContext;
+struct redisReply;
 
 namespace pm {
 
@@ -80,6 +81,12 @@ class RedisCounterStore : public CounterStore {
 
     static const char* script();  // the Lua text, for tests
 
+    // Runs another Lua script (the greylist's, redis_greylist_store.h) on the same
+    // connections, in one round trip: KEYS are prefixed, ARGV[1] is the test clock's
+    // milliseconds (or empty), then `args`. An array of integers, or StoreError.
+    std::vector<long long> eval(const std::string& script, const std::vector<std::string>& keys,
+                                const std::vector<std::string>& args);
+
   private:
     using SteadyTime = std::chrono::steady_clock::time_point;
     struct Connection;
@@ -92,6 +99,8 @@ class RedisCounterStore : public CounterStore {
     // Runs the script with these keys and arguments (after the mode and the time).
     std::vector<long long> run(const char* mode, const std::vector<std::string>& keys,
                                const std::vector<std::string>& args);
+    std::vector<long long> execute(std::vector<std::string>& words, const std::string* script);
+    std::vector<long long> integers(const redisReply& r) const;
     ConnectionPtr acquire(SteadyTime deadline, bool& reused);
     ConnectionPtr connect(SteadyTime deadline);
     void release(ConnectionPtr c);

@@ -19,7 +19,9 @@
 
 #include "../unit/test_util.h"
 #include "store/factory.h"
+#include "store/greylist_store.h"
 #include "store/redis_counter_store.h"
+#include "store/redis_greylist_store.h"
 
 extern char** environ;
 
@@ -461,6 +463,75 @@ TEST_F(RedisStoreTest, ConversationsShareOneLimit) {
                          "a@x",
                          3600),
               3u);
+}
+
+// --- the greylist in Redis (store/redis_greylist_store.h) -----------------------------------
+
+GreylistRequest grey_request(const std::string& sender, std::uint32_t auto_whitelist = 0) {
+    GreylistRequest r;
+    r.triplet = greylist_triplet_key("192.0.2.0/24", sender, "rcpt@example.org");
+    r.client = greylist_client_key("192.0.2.0/24");
+    r.delay_ms = 300'000;
+    r.window_ms = 3'600'000;
+    r.expire_ms = 7'200'000;
+    r.auto_whitelist = auto_whitelist;
+    return r;
+}
+
+// The same sequence on the memory store and on Redis, with one injected clock, gives the
+// same answers: the Lua script is greylist_step().
+TEST_F(RedisStoreTest, GreylistMatchesTheMemoryStore) {
+    FakeClock clock;
+    RedisGreylistStore redis(settings(), clock.fn());
+    MemoryGreylistStore memory(1000, clock.fn());
+    const std::uint64_t steps[] = {0, 100'000, 200'000, 1'000, 3'000'000, 7'300'000, 10};
+    for (std::uint32_t awl : {0u, 2u}) {
+        for (std::uint64_t step : steps) {
+            clock.now_ms += step;
+            for (const char* sender : {"a@x", "b@x", "c@x"}) {
+                GreylistAnswer m = memory.check(grey_request(sender, awl));
+                GreylistAnswer r = redis.check(grey_request(sender, awl));
+                EXPECT_EQ(r.pass, m.pass) << sender << " +" << step;
+                EXPECT_EQ(greylist_why_name(r.why), greylist_why_name(m.why)) << sender;
+                EXPECT_EQ(r.remaining_ms, m.remaining_ms) << sender;
+            }
+        }
+        clock.now_ms += 100'000'000;  // everything expired
+    }
+}
+
+// Two daemons sharing one Redis: a retry through the other passes; expiry is Redis's TTL.
+TEST_F(RedisStoreTest, GreylistSharedByTwoStoresWithTheServerClock) {
+    RedisGreylistStore one(settings()), two(settings());
+    GreylistRequest r = grey_request("a@x");
+    r.delay_ms = 300;
+    EXPECT_FALSE(one.check(r).pass);
+    EXPECT_EQ(two.check(r).why, GreylistAnswer::Why::Early);
+    std::this_thread::sleep_for(400ms);
+    EXPECT_EQ(two.check(r).why, GreylistAnswer::Why::Retried);
+    EXPECT_EQ(one.check(r).why, GreylistAnswer::Why::Passed);
+    std::string key = "t:gl:" + greylist_key_hex(r.triplet);
+    long long ttl = server_.command_integer({"PTTL", key});
+    EXPECT_GT(ttl, 7'000'000);
+    EXPECT_LE(ttl, 7'200'000);
+}
+
+// Redis down: the store throws StoreError, and store-on-error decides the recipient.
+TEST_F(RedisStoreTest, GreylistWithRedisDownFollowsStoreOnError) {
+    RedisGreylistStore store(settings());
+    MemoryCounterStore counters;
+    auto policy = must_load("rule \"g\" at rcpt greylist delay 5m\n");
+    server_.stop();
+    EXPECT_THROW(store.check(grey_request("a@x")), StoreError);
+    ConversationOptions o;
+    Conversation tempfail(policy, counters, o, &store);
+    testing::start_mail(tempfail, "<a@x>");
+    EXPECT_EQ(summary(tempfail.rcpt("<b@y>")),
+              "tempfail 451 4.3.0 Local error in processing, try again later");
+    o.on_store_error = StoreErrorMode::Pass;
+    Conversation pass(policy, counters, o, &store);
+    testing::start_mail(pass, "<a@x>");
+    EXPECT_EQ(summary(pass.rcpt("<b@y>")), "continue");
 }
 
 }  // namespace

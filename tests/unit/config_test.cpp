@@ -511,7 +511,13 @@ TEST(ConfigFile, DumpConfigIsAConfigFile) {
               "stats-interval = 1h\n"
               "# metrics =\n"
               "body-scan-limit = 1MB\n"
-              "# policy-socket =\n");
+              "# policy-socket =\n"
+              "state-dir = /var/lib/policy-milter\n"
+              "greylist-ipv4-prefix = 24\n"
+              "greylist-ipv6-prefix = 64\n"
+              "greylist-auto-whitelist = 5\n"
+              "greylist-max-entries = 1000000\n"
+              "greylist-save-interval = 10m\n");
     std::string again = write_config(out.str());
     Parsed q = parse({"--config", again, "--dump-config"});
     ASSERT_EQ(q.exit_code, std::nullopt) << q.err;

@@ -7,8 +7,10 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <string>
 
+#include "store/greylist_store.h"
 #include "test_util.h"
 
 namespace pm {
@@ -150,6 +152,23 @@ TEST(PolicyDelegation, ActionMapping) {
     Decision h;
     h.headers_to_add = {{"X-Policy", "checked"}, {"X-Two", "2"}};
     EXPECT_EQ(action_of(h), "PREPEND X-Policy: checked");
+}
+
+// Merge finding: the policy service ran without the daemon's greylist store, so a greylist
+// rule met "no store" there. Now both front ends share one: postgrey's place.
+TEST(PolicyDelegation, GreylistsThroughTheSharedStore) {
+    std::atomic<std::uint64_t> now{1'000'000'000'000};
+    MemoryGreylistStore greylist(1000, [&] { return now.load(); });
+    MemoryCounterStore store;
+    auto policy = must_load("rule \"grey\" at rcpt greylist delay 5m\n");
+    DelegationSession first(policy, store, {}, &greylist);
+    EXPECT_EQ(answer(first, Stage::Rcpt, rcpt("b@example.com", "i1")),
+              "451 4.7.1 Greylisted, try again later");
+    now += 6 * 60 * 1000;
+    DelegationSession retry(policy, store, {}, &greylist);  // Postfix's next connection
+    EXPECT_EQ(answer(retry, Stage::Rcpt, rcpt("b@example.com", "i2")), "DUNNO");
+    EXPECT_EQ(answer(retry, Stage::Rcpt, rcpt("c@example.com", "i2")),
+              "451 4.7.1 Greylisted, try again later");
 }
 
 TEST(PolicyDelegation, PostfixsPrefixIsNotDoubled) {

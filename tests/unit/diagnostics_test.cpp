@@ -200,7 +200,7 @@ TEST(Diagnostics, UnknownAction) {
 TEST(Diagnostics, UnknownActionWithNothingNearListsTheActions) {
     expect_diagnostics("rule \"a\" at mail when sender == \"x@y\" frobnicate\n",
                        {"t.rules:1:39: error: unknown action 'frobnicate'; actions are pass, "
-                        "accept, reject, tempfail, discard, quarantine, add-header"});
+                        "accept, reject, tempfail, discard, quarantine, add-header, greylist"});
 }
 
 TEST(Diagnostics, MissingActionIsReportedAndTheNextStatementStillChecked) {
@@ -209,11 +209,11 @@ TEST(Diagnostics, MissingActionIsReportedAndTheNextStatementStillChecked) {
         "rule \"b\" at mail when sender == \"x@z\" reject 554\n"
         "rule \"c\" at message when message.size > 5M\n",
         {"t.rules:2:1: error: expected an action (pass, accept, reject, tempfail, discard, "
-         "quarantine, add-header), found 'rule'",
+         "quarantine, add-header, greylist), found 'rule'",
          "t.rules:2:46: error: reply code 554 is not allowed for 'reject' at the mail stage; "
          "allowed: 550, 552, 553, 501, 555",
          "t.rules:4:1: error: expected an action (pass, accept, reject, tempfail, discard, "
-         "quarantine, add-header), found end of file"});
+         "quarantine, add-header, greylist), found end of file"});
 }
 
 TEST(Diagnostics, QuarantineAndAddHeaderArguments) {
