@@ -8,6 +8,7 @@
 #include <string_view>
 
 #include "config/config_file.h"
+#include "config/dns_settings.h"
 #include "config/logging.h"
 #include "config/metrics_address.h"
 #include "config/socket_spec.h"
@@ -67,7 +68,11 @@ po::options_description daemon_options() {
          "log the stats: lines this often and at stop, such as 30m (default 1h; 0: never)")
         ("metrics", po::value<std::string>()->value_name("HOST:PORT"),
          "serve Prometheus metrics at http://HOST:PORT/metrics, such as 127.0.0.1:9259 "
-         "(default: none)");
+         "(default: none)")
+        ("dns-servers", po::value<std::string>()->value_name("IP[:PORT],..."),
+         "the DNS servers of dnsbl and rhsbl lists (default: those of /etc/resolv.conf)")
+        ("dns-timeout", po::value<std::string>()->value_name("DURATION"),
+         "longest wait for DNS lists per stage, such as 2s or 500ms (default 2s)");
     // clang-format on
     return d;
 }
@@ -176,6 +181,10 @@ void apply_daemon_options(const po::variables_map& vm, Options& o) {
         if (auto s = parse_stats_interval(vm["stats-interval"].as<std::string>(), why))
             o.stats_interval = *s;
     str("metrics", o.metrics);
+    str("dns-servers", o.dns_servers);
+    if (vm.count("dns-timeout"))
+        if (auto ms = parse_dns_timeout(vm["dns-timeout"].as<std::string>(), why))
+            o.dns_timeout_ms = *ms;
 }
 
 // `none`, or unix: and an absolute path that fits a unix socket address (108 bytes).
@@ -184,6 +193,16 @@ std::string control_problem(const std::string& value) {
     if (!value.starts_with("unix:") || value.size() < 7 || value[5] != '/' || value.back() == '/')
         return "control '" + value + "' is not 'none' or unix:/absolute/path";
     if (value.size() - 5 > 107) return "control '" + value + "': the path is longer than 107 bytes";
+    return {};
+}
+
+// value_problem() for the monitoring and DNS keys.
+std::string monitoring_dns_problem(const std::string& key, const std::string& value) {
+    std::string why;
+    if (key == "stats-interval" && !parse_stats_interval(value, why)) return why;
+    if (key == "metrics" && !parse_metrics_address(value, why)) return why;
+    if (key == "dns-servers" && !parse_dns_servers(value, why)) return why;
+    if (key == "dns-timeout" && !parse_dns_timeout(value, why)) return why;
     return {};
 }
 
@@ -206,17 +225,14 @@ std::string value_problem(const std::string& key, const std::string& value) {
     if (key == "control") return control_problem(value);
     if (key == "store-on-error" && value != "tempfail" && value != "pass")
         return "store-on-error '" + value + "' is not 'tempfail' or 'pass'";
-    std::string why;
-    if (key == "stats-interval" && !parse_stats_interval(value, why)) return why;
-    if (key == "metrics" && !parse_metrics_address(value, why)) return why;
-    return {};
+    return monitoring_dns_problem(key, value);
 }
 
 // Checks the values value_problem() knows; an error message, or empty.
 std::string check_values(const po::variables_map& vm, Options& o) {
-    for (const char* key :
-         {"socket", "log", "log-level", "syslog-facility", "syslog-name", "socket-mode", "store",
-          "store-on-error", "redis-timeout", "control", "stats-interval", "metrics"}) {
+    for (const char* key : {"socket", "log", "log-level", "syslog-facility", "syslog-name",
+                            "socket-mode", "store", "store-on-error", "redis-timeout", "control",
+                            "stats-interval", "metrics", "dns-servers", "dns-timeout"}) {
         if (!vm.count(key)) continue;
         if (std::string why = value_problem(key, vm[key].as<std::string>()); !why.empty())
             return why;
@@ -265,6 +281,8 @@ bool dump_config(const Options& o, std::ostream& out, std::ostream& err) {
         {"control", o.control},
         {"stats-interval", duration_text(o.stats_interval)},
         {"metrics", o.metrics},
+        {"dns-servers", o.dns_servers},
+        {"dns-timeout", std::to_string(o.dns_timeout_ms) + "ms"},
     };
     bool ok = true;
     const po::options_description keys = daemon_options();
@@ -297,6 +315,7 @@ ConversationOptions Options::conversation() const {
     c.observe_all = observe;
     c.soft_bounce = soft_bounce;
     c.on_store_error = store_on_error;
+    c.dns_timeout = std::chrono::milliseconds(dns_timeout_ms);
     return c;
 }
 

@@ -46,6 +46,8 @@ struct Options {
     bool control_explicit = false;              // set, not the default: a failure stops the start
     std::uint64_t stats_interval = 3600;        // seconds between stats: lines; 0: none
     std::string metrics;                        // HOST:PORT of /metrics; empty: none
+    std::string dns_servers;                    // as written; empty: resolv.conf's
+    std::uint64_t dns_timeout_ms = 2000;        // DNS lists: the longest wait per stage
     TestTransaction test;
     std::vector<std::string> ctl;           // --ctl: the command and its arguments
     std::vector<std::string> report_files;  // --report: the files named, "-" for stdin

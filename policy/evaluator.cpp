@@ -42,7 +42,67 @@ bool matches(const Condition& c, const Facts& facts, const Address* rcpt) {
                           RE2::UNANCHORED, nullptr, 0);
 }
 
+// What the DNS lists read by one statement's condition found: the TXT of the last that
+// matched ({dnsbl.txt}), an `on-error tempfail` list that could not answer, and the notes
+// for the log. One per thread, set by evaluate() around its loop: condition_holds() keeps
+// its signature for the callers that read no DNS list.
+struct DnsTrace {
+    std::string txt;
+    const DnsList* failed = nullptr;
+    std::string failure;  // the failed list's note
+    Decision* decision = nullptr;
+};
+thread_local DnsTrace* t_dns_trace = nullptr;
+
+void add_note(std::vector<std::string>& notes, std::string note) {
+    if (std::find(notes.begin(), notes.end(), note) == notes.end())
+        notes.push_back(std::move(note));
+}
+
+void note_dns_failure(const DnsList& list, const std::string& name, std::string_view why) {
+    DnsTrace* trace = t_dns_trace;
+    if (!trace) return;
+    std::string note = "dns list " + list.name + " (" + list.zone + "): lookup of " + name +
+                       " failed: " + std::string(why) + "; not listed";
+    if (list.on_error_tempfail && !trace->failed) {
+        trace->failed = &list;
+        trace->failure = note;
+    }
+    if (trace->decision) add_note(trace->decision->dns_warnings, std::move(note));
+}
+
+bool dns_in(const Condition& c, const Facts& facts, const Address* rcpt) {
+    const DnsList& list = *c.dns;
+    std::optional<std::string> name;
+    if (c.field.id == FieldId::ClientIp) {
+        if (facts.client_ip) name = dns_query_name(list, *facts.client_ip);
+    } else {
+        name = dns_query_name(list, lower_value(c.field, facts, rcpt));
+    }
+    if (!name) return false;  // no value, or one never sent to DNS
+    auto it = facts.dns.find(*name);
+    if (it == facts.dns.end()) {
+        note_dns_failure(list, *name, "no answer");
+        return false;
+    }
+    const DnsAnswer& answer = it->second;
+    if (answer.status == DnsAnswer::Status::Failed) {
+        note_dns_failure(list, *name, answer.error);
+        return false;
+    }
+    bool refused = false;
+    bool listed = dns_list_matches(list, answer, refused);
+    DnsTrace* trace = t_dns_trace;
+    if (refused && trace && trace->decision)
+        add_note(trace->decision->dns_errors,
+                 "dns list " + list.name + " (" + list.zone + ") answered 127.255.255.x for " +
+                     *name + ": the query was refused or the quota is spent; not listed");
+    if (listed && trace) trace->txt = answer.txt;
+    return listed;
+}
+
 bool in_list(const Condition& c, const Facts& facts, const Address* rcpt) {
+    if (c.dns) return dns_in(c, facts, rcpt);
     if (!c.list) return false;
     switch (c.field.info().type) {
         case ValueType::Ip: return facts.client_ip && c.list->contains_ip(*facts.client_ip);
@@ -114,7 +174,8 @@ struct Refused {
     Reply reply;
 };
 
-Refused refusal(const Action& a, Stage stage, const Facts& facts, bool soft_bounce) {
+Refused refusal(const Action& a, Stage stage, const Facts& facts, bool soft_bounce,
+                std::string_view dnsbl_txt = {}) {
     Refused r{a.kind, {a.code, a.enhanced, {}}};
     if (soft_bounce && a.kind == ActionKind::Reject) {
         r.kind = ActionKind::Tempfail;
@@ -123,7 +184,7 @@ Refused refusal(const Action& a, Stage stage, const Facts& facts, bool soft_boun
     }
     Refusal kind = r.kind == ActionKind::Reject ? Refusal::Reject : Refusal::Tempfail;
     if (!code_allowed(stage, kind, r.reply.code)) r.reply.code = default_code(stage, kind);
-    std::string text = !a.text.empty() ? a.text.expand(facts, stage)
+    std::string text = !a.text.empty() ? a.text.expand(facts, stage, dnsbl_txt)
                        : r.kind == ActionKind::Reject
                            ? "Rejected by policy"
                            : "Temporarily rejected by policy, try again later";
@@ -172,25 +233,25 @@ bool limit_over(const Statement& st, Stage stage, const Facts& facts, LimitLedge
 
 // Carries out the action of a statement that applies; true when it decides the event.
 bool act(const Statement& st, Stage stage, const Facts& facts, const EvaluationOptions& options,
-         Decision& d) {
+         Decision& d, std::string_view txt) {
     const Action& a = st.action;
     ActionKind kind = a.kind;
     std::optional<Reply> reply;
     if (refusing(kind)) {
-        Refused r = refusal(a, stage, facts, options.soft_bounce);
+        Refused r = refusal(a, stage, facts, options.soft_bounce, txt);
         kind = r.kind;
         reply = std::move(r.reply);
     }
     if (st.observe || options.observe_all) {
         RuleHit hit{st.id, kind, std::move(reply), {}};
-        if (kind == ActionKind::Quarantine) hit.detail = a.text.expand(facts, stage);
+        if (kind == ActionKind::Quarantine) hit.detail = a.text.expand(facts, stage, txt);
         if (kind == ActionKind::AddHeader)
-            hit.detail = a.header_name + ": " + a.text.expand(facts, stage);
+            hit.detail = a.header_name + ": " + a.text.expand(facts, stage, txt);
         d.observed.push_back(std::move(hit));
         return false;
     }
     if (kind == ActionKind::AddHeader) {
-        std::string value = sanitize_text(a.text.expand(facts, stage), kMaxHeaderValue);
+        std::string value = sanitize_text(a.text.expand(facts, stage, txt), kMaxHeaderValue);
         d.added.push_back({st.id, kind, std::nullopt, a.header_name + ": " + value});
         d.headers_to_add.emplace_back(a.header_name, std::move(value));
         return false;
@@ -199,9 +260,30 @@ bool act(const Statement& st, Stage stage, const Facts& facts, const EvaluationO
     d.reply = std::move(reply);
     d.verdict = verdict_of(kind);
     if (kind == ActionKind::Quarantine)
-        d.quarantine_reason = sanitize_text(a.text.expand(facts, stage), kMaxQuarantineReason);
+        d.quarantine_reason = sanitize_text(a.text.expand(facts, stage, txt), kMaxQuarantineReason);
     return true;
 }
+
+// A rule whose condition read an `on-error tempfail` DNS list that could not answer: the
+// stage's default tempfail (421 at connect and helo, 451 4.4.3 after).
+void refuse_dns_failure(Decision& d, Stage stage, const Statement& st, const DnsTrace& trace) {
+    d.verdict = Verdict::Tempfail;
+    d.rule_id = st.id;
+    int code = stage_index(stage) <= stage_index(Stage::Helo) ? 421 : 451;
+    d.reply = Reply{code, {4, 4, 3}, "DNS list lookup failed, try again later"};
+    d.error = trace.failure + " (on-error tempfail)";
+    d.headers_to_add.clear();
+    d.quarantine_reason.clear();
+}
+
+// Sets the thread's DnsTrace for the time of one evaluation.
+struct DnsTraceScope {
+    explicit DnsTraceScope(DnsTrace& trace) : saved(t_dns_trace) { t_dns_trace = &trace; }
+    ~DnsTraceScope() { t_dns_trace = saved; }
+    DnsTraceScope(const DnsTraceScope&) = delete;
+    DnsTraceScope& operator=(const DnsTraceScope&) = delete;
+    DnsTrace* saved;
+};
 
 }  // namespace
 
@@ -209,15 +291,26 @@ Decision evaluate(const Policy& policy, Stage stage, const Facts& facts, LimitLe
                   const EvaluationOptions& options) {
     Decision d;  // the only variable returned: built in the caller's place (NRVO)
     d.stage = stage;
+    DnsTrace trace;
+    trace.decision = &d;
+    DnsTraceScope scope(trace);
     for (std::uint32_t i : candidates(policy.stage(stage), facts)) {
         const Statement& st = policy.statements()[i];
-        if (st.when && !condition_holds(*st.when, facts, stage)) continue;
+        trace.txt.clear();
+        trace.failed = nullptr;
+        if (st.when && !condition_holds(*st.when, facts, stage)) {
+            if (trace.failed && !st.observe && !options.observe_all) {
+                refuse_dns_failure(d, stage, st, trace);
+                return d;
+            }
+            continue;
+        }
         bool failed = false;
         if (st.is_limit() && !limit_over(st, stage, facts, ledger, options, d, failed)) {
             if (failed) return d;
             continue;
         }
-        if (act(st, stage, facts, options, d)) break;
+        if (act(st, stage, facts, options, d, trace.txt)) break;
     }
     return d;
 }
@@ -267,6 +360,7 @@ std::optional<std::string> normalised_text(FieldId id, const std::string& v) {
     switch (id) {
         case FieldId::ClientName: f.set_client(std::nullopt, v, 0); return f.client_name_lower;
         case FieldId::Helo: f.set_helo(v); return f.helo_lower;
+        case FieldId::ClientPtr: return normalize_host(v);
         case FieldId::Sender:
         case FieldId::Recipient: return Address::from_smtp(v).lower();
         case FieldId::SenderDomain:

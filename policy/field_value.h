@@ -37,7 +37,9 @@ inline std::uint64_t number_value(const FieldRef& f, const Facts& facts) {
         case FieldId::Recipient:
         case FieldId::RecipientLocal:
         case FieldId::RecipientDomain:
-        case FieldId::Header: return 0;
+        case FieldId::Header:
+        case FieldId::ClientPtr:
+        case FieldId::ClientResolve: return 0;
     }
     return 0;
 }
@@ -56,6 +58,8 @@ inline std::string_view lower_value(const FieldRef& f, const Facts& facts, const
         case FieldId::RecipientLocal: return rcpt->local();
         case FieldId::RecipientDomain: return rcpt->domain();
         case FieldId::Header: return facts.header_lower(f.header);
+        case FieldId::ClientPtr: return facts.client_ptr_lower;
+        case FieldId::ClientResolve: return facts.client_resolve;
         case FieldId::ClientIp:
         case FieldId::ClientPort:
         case FieldId::MailSize:
@@ -70,6 +74,10 @@ inline std::string_view lower_value(const FieldRef& f, const Facts& facts, const
 // view of the facts.
 inline std::string_view raw_value(const FieldRef& f, const Facts& facts, const Address* rcpt,
                                   std::string& scratch) {
+    if (f.info().type == ValueType::Number) {
+        scratch = std::to_string(number_value(f, facts));
+        return scratch;
+    }
     switch (f.id) {
         case FieldId::ClientIp:
             scratch = facts.client_ip ? facts.client_ip->to_string() : "";
@@ -85,10 +93,9 @@ inline std::string_view raw_value(const FieldRef& f, const Facts& facts, const A
         case FieldId::RecipientLocal: return rcpt->raw_local();
         case FieldId::RecipientDomain: return rcpt->raw_domain();
         case FieldId::Header: return facts.header(f.header);
-        case FieldId::ClientPort:
-        case FieldId::MailSize:
-        case FieldId::RcptCount:
-        case FieldId::MessageSize: scratch = std::to_string(number_value(f, facts)); return scratch;
+        case FieldId::ClientPtr: return facts.client_ptr;
+        case FieldId::ClientResolve: return facts.client_resolve;
+        default: break;  // the numbers, above
     }
     return {};
 }

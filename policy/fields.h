@@ -29,9 +29,11 @@ enum class FieldId {
     RecipientDomain,
     RcptCount,
     Header,
-    MessageSize,  // the last: kFieldCount counts on it
+    MessageSize,
+    ClientPtr,
+    ClientResolve,  // the last: kFieldCount counts on it
 };
-inline constexpr std::size_t kFieldCount = static_cast<std::size_t>(FieldId::MessageSize) + 1;
+inline constexpr std::size_t kFieldCount = static_cast<std::size_t>(FieldId::ClientResolve) + 1;
 
 // How a field's values compare and which list items fit it.
 enum class ValueType { Ip, Host, Address, Text, Number, Bool };
@@ -63,6 +65,8 @@ inline constexpr std::array<FieldInfo, kFieldCount> kFields = {{
     {"rcpt.count", FieldId::RcptCount, ValueType::Number, Stage::Rcpt, false},
     {"header", FieldId::Header, ValueType::Text, Stage::Message, false},
     {"message.size", FieldId::MessageSize, ValueType::Number, Stage::Message, false},
+    {"client.ptr", FieldId::ClientPtr, ValueType::Host, Stage::Connect, false},
+    {"client.resolve", FieldId::ClientResolve, ValueType::Text, Stage::Connect, false},
 }};
 
 constexpr bool fields_in_id_order() {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "policy/diagnostics.h"
+#include "policy/dns_lists.h"
 #include "policy/facts.h"
 #include "policy/fields.h"
 #include "policy/ip.h"
@@ -40,7 +41,8 @@ struct Condition {
     std::optional<IpPrefix> prefix;
     std::shared_ptr<const ListMatcher> list;
     std::shared_ptr<const re2::RE2> regex;
-    std::uint32_t list_index = 0;  // InList: the file's list reference, resolved into `list`
+    std::uint32_t list_index = 0;        // InList: the file's list reference, resolved into `list`
+    std::shared_ptr<const DnsList> dns;  // InList on a dnsbl or rhsbl list (then no `list`)
 };
 
 // AddHeader is the last: kActionKindCount counts on it.
@@ -127,6 +129,10 @@ class Policy {
     }
     std::size_t rule_count() const { return statements_.size(); }
     const std::vector<std::string>& source_files() const { return source_files_; }
+    // Every condition on a DNS list, by stage (policy/dns_lists.h), each (stage, field,
+    // list) once; and whether a text reads {dnsbl.txt} (the TXT records are looked up).
+    const std::vector<DnsUse>& dns_uses() const { return dns_uses_; }
+    bool uses_dnsbl_txt() const { return uses_dnsbl_txt_; }
 
   private:
     friend class PolicyBuilder;
@@ -137,6 +143,8 @@ class Policy {
     std::vector<std::string> used_headers_;              // lower case, each once
     bool has_limits_ = false;
     std::vector<std::string> source_files_;  // the rules file, then each list file
+    std::vector<DnsUse> dns_uses_;
+    bool uses_dnsbl_txt_ = false;
 };
 
 struct LoadResult {

@@ -5,9 +5,13 @@
 
 namespace pm {
 
-std::string Template::expand(const Facts& facts, Stage stage) const {
+std::string Template::expand(const Facts& facts, Stage stage, std::string_view dnsbl_txt) const {
     std::string out;
     for (const auto& part : parts) {
+        if (part.dnsbl_txt) {
+            out += dnsbl_txt;
+            continue;
+        }
         if (!part.field) {
             out += part.literal;
             continue;

@@ -10,6 +10,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "policy/facts.h"
@@ -22,10 +23,12 @@ struct Template {
     struct Part {
         std::string literal;
         std::optional<FieldRef> field;
+        bool dnsbl_txt = false;  // {dnsbl.txt}: the TXT of the DNS list that matched
     };
     std::vector<Part> parts;
 
-    std::string expand(const Facts& facts, Stage stage) const;
+    // `dnsbl_txt`: the TXT record of the DNS list that matched in the rule's condition.
+    std::string expand(const Facts& facts, Stage stage, std::string_view dnsbl_txt = {}) const;
     bool empty() const { return parts.empty(); }
 };
 
