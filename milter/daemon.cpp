@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -26,7 +27,9 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include "config/dns_settings.h"
 #include "config/logging.h"
+#include "dns/resolver.h"
 #include "milter/adapter.h"
 #include "milter/control.h"
 #include "milter/limit_control.h"
@@ -73,6 +76,8 @@ class RunningSlot {
     std::shared_ptr<const Running> running_;
 };
 RunningSlot g_running;
+// The DNS lists' resolver, set once after the fork (Daemon::start_resolver).
+std::atomic<DnsSource*> g_dns{nullptr};
 
 std::string describe(const Policy& policy) {
     std::string out = std::to_string(policy.rule_count()) + " rules from ";
@@ -162,10 +167,11 @@ std::shared_ptr<const Policy> reload(int argc, const char* const argv[],
         fresh.socket_group != started_with.socket_group || fresh.log != started_with.log ||
         fresh.pid_file != started_with.pid_file ||
         fresh.syslog_facility != started_with.syslog_facility ||
-        fresh.syslog_name != started_with.syslog_name || fresh.control != started_with.control)
+        fresh.syslog_name != started_with.syslog_name || fresh.control != started_with.control ||
+        fresh.dns_servers != started_with.dns_servers)
         spdlog::warn(
-            "socket, user, pid-file, log, syslog and control changes take effect only at the "
-            "next start");
+            "socket, user, pid-file, log, syslog, control and dns-servers changes take effect "
+            "only at the next start");
     if (fresh.stats_interval != started_with.stats_interval ||
         fresh.metrics != started_with.metrics)
         spdlog::warn("stats-interval and metrics changes take effect only at the next start");
@@ -269,6 +275,7 @@ class Daemon {
     std::optional<NotStarted> make_store();
     std::optional<NotStarted> open_socket_and_drop_privileges();
     std::optional<NotStarted> go_background_and_serve();
+    std::optional<NotStarted> start_resolver();
     bool handle_signals();
     bool reload_now(const std::string& why);
     std::optional<NotStarted> open_control();
@@ -283,6 +290,7 @@ class Daemon {
     StartupPlan plan_;
     // One store for all connections; it survives reloads.
     std::unique_ptr<CounterStore> store_;
+    std::unique_ptr<Resolver> resolver_;  // DNS lists; dns-servers apply at the next start
     Listener listener_;
     PidFile pid_file_;  // created while still root, written after the fork
     std::optional<int> signal_fd_;
@@ -342,7 +350,12 @@ std::optional<NotStarted> Daemon::make_store() {
     store_ = make_counter_store(settings, why);
     if (!store_) return NotStarted{why, kExitConfig};
     set_adapter_settings({[] { return g_running.load()->policy; },
-                          [] { return g_running.load()->options; }, store_.get()});
+                          [] {
+                              ConversationOptions o = g_running.load()->options;
+                              o.dns = g_dns.load();
+                              return o;
+                          },
+                          store_.get()});
     return std::nullopt;
 }
 
@@ -377,11 +390,32 @@ std::optional<NotStarted> Daemon::go_background_and_serve() {
     }
     pid_file_.write_pid();
     std::string why;
+    if (auto failed = start_resolver()) return failed;
     signal_fd_ = open_signal_fd(why);
     if (!signal_fd_) return NotStarted{why};
     if (!listener_.start(why)) return NotStarted{why};
     if (!control_.start(control_handlers(), why)) return NotStarted{why};
     if (!metrics_.start(why)) return NotStarted{why};
+    return std::nullopt;
+}
+
+// The DNS lists' resolver (dns/resolver.h): its thread starts after the fork. Made for
+// every policy, so that a reload may add DNS lists; idle, it costs one sleeping thread.
+std::optional<NotStarted> Daemon::start_resolver() {
+    ResolverSettings settings;
+    std::string why;
+    if (!options_.dns_servers.empty()) {
+        auto servers = parse_dns_servers(options_.dns_servers, why);  // checked when read
+        if (!servers) return NotStarted{why, kExitConfig};
+        settings.servers = *servers;
+    }
+    settings.timeout = std::chrono::milliseconds(options_.dns_timeout_ms);
+    try {
+        resolver_ = std::make_unique<Resolver>(settings);
+    } catch (const std::exception& e) {
+        return NotStarted{std::string("DNS resolver: ") + e.what(), kExitTempFail};
+    }
+    g_dns.store(resolver_.get());
     return std::nullopt;
 }
 
