@@ -163,6 +163,20 @@ check_line "on-error tempfail: 451 4.4.3 at MAIL" '<** 451 4.4.3 DNS list lookup
 milter_log_has 'dns list zen \(zen\.test\): lookup of 1\.0\.0\.127\.zen\.test failed: timeout; not listed' \
 	&& pass "timeout: warning names the zone" || fail "timeout: no warning naming zen.test"
 
+# A reload while a stage waits for its lookups: the session keeps the policy it started
+# MAIL with (the reloaded one has no strict list), the daemon goes on.
+dialogue_open 127.0.0.1
+say "EHLO client.example"
+sed -i '/^list strict/,$d' "$WORK/rules.conf"
+(sleep 0.3; kill -HUP "$MILTER_PID") &
+say "MAIL FROM:<alice@example.net>" || true
+say QUIT || true
+wait_for 10 milter_log_has 'reloaded: 4 rules' && pass "reloaded while MAIL waited for DNS" \
+	|| fail "no reload logged"
+[ "$(grep -c '451 4\.4\.3' <<<"$SESSION")" = 1 ] \
+	&& pass "the waiting MAIL kept its policy: 451 4.4.3" || fail "the waiting MAIL: $REPLY"
+expect_queued "the next session runs the reloaded policy" --from alice@example.net --to bob@example.org
+
 pid=$MILTER_PID rc=0
 milter_stop 20 || rc=$?
 [ $rc -eq 0 ] && pass "SIGTERM: exit 0 with lookups in flight" || fail "SIGTERM: exit $rc (pid $pid)"
