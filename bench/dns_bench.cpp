@@ -30,12 +30,10 @@ struct Settings {
 
 Settings parse(int argc, char** argv) {
     Settings s;
-    static const option longs[] = {{"server", required_argument, nullptr, 's'},
-                                   {"zone", required_argument, nullptr, 'z'},
-                                   {"threads", required_argument, nullptr, 't'},
-                                   {"lookups", required_argument, nullptr, 'n'},
-                                   {"pool", required_argument, nullptr, 'p'},
-                                   {nullptr, 0, nullptr, 0}};
+    static const option longs[] = {
+        {"server", required_argument, nullptr, 's'},  {"zone", required_argument, nullptr, 'z'},
+        {"threads", required_argument, nullptr, 't'}, {"lookups", required_argument, nullptr, 'n'},
+        {"pool", required_argument, nullptr, 'p'},    {nullptr, 0, nullptr, 0}};
     for (int c; (c = getopt_long(argc, argv, "", longs, nullptr)) != -1;) {
         if (c == 's') s.server = optarg;
         if (c == 'z') s.zone = optarg;
@@ -70,12 +68,13 @@ int main(int argc, char** argv) {
     for (auto& t : threads) t.join();
     double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     pm::ResolverStats st = resolver.stats();
-    std::printf("lookups=%ld seconds=%.3f lookups_per_s=%.0f queries_sent=%llu cache_hits=%llu "
-                "hit_rate=%.4f failed=%ld entries=%zu bytes=%zu\n",
-                s.lookups, seconds, static_cast<double>(s.lookups) / seconds,
-                static_cast<unsigned long long>(st.queries_sent),
-                static_cast<unsigned long long>(st.cache_hits),
-                static_cast<double>(st.cache_hits) / static_cast<double>(st.lookups), failed.load(),
-                st.entries, st.bytes);
+    std::printf(
+        "lookups=%ld seconds=%.3f lookups_per_s=%.0f queries_sent=%llu cache_hits=%llu "
+        "hit_rate=%.4f failed=%ld entries=%zu bytes=%zu\n",
+        s.lookups, seconds, static_cast<double>(s.lookups) / seconds,
+        static_cast<unsigned long long>(st.queries_sent),
+        static_cast<unsigned long long>(st.cache_hits),
+        static_cast<double>(st.cache_hits) / static_cast<double>(st.lookups), failed.load(),
+        st.entries, st.bytes);
     return failed.load() == 0 ? 0 : 1;
 }
