@@ -51,6 +51,9 @@ struct DnsTrace {
     const DnsList* failed = nullptr;
     std::string failure;  // the failed list's note
     Decision* decision = nullptr;
+    // Set to ask whether the condition would hold had the failed `on-error tempfail`
+    // lists answered "listed": only then could their lookup have decided the rule.
+    bool assume_listed = false;
 };
 thread_local DnsTrace* t_dns_trace = nullptr;
 
@@ -59,9 +62,11 @@ void add_note(std::vector<std::string>& notes, std::string note) {
         notes.push_back(std::move(note));
 }
 
-void note_dns_failure(const DnsList& list, const std::string& name, std::string_view why) {
+// `in` for a lookup that failed: false, but true for an `on-error tempfail` list while
+// the trace assumes it listed.
+bool note_dns_failure(const DnsList& list, const std::string& name, std::string_view why) {
     DnsTrace* trace = t_dns_trace;
-    if (!trace) return;
+    if (!trace) return false;
     std::string note = "dns list " + list.name + " (" + list.zone + "): lookup of " + name +
                        " failed: " + std::string(why) + "; not listed";
     if (list.on_error_tempfail && !trace->failed) {
@@ -69,6 +74,7 @@ void note_dns_failure(const DnsList& list, const std::string& name, std::string_
         trace->failure = note;
     }
     if (trace->decision) add_note(trace->decision->dns_warnings, std::move(note));
+    return trace->assume_listed && list.on_error_tempfail;
 }
 
 bool dns_in(const Condition& c, const Facts& facts, const Address* rcpt) {
@@ -81,15 +87,10 @@ bool dns_in(const Condition& c, const Facts& facts, const Address* rcpt) {
     }
     if (!name) return false;  // no value, or one never sent to DNS
     auto it = facts.dns.find(*name);
-    if (it == facts.dns.end()) {
-        note_dns_failure(list, *name, "no answer");
-        return false;
-    }
+    if (it == facts.dns.end()) return note_dns_failure(list, *name, "no answer");
     const DnsAnswer& answer = it->second;
-    if (answer.status == DnsAnswer::Status::Failed) {
-        note_dns_failure(list, *name, answer.error);
-        return false;
-    }
+    if (answer.status == DnsAnswer::Status::Failed)
+        return note_dns_failure(list, *name, answer.error);
     bool refused = false;
     bool listed = dns_list_matches(list, answer, refused);
     DnsTrace* trace = t_dns_trace;
@@ -276,6 +277,15 @@ void refuse_dns_failure(Decision& d, Stage stage, const Statement& st, const Dns
     d.quarantine_reason.clear();
 }
 
+// True if `when` would hold had the failed `on-error tempfail` lists of `trace` listed the
+// value: a rule such as `client.ip in strict and sender == "x"` tempfails only for x.
+bool dns_could_decide(const Condition& when, const Facts& facts, Stage stage, DnsTrace& trace) {
+    trace.assume_listed = true;
+    bool holds = condition_holds(when, facts, stage);
+    trace.assume_listed = false;
+    return holds;
+}
+
 // Sets the thread's DnsTrace for the time of one evaluation.
 struct DnsTraceScope {
     explicit DnsTraceScope(DnsTrace& trace) : saved(t_dns_trace) { t_dns_trace = &trace; }
@@ -299,7 +309,8 @@ Decision evaluate(const Policy& policy, Stage stage, const Facts& facts, LimitLe
         trace.txt.clear();
         trace.failed = nullptr;
         if (st.when && !condition_holds(*st.when, facts, stage)) {
-            if (trace.failed && !st.observe && !options.observe_all) {
+            if (trace.failed && !st.observe && !options.observe_all &&
+                dns_could_decide(*st.when, facts, stage, trace)) {
                 refuse_dns_failure(d, stage, st, trace);
                 return d;
             }

@@ -243,6 +243,30 @@ TEST_F(DnsEvaluation, OnErrorTempfailAnswersTheStageDefault) {
     EXPECT_EQ(d.reply->line(), "451 4.4.3 DNS list lookup failed, try again later");
 }
 
+// Review finding: a failed on-error tempfail list tempfailed a rule whose other condition
+// was false anyway; now only a rule the lookup could have decided tempfails.
+TEST_F(DnsEvaluation, OnErrorTempfailOnlyWhereTheLookupCouldDecide) {
+    auto p = must_load(
+        "list strict = dnsbl \"bl.example.net\" on-error tempfail\n"
+        "rule \"r\" at mail when client.ip in strict and sender.domain == \"x.example\" "
+        "reject\n"
+        "rule \"n\" at mail when not client.ip in strict reject 550 5.7.1 \"not listed\"\n");
+    Facts f = testing::mx_facts("192.0.2.9", "<a@other.example>", 0);
+    f.dns["9.2.0.192.bl.example.net"] = failed("timeout");
+    ledger.begin_event();
+    Decision d = evaluate(*p, Stage::Mail, f, ledger, {});
+    ledger.end_event(false);
+    // "r" cannot hold (the sender is not x.example); "not in" fails open: it holds.
+    EXPECT_EQ(d.rule_id, "n");
+    f.set_sender("<a@x.example>", "", 0, false);
+    ledger.begin_event();
+    d = evaluate(*p, Stage::Mail, f, ledger, {});
+    ledger.end_event(false);
+    EXPECT_EQ(d.rule_id, "r");
+    ASSERT_TRUE(d.reply);
+    EXPECT_EQ(d.reply->line(), "451 4.4.3 DNS list lookup failed, try again later");
+}
+
 TEST_F(DnsEvaluation, RhsblReadsTheSenderDomain) {
     Facts f = testing::mx_facts("192.0.2.1", "<Bob@Spam.Example>", 0);
     f.dns["spam.example.dbl.example.org"] = found({"127.0.1.2"});
