@@ -38,7 +38,7 @@ int test_transaction(const pm::Options& options) {
     for (const auto& d : result.diagnostics.all()) std::cerr << d << '\n';
     if (!result.policy) return 1;
     return pm::run_test_transaction(result.policy, options.test, options.conversation(), std::cout,
-                                    std::cerr);
+                                    std::cerr, options.dns_servers);
 }
 
 // Help and version were printed while parsing; --version adds libmilter's.

@@ -5,6 +5,8 @@
 #include <sstream>
 #include <utility>
 
+#include "config/dns_settings.h"
+#include "dns/resolver.h"
 #include "milter/reply_encoding.h"
 #include "store/greylist_store.h"
 #include "store/memory_counter_store.h"
@@ -70,6 +72,8 @@ std::string format_decision(const Decision& d) {
     for (const auto& hit : d.observed) out << hit_line(d.stage, hit, true) << '\n';
     for (const auto& hit : d.added) out << hit_line(d.stage, hit, false) << '\n';
     if (!d.error.empty()) out << stage_name(d.stage) << ": note: " << d.error << '\n';
+    for (const auto& w : d.dns_warnings) out << stage_name(d.stage) << ": warning: " << w << '\n';
+    for (const auto& e : d.dns_errors) out << stage_name(d.stage) << ": error: " << e << '\n';
     if (d.verdict == Verdict::Continue) {
         out << stage_name(d.stage) << ": no rule\n";
         return out.str();
@@ -120,20 +124,36 @@ void add_headers(Conversation& conv, const std::vector<std::string>& headers) {
     }
 }
 
-}  // namespace
+// What one DNS list answered for one name: "listed 127.0.0.2 \"TXT\"", "not listed" or
+// "failed: timeout".
+std::string dns_result(const DnsList& list, const DnsAnswer& a) {
+    if (a.status == DnsAnswer::Status::Failed) return "failed: " + a.error;
+    if (a.status == DnsAnswer::Status::NotFound) return "not listed";
+    bool refused = false;
+    std::string out = dns_list_matches(list, a, refused) ? "listed" : "not listed";
+    for (std::uint32_t addr : a.addresses) out += " " + IpAddress::from_v4(addr).to_string();
+    if (refused) out += " (127.255.255.x: query refused or quota spent)";
+    if (!a.txt.empty()) out += " \"" + sanitize_text(a.txt, kMaxDnsTxt) + "\"";
+    return out;
+}
 
-int run_test_transaction(std::shared_ptr<const Policy> policy, const TestTransaction& tx,
-                         const ConversationOptions& options, std::ostream& out,
-                         std::ostream& errors) {
-    auto ip = parse_ip(tx.client_ip);
-    if (!ip) {
-        errors << "policy-milter: --client \"" << tx.client_ip << "\" is not an IP address\n";
-        return 2;
+// Which DNS list answered what, for each lookup the session made.
+void print_dns(const Policy& policy, const Facts& facts, std::ostream& out) {
+    for (const DnsUse& use : policy.dns_uses()) {
+        std::vector<std::string> names;
+        dns_use_names(use, facts, use.stage, names);
+        for (const auto& name : names) {
+            auto it = facts.dns.find(name);
+            if (it == facts.dns.end()) continue;
+            out << "dns: " << use.list->name << " (" << use.list->zone << ") " << name << ": "
+                << dns_result(*use.list, it->second) << '\n';
+        }
     }
-    MemoryCounterStore store;
-    MemoryGreylistStore greylist;  // empty: every triplet is new
-    Conversation conv(policy, store, options, &greylist);
-    if (!passed(out, conv.connect(*ip, tx.client_name, tx.client_port))) return 0;
+}
+
+int run_stages(Conversation& conv, const IpAddress& ip, const TestTransaction& tx,
+               std::ostream& out, std::ostream& errors) {
+    if (!passed(out, conv.connect(ip, tx.client_name, tx.client_port))) return 0;
     if (tx.helo && !passed(out, conv.helo(*tx.helo))) return 0;
     if (!tx.from && tx.rcpts.empty()) return 0;
     if (!run_envelope(conv, tx, out)) return 0;
@@ -141,6 +161,40 @@ int run_test_transaction(std::shared_ptr<const Policy> policy, const TestTransac
     if (tx.message_file && !read_message(*tx.message_file, conv, errors)) return 2;
     shown(out, conv.message());
     return 0;
+}
+
+}  // namespace
+
+int run_test_transaction(std::shared_ptr<const Policy> policy, const TestTransaction& tx,
+                         const ConversationOptions& options, std::ostream& out,
+                         std::ostream& errors, const std::string& dns_servers) {
+    auto ip = parse_ip(tx.client_ip);
+    if (!ip) {
+        errors << "policy-milter: --client \"" << tx.client_ip << "\" is not an IP address\n";
+        return 2;
+    }
+    // The real lookups, with the configured servers, as the daemon would make them.
+    std::unique_ptr<Resolver> resolver;
+    ConversationOptions o = options;
+    if (!policy->dns_uses().empty()) {
+        ResolverSettings settings;
+        std::string why;
+        if (!dns_servers.empty())
+            settings.servers = parse_dns_servers(dns_servers, why).value_or("");
+        settings.timeout = options.dns_timeout;
+        try {
+            resolver = std::make_unique<Resolver>(settings);
+            o.dns = resolver.get();
+        } catch (const std::exception& e) {
+            errors << "policy-milter: DNS resolver: " << e.what() << '\n';
+        }
+    }
+    MemoryCounterStore store;
+    MemoryGreylistStore greylist;  // empty: every triplet is new
+    Conversation conv(policy, store, o, &greylist);
+    int code = run_stages(conv, *ip, tx, out, errors);
+    print_dns(*policy, conv.facts(), out);
+    return code;
 }
 
 }  // namespace pm

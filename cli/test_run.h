@@ -26,9 +26,11 @@ namespace pm {
 
 // Prints one line per event (and one per observed rule); returns 0, or 2 with a message
 // on stderr-style `errors` when the transaction itself is malformed (bad --client).
+// The lookups of DNS lists are real, through `dns_servers` (dns-servers; empty: those of
+// resolv.conf), and a "dns:" line per lookup says which list answered what.
 int run_test_transaction(std::shared_ptr<const Policy> policy, const TestTransaction& tx,
                          const ConversationOptions& options, std::ostream& out,
-                         std::ostream& errors);
+                         std::ostream& errors, const std::string& dns_servers = {});
 
 // One event's lines, as --test prints them and the golden tests compare them.
 std::string format_decision(const Decision& d);

@@ -9,6 +9,7 @@
 #include <type_traits>
 
 #include "config/config_file.h"
+#include "config/dns_settings.h"
 #include "config/greylist_options.h"
 #include "config/logging.h"
 #include "config/metrics_address.h"
@@ -95,8 +96,11 @@ po::options_description daemon_options() {
          "bytes of each message body that body conditions scan, such as 512K (default 1MB; "
          "at most 1GB)")
         ("policy-socket", po::value<std::string>()->value_name("unix:PATH|inet:PORT@HOST"),
-         "also serve the rules to Postfix's check_policy_service on this socket (default: off)");
-
+         "also serve the rules to Postfix's check_policy_service on this socket (default: off)")
+        ("dns-servers", po::value<std::string>()->value_name("IP[:PORT],..."),
+         "the DNS servers of dnsbl and rhsbl lists (default: those of /etc/resolv.conf)")
+        ("dns-timeout", po::value<std::string>()->value_name("DURATION"),
+         "longest wait for DNS lists per stage, such as 2s or 500ms (default 2s)");
     // clang-format on
     add_greylist_options(d);
     return d;
@@ -187,6 +191,27 @@ std::optional<unsigned> parse_timeout_ms(const std::string& text) {
     return ms;
 }
 
+// state-dir and the greylist-* keys, checked by greylist_value_problem().
+void apply_greylist_options(const po::variables_map& vm, Options& o) {
+    if (vm.count("state-dir")) o.state_dir = vm["state-dir"].as<std::string>();
+    auto number = [&](const char* key, auto& out) {
+        if (vm.count(key))
+            if (auto n = parse_bounded(vm[key].as<std::string>(), 0, UINT64_MAX / 1000))
+                out = static_cast<std::remove_reference_t<decltype(out)>>(*n);
+    };
+    number("greylist-ipv4-prefix", o.greylist.ipv4_prefix);
+    number("greylist-ipv6-prefix", o.greylist.ipv6_prefix);
+    number("greylist-auto-whitelist", o.greylist.auto_whitelist);
+    number("greylist-max-entries", o.greylist_max_entries);
+    if (vm.count("greylist-save-interval")) {
+        std::uint64_t s = 0;
+        if (parse_duration(vm["greylist-save-interval"].as<std::string>(), s))
+            o.greylist_save_interval = s;
+        else if (vm["greylist-save-interval"].as<std::string>() == "0")
+            o.greylist_save_interval = 0;
+    }
+}
+
 void apply_daemon_options(const po::variables_map& vm, Options& o) {
     auto str = [&](const char* key, std::string& field) {
         if (vm.count(key)) field = vm[key].as<std::string>();
@@ -226,23 +251,11 @@ void apply_daemon_options(const po::variables_map& vm, Options& o) {
         if (auto n = parse_body_scan_limit(vm["body-scan-limit"].as<std::string>()))
             o.body_scan_limit = *n;
     str("policy-socket", o.policy_socket);
-    str("state-dir", o.state_dir);
-    auto number = [&](const char* key, auto& out) {
-        if (vm.count(key))
-            if (auto n = parse_bounded(vm[key].as<std::string>(), 0, UINT64_MAX / 1000))
-                out = static_cast<std::remove_reference_t<decltype(out)>>(*n);
-    };
-    number("greylist-ipv4-prefix", o.greylist.ipv4_prefix);
-    number("greylist-ipv6-prefix", o.greylist.ipv6_prefix);
-    number("greylist-auto-whitelist", o.greylist.auto_whitelist);
-    number("greylist-max-entries", o.greylist_max_entries);
-    if (vm.count("greylist-save-interval")) {
-        std::uint64_t s = 0;
-        if (parse_duration(vm["greylist-save-interval"].as<std::string>(), s))
-            o.greylist_save_interval = s;
-        else if (vm["greylist-save-interval"].as<std::string>() == "0")
-            o.greylist_save_interval = 0;
-    }
+    apply_greylist_options(vm, o);
+    str("dns-servers", o.dns_servers);
+    if (vm.count("dns-timeout"))
+        if (auto ms = parse_dns_timeout(vm["dns-timeout"].as<std::string>(), why))
+            o.dns_timeout_ms = *ms;
 }
 
 // `none`, or unix: and an absolute path that fits a unix socket address (108 bytes).
@@ -254,11 +267,13 @@ std::string control_problem(const std::string& value) {
     return {};
 }
 
-// value_problem's second half: the monitoring keys, body-scan-limit and the greylist's.
+// value_problem's second half: the monitoring, DNS and greylist keys, body-scan-limit.
 std::string later_value_problem(const std::string& key, const std::string& value) {
     std::string why;
     if (key == "stats-interval" && !parse_stats_interval(value, why)) return why;
     if (key == "metrics" && !parse_metrics_address(value, why)) return why;
+    if (key == "dns-servers" && !parse_dns_servers(value, why)) return why;
+    if (key == "dns-timeout" && !parse_dns_timeout(value, why)) return why;
     if (key == "body-scan-limit" && !parse_body_scan_limit(value))
         return "body-scan-limit '" + value + "' is not a size from 0 to 1GB, such as 512K or 1MB";
     return greylist_value_problem(key, value);
@@ -292,9 +307,10 @@ std::string value_problem(const std::string& key, const std::string& value) {
 
 // Checks the values value_problem() knows; an error message, or empty.
 std::string check_values(const po::variables_map& vm, Options& o) {
-    for (const char* key : {"socket", "log", "log-level", "syslog-facility", "syslog-name",
-                            "socket-mode", "store", "store-on-error", "redis-timeout", "control",
-                            "stats-interval", "metrics", "body-scan-limit", "policy-socket"}) {
+    for (const char* key :
+         {"socket", "log", "log-level", "syslog-facility", "syslog-name", "socket-mode", "store",
+          "store-on-error", "redis-timeout", "control", "stats-interval", "metrics",
+          "body-scan-limit", "policy-socket", "dns-servers", "dns-timeout"}) {
         if (!vm.count(key)) continue;
         if (std::string why = value_problem(key, vm[key].as<std::string>()); !why.empty())
             return why;
@@ -321,11 +337,24 @@ std::string duration_text(std::uint64_t seconds) {
 
 }  // namespace
 
+namespace {
+std::map<std::string, std::string> greylist_values(const Options& o) {
+    return {
+        {"state-dir", o.state_dir},
+        {"greylist-ipv4-prefix", std::to_string(o.greylist.ipv4_prefix)},
+        {"greylist-ipv6-prefix", std::to_string(o.greylist.ipv6_prefix)},
+        {"greylist-auto-whitelist", std::to_string(o.greylist.auto_whitelist)},
+        {"greylist-max-entries", std::to_string(o.greylist_max_entries)},
+        {"greylist-save-interval", duration_text(o.greylist_save_interval)},
+    };
+}
+}  // namespace
+
 bool dump_config(const Options& o, std::ostream& out, std::ostream& err) {
     auto yes_no = [](bool b) { return std::string(b ? "yes" : "no"); };
     std::ostringstream mode;
     mode << '0' << std::oct << std::setw(3) << std::setfill('0') << o.socket_mode;
-    const std::map<std::string, std::string> values = {
+    std::map<std::string, std::string> values = {
         {"rules", o.rules_file},
         {"socket", o.socket},
         {"foreground", yes_no(o.foreground)},
@@ -349,13 +378,10 @@ bool dump_config(const Options& o, std::ostream& out, std::ostream& err) {
         {"metrics", o.metrics},
         {"body-scan-limit", size_text(o.body_scan_limit)},
         {"policy-socket", o.policy_socket},
-        {"state-dir", o.state_dir},
-        {"greylist-ipv4-prefix", std::to_string(o.greylist.ipv4_prefix)},
-        {"greylist-ipv6-prefix", std::to_string(o.greylist.ipv6_prefix)},
-        {"greylist-auto-whitelist", std::to_string(o.greylist.auto_whitelist)},
-        {"greylist-max-entries", std::to_string(o.greylist_max_entries)},
-        {"greylist-save-interval", duration_text(o.greylist_save_interval)},
+        {"dns-servers", o.dns_servers},
+        {"dns-timeout", std::to_string(o.dns_timeout_ms) + "ms"},
     };
+    values.merge(greylist_values(o));
     bool ok = true;
     const po::options_description keys = daemon_options();
     for (const auto& option : keys.options()) {
@@ -389,6 +415,7 @@ ConversationOptions Options::conversation() const {
     c.on_store_error = store_on_error;
     c.body_scan_limit = body_scan_limit;
     c.greylist = greylist;
+    c.dns_timeout = std::chrono::milliseconds(dns_timeout_ms);
     return c;
 }
 

@@ -53,6 +53,8 @@ struct Options {
     GreylistSettings greylist;                         // greylist-ipv4-prefix ...
     std::uint64_t greylist_max_entries = 1'000'000;
     std::uint64_t greylist_save_interval = 600;  // seconds; 0: at stop only
+    std::string dns_servers;                     // as written; empty: resolv.conf's
+    std::uint64_t dns_timeout_ms = 2000;         // DNS lists: the longest wait per stage
     TestTransaction test;
     std::vector<std::string> ctl;           // --ctl: the command and its arguments
     std::vector<std::string> report_files;  // --report: the files named, "-" for stdin

@@ -41,9 +41,12 @@ struct Needs {
     // Macros at MAIL beyond the queue id: without {auth_authen} auth.user is always "",
     // without {tls_version} tls is always false.
     bool auth_macro = false, tls_macro = false;
-    // By stage, connect to data and unknown: the MTA waits for the reply of that step. Wanted where
-    // a rule or limit of the stage can decide; granted where it was not negotiated as no-reply
-    // (SMFIP_NR_*). End of message is always answered.
+    // Macros at connect beyond {client_name}: {client_ptr} for client.ptr and
+    // client.resolve, {client_resolve} for client.resolve (Sendmail's; Postfix has none).
+    bool ptr_macro = false, resolve_macro = false;
+    // By stage, connect to data and unknown: the MTA waits for the reply of that step.
+    // Wanted where a rule or limit of the stage can decide; granted where it was not
+    // negotiated as no-reply (SMFIP_NR_*). End of message is always answered.
     std::array<bool, kStageCount> reply{};
     // The step whose continue becomes accept: nothing after it can decide (early_accept).
     std::optional<Stage> accept_at;
@@ -92,6 +95,8 @@ Needs needs_of(const Policy& p) {
     n.unknown = used(Stage::Unknown);
     n.auth_macro = p.uses_field(FieldId::AuthUser);
     n.tls_macro = p.uses_field(FieldId::Tls);
+    n.resolve_macro = p.uses_field(FieldId::ClientResolve);
+    n.ptr_macro = n.resolve_macro || p.uses_field(FieldId::ClientPtr);
     for (Stage s :
          {Stage::Connect, Stage::Helo, Stage::Mail, Stage::Rcpt, Stage::Data, Stage::Unknown})
         n.reply[stage_index(s)] = used(s);
@@ -114,7 +119,8 @@ bool covers(const Needs& granted, const Needs& wanted) {
            ok(granted.body, wanted.body) && ok(granted.unknown, wanted.unknown) &&
            ok(granted.add_header, wanted.add_header) && ok(granted.quarantine, wanted.quarantine) &&
            ok(granted.auth_macro, wanted.auth_macro) && ok(granted.tls_macro, wanted.tls_macro) &&
-           replies_cover(granted, wanted);
+           ok(granted.ptr_macro, wanted.ptr_macro) &&
+           ok(granted.resolve_macro, wanted.resolve_macro) && replies_cover(granted, wanted);
 }
 
 // Everything the adapter keeps for one MTA connection, across several messages. Made at
@@ -317,6 +323,10 @@ sfsistat translate(SMFICTX* ctx, const Decision& d) {
 // client gets them. `recipient`: that of a rcpt event, for the log.
 sfsistat decide(SMFICTX* ctx, Connection& c, Decision d, std::string_view recipient = {}) {
     fit_replies_for_milter(d);
+    for (const auto& w : d.dns_warnings)
+        spdlog::warn("{}: {}", c.queue_id.empty() ? "NOQUEUE" : c.queue_id, w);
+    for (const auto& e : d.dns_errors)
+        spdlog::error("{}: {}", c.queue_id.empty() ? "NOQUEUE" : c.queue_id, e);
     process_stats().count_decision(d);
     log_decision(d, c, recipient);
     return translate(ctx, d);
@@ -477,9 +487,11 @@ void ask_for_macros(SMFICTX* ctx, const Needs& n) {
     std::string mail_macros = "i";
     if (n.auth_macro) mail_macros += " {auth_authen}";
     if (n.tls_macro) mail_macros += " {tls_version}";
-    char connect_macros[] = "{client_name}";
+    std::string connect_macros = "{client_name}";
+    if (n.ptr_macro) connect_macros += " {client_ptr}";
+    if (n.resolve_macro) connect_macros += " {client_resolve}";
     char queue_id[] = "i";
-    smfi_setsymlist(ctx, SMFIM_CONNECT, connect_macros);
+    smfi_setsymlist(ctx, SMFIM_CONNECT, connect_macros.data());
     smfi_setsymlist(ctx, SMFIM_ENVFROM, mail_macros.data());
     smfi_setsymlist(ctx, SMFIM_ENVRCPT, queue_id);
     smfi_setsymlist(ctx, SMFIM_DATA, queue_id);
@@ -498,7 +510,9 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long offered_actions, unsigned long
         // Without SMFIF_SETSYMLIST the MTA sends the macros of its own configuration,
         // whatever the policy: a reloaded policy gets the same ones as this policy would.
         Needs granted = n;
-        if (!(offered_actions & SMFIF_SETSYMLIST)) granted.auth_macro = granted.tls_macro = true;
+        if (!(offered_actions & SMFIF_SETSYMLIST))
+            granted.auth_macro = granted.tls_macro = granted.ptr_macro = granted.resolve_macro =
+                true;
         // Only if the socket is known: a session after SMFIC_QUIT_NC must be told apart
         // from a new MTA connection (negotiation_of).
         std::optional<MilterSocket> socket = milter_socket_of(ctx);
@@ -559,7 +573,9 @@ sfsistat on_connect(SMFICTX* ctx, char*, _SOCK_ADDR* address) {
         // there is none (Facts::set_client makes that "unknown").
         process_stats().count_connection();
         c->conversation.use_policy(c->policy_in_force());
-        return decide(ctx, *c, c->conversation.connect(ip, macro(ctx, "{client_name}"), port));
+        ClientLookup lookup{macro(ctx, "{client_ptr}"), macro(ctx, "{client_resolve}")};
+        return decide(ctx, *c,
+                      c->conversation.connect(ip, macro(ctx, "{client_name}"), port, lookup));
     });
     return answer(ctx, SMFIP_NR_CONN, Stage::Connect, ReplyPhase::Session, "connect", status);
 }

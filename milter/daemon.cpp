@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
@@ -26,7 +27,9 @@
 #include <sanitizer/lsan_interface.h>
 #endif
 
+#include "config/dns_settings.h"
 #include "config/logging.h"
+#include "dns/resolver.h"
 #include "milter/adapter.h"
 #include "milter/control.h"
 #include "milter/greylist_saver.h"
@@ -75,6 +78,16 @@ class RunningSlot {
     std::shared_ptr<const Running> running_;
 };
 RunningSlot g_running;
+// The DNS lists' resolver, set once after the fork (Daemon::start_resolver).
+std::atomic<DnsSource*> g_dns{nullptr};
+
+// A new session's switches: the running policy's, and the resolver. The milter and the
+// policy service both start their sessions with these.
+ConversationOptions session_options() {
+    ConversationOptions o = g_running.load()->options;
+    o.dns = g_dns.load();
+    return o;
+}
 
 std::string describe(const Policy& policy) {
     std::string out = std::to_string(policy.rule_count()) + " rules from ";
@@ -141,10 +154,10 @@ void warn_of_start_only_changes(const Options& now, const Options& was) {
         now.socket_group != was.socket_group || now.log != was.log ||
         now.pid_file != was.pid_file || now.syslog_facility != was.syslog_facility ||
         now.syslog_name != was.syslog_name || now.control != was.control ||
-        now.policy_socket != was.policy_socket)
+        now.policy_socket != was.policy_socket || now.dns_servers != was.dns_servers)
         spdlog::warn(
-            "socket, user, pid-file, log, syslog, control and policy-socket changes take effect "
-            "only at the next start");
+            "socket, user, pid-file, log, syslog, control, policy-socket and dns-servers "
+            "changes take effect only at the next start");
     if (now.stats_interval != was.stats_interval || now.metrics != was.metrics)
         spdlog::warn("stats-interval and metrics changes take effect only at the next start");
     if (now.state_dir != was.state_dir || now.greylist_max_entries != was.greylist_max_entries ||
@@ -279,6 +292,7 @@ class Daemon {
     std::optional<NotStarted> make_store();
     std::optional<NotStarted> open_socket_and_drop_privileges();
     std::optional<NotStarted> go_background_and_serve();
+    std::optional<NotStarted> start_resolver();
     bool handle_signals();
     bool reload_now(const std::string& why);
     std::optional<NotStarted> open_control();
@@ -296,6 +310,7 @@ class Daemon {
     std::unique_ptr<CounterStore> store_;
     std::unique_ptr<GreylistStore> greylist_;
     GreylistSaver saver_;
+    std::unique_ptr<Resolver> resolver_;  // DNS lists; dns-servers apply at the next start
     Listener listener_;
     PidFile pid_file_;  // created while still root, written after the fork
     std::optional<int> signal_fd_;
@@ -358,8 +373,8 @@ std::optional<NotStarted> Daemon::make_store() {
     greylist_ = make_greylist_store(settings, options_.greylist_max_entries, why);
     if (!greylist_) return NotStarted{why, kExitConfig};
     saver_.start(*greylist_, options_.state_dir, options_.greylist_save_interval);
-    set_adapter_settings({[] { return g_running.load()->policy; },
-                          [] { return g_running.load()->options; }, store_.get(), greylist_.get()});
+    set_adapter_settings(
+        {[] { return g_running.load()->policy; }, session_options, store_.get(), greylist_.get()});
     return std::nullopt;
 }
 
@@ -395,6 +410,7 @@ std::optional<NotStarted> Daemon::go_background_and_serve() {
     }
     pid_file_.write_pid();
     std::string why;
+    if (auto failed = start_resolver()) return failed;
     signal_fd_ = open_signal_fd(why);
     if (!signal_fd_) return NotStarted{why};
     if (!listener_.start(why)) return NotStarted{why};
@@ -402,12 +418,32 @@ std::optional<NotStarted> Daemon::go_background_and_serve() {
     if (policy_server_.is_open()) {
         PolicyServiceSettings settings;
         settings.policy = [] { return g_running.load()->policy; };
-        settings.options = [] { return g_running.load()->options; };
+        settings.options = session_options;
         settings.store = store_.get();
         settings.greylist = greylist_.get();
         if (!policy_server_.start(std::move(settings), why)) return NotStarted{why};
     }
     if (!metrics_.start(why)) return NotStarted{why};
+    return std::nullopt;
+}
+
+// The DNS lists' resolver (dns/resolver.h): its thread starts after the fork. Made for
+// every policy, so that a reload may add DNS lists; idle, it costs one sleeping thread.
+std::optional<NotStarted> Daemon::start_resolver() {
+    ResolverSettings settings;
+    std::string why;
+    if (!options_.dns_servers.empty()) {
+        auto servers = parse_dns_servers(options_.dns_servers, why);  // checked when read
+        if (!servers) return NotStarted{why, kExitConfig};
+        settings.servers = *servers;
+    }
+    settings.timeout = std::chrono::milliseconds(options_.dns_timeout_ms);
+    try {
+        resolver_ = std::make_unique<Resolver>(settings);
+    } catch (const std::exception& e) {
+        return NotStarted{std::string("DNS resolver: ") + e.what(), kExitTempFail};
+    }
+    g_dns.store(resolver_.get());
     return std::nullopt;
 }
 

@@ -2,6 +2,7 @@
 #include "policy/conversation.h"
 
 #include <algorithm>
+#include <array>
 #include <utility>
 
 namespace pm {
@@ -26,7 +27,43 @@ void Conversation::use_policy(std::shared_ptr<const Policy> policy) {
     if (policy) next_ = std::move(policy);
 }
 
+namespace {
+
+// A client sending many MAIL FROMs with new domains cannot grow its session without end.
+constexpr std::size_t kMaxSessionDnsAnswers = 256;
+
+std::array<bool, kStageCount> stages_from(Stage first, bool only) {
+    std::array<bool, kStageCount> out{};
+    for (Stage s : kAllStages)
+        out[stage_index(s)] = only ? s == first : stage_index(s) >= stage_index(first);
+    return out;
+}
+
+}  // namespace
+
+void Conversation::look_up_dns(Stage stage) {
+    const std::vector<DnsUse>& uses = policy_->dns_uses();
+    if (uses.empty() || !options_.dns) return;
+    bool txt = policy_->uses_dnsbl_txt();
+    auto known = [&](const std::string& name) {
+        auto it = facts_.dns.find(name);
+        return it != facts_.dns.end() && it->second.status != DnsAnswer::Status::Failed;
+    };
+    // Early: the later stages' lookups run while this stage and the client go on.
+    for (const std::string& name : dns_queries(uses, stages_from(stage, false), facts_))
+        if (!known(name)) options_.dns->start(name, txt);
+    std::vector<std::string> needed = dns_queries(uses, stages_from(stage, true), facts_);
+    std::erase_if(needed, known);
+    if (needed.empty()) return;
+    auto deadline = std::chrono::steady_clock::now() + options_.dns_timeout;
+    std::vector<DnsAnswer> answers = options_.dns->wait(needed, txt, deadline);
+    if (facts_.dns.size() + needed.size() > kMaxSessionDnsAnswers) facts_.dns.clear();
+    for (std::size_t i = 0; i < needed.size() && i < answers.size(); ++i)
+        facts_.dns[needed[i]] = std::move(answers[i]);
+}
+
 Decision Conversation::run(Stage stage) {
+    look_up_dns(stage);
     ledger_.begin_event();
     Decision d = evaluate(*policy_, stage, facts_, ledger_, options_);
     ledger_.end_event(!d.refused());  // a refused event counts nothing
@@ -52,7 +89,7 @@ void Conversation::commit_or_refuse(Decision& d, Stage stage, bool keep_keys) {
 }
 
 Decision Conversation::connect(std::optional<IpAddress> ip, std::string_view client_name,
-                               std::uint32_t port) {
+                               std::uint32_t port, ClientLookup lookup) {
     // A new session: nothing of an earlier one on this object carries over.
     ledger_.clear();
     ledger_.set_helo_counted(false);
@@ -60,6 +97,7 @@ Decision Conversation::connect(std::optional<IpAddress> ip, std::string_view cli
     if (next_) policy_ = std::move(next_);
     facts_ = Facts{};
     facts_.set_client(ip, client_name, port);
+    facts_.set_client_lookup(lookup.ptr, lookup.resolve);
     Decision d = run(Stage::Connect);
     // Connection-level limits count connections, at once: there is no message to wait
     // for. An accepted connection, like an accepted message, counts nothing.

@@ -12,6 +12,7 @@
 // applies from the next MAIL on), while a transaction in flight keeps its own.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -29,6 +30,10 @@ namespace pm {
 struct ConversationOptions : EvaluationOptions {
     StoreErrorMode on_store_error = StoreErrorMode::Tempfail;
     std::uint64_t body_scan_limit = kDefaultBodyScanLimit;  // body-scan-limit
+    // The resolver of DNS lists (dns/resolver.h), shared; null: every DNS list lookup
+    // fails (not listed, or the tempfail of an `on-error tempfail` list).
+    DnsSource* dns = nullptr;
+    std::chrono::milliseconds dns_timeout{2000};  // at most this long per stage
 };
 
 class Conversation {
@@ -41,7 +46,8 @@ class Conversation {
 
     void use_policy(std::shared_ptr<const Policy> policy);
 
-    Decision connect(std::optional<IpAddress> ip, std::string_view client_name, std::uint32_t port);
+    Decision connect(std::optional<IpAddress> ip, std::string_view client_name, std::uint32_t port,
+                     ClientLookup lookup = {});
     Decision helo(std::string_view name);
     Decision mail(std::string_view sender, std::string_view auth_user, std::uint64_t size,
                   bool tls);
@@ -88,6 +94,9 @@ class Conversation {
 
     bool rules_run() const { return !connection_accepted_ && transaction_ != Transaction::Decided; }
     Decision run(Stage stage);
+    // Starts the DNS list lookups of this and later stages whose facts are known, and
+    // waits (dns_timeout at most) for those of `stage`, into facts_.dns.
+    void look_up_dns(Stage stage);
     // Commits at the end of an accepted event; if the commit fails (the store, or a limit
     // filled up meanwhile), `d` becomes the refusal at `stage`.
     void commit_or_refuse(Decision& d, Stage stage, bool keep_keys = false);

@@ -72,6 +72,9 @@ struct Decision {
     std::vector<RuleHit> added;     // add-header rules that matched, for the log
     std::string error;              // why a store failure decided this event, if it did
     bool store_error = false;       // the counter store failed (for the statistics)
+    // DNS lists (policy/dns_lists.h): a lookup that failed, naming the zone (logged as a
+    // warning; `in` was false), and a list's 127.255.255.x answer (logged as an error).
+    std::vector<std::string> dns_warnings, dns_errors;
 
     bool refused() const { return verdict == Verdict::Reject || verdict == Verdict::Tempfail; }
     bool closes_connection() const { return reply && reply->code == 421; }

@@ -15,6 +15,20 @@ namespace pm {
 
 namespace {
 
+// The tempfail of a failure of our own (a store, a DNS list), a code every stage allows
+// (policy-milter.rules(5), REPLY CODES): 421 ends the session, which is all that the
+// connect, helo and unknown stages allow.
+int local_tempfail_code(Stage stage) {
+    switch (stage) {
+        case Stage::Connect:
+        case Stage::Helo:
+        case Stage::Unknown: return 421;
+        case Stage::Vrfy: return 450;
+        case Stage::Etrn: return 458;
+        default: return 451;
+    }
+}
+
 bool compare_numbers(std::uint64_t value, CompareOp op, std::uint64_t literal) {
     switch (op) {
         case CompareOp::Eq: return value == literal;
@@ -42,7 +56,68 @@ bool matches(const Condition& c, const Facts& facts, const Address* rcpt) {
                           RE2::UNANCHORED, nullptr, 0);
 }
 
+// What the DNS lists read by one statement's condition found: the TXT of the last that
+// matched ({dnsbl.txt}), an `on-error tempfail` list that could not answer, and the notes
+// for the log. One per thread, set by evaluate() around its loop: condition_holds() keeps
+// its signature for the callers that read no DNS list.
+struct DnsTrace {
+    std::string txt;
+    const DnsList* failed = nullptr;
+    std::string failure;  // the failed list's note
+    Decision* decision = nullptr;
+    // Set to ask whether the condition would hold had the failed `on-error tempfail`
+    // lists answered "listed": only then could their lookup have decided the rule.
+    bool assume_listed = false;
+};
+thread_local DnsTrace* t_dns_trace = nullptr;
+
+void add_note(std::vector<std::string>& notes, std::string note) {
+    if (std::find(notes.begin(), notes.end(), note) == notes.end())
+        notes.push_back(std::move(note));
+}
+
+// `in` for a lookup that failed: false, but true for an `on-error tempfail` list while
+// the trace assumes it listed.
+bool note_dns_failure(const DnsList& list, const std::string& name, std::string_view why) {
+    DnsTrace* trace = t_dns_trace;
+    if (!trace) return false;
+    std::string note = "dns list " + list.name + " (" + list.zone + "): lookup of " + name +
+                       " failed: " + std::string(why) + "; not listed";
+    if (list.on_error_tempfail && !trace->failed) {
+        trace->failed = &list;
+        trace->failure = note;
+    }
+    if (trace->decision) add_note(trace->decision->dns_warnings, std::move(note));
+    return trace->assume_listed && list.on_error_tempfail;
+}
+
+bool dns_in(const Condition& c, const Facts& facts, const Address* rcpt) {
+    const DnsList& list = *c.dns;
+    std::optional<std::string> name;
+    if (c.field.id == FieldId::ClientIp) {
+        if (facts.client_ip) name = dns_query_name(list, *facts.client_ip);
+    } else {
+        name = dns_query_name(list, lower_value(c.field, facts, rcpt));
+    }
+    if (!name) return false;  // no value, or one never sent to DNS
+    auto it = facts.dns.find(*name);
+    if (it == facts.dns.end()) return note_dns_failure(list, *name, "no answer");
+    const DnsAnswer& answer = it->second;
+    if (answer.status == DnsAnswer::Status::Failed)
+        return note_dns_failure(list, *name, answer.error);
+    bool refused = false;
+    bool listed = dns_list_matches(list, answer, refused);
+    DnsTrace* trace = t_dns_trace;
+    if (refused && trace && trace->decision)
+        add_note(trace->decision->dns_errors,
+                 "dns list " + list.name + " (" + list.zone + ") answered 127.255.255.x for " +
+                     *name + ": the query was refused or the quota is spent; not listed");
+    if (listed && trace) trace->txt = answer.txt;
+    return listed;
+}
+
 bool in_list(const Condition& c, const Facts& facts, const Address* rcpt) {
+    if (c.dns) return dns_in(c, facts, rcpt);
     if (!c.list) return false;
     switch (c.field.info().type) {
         case ValueType::Ip: return facts.client_ip && c.list->contains_ip(*facts.client_ip);
@@ -116,7 +191,8 @@ struct Refused {
     Reply reply;
 };
 
-Refused refusal(const Action& a, Stage stage, const Facts& facts, bool soft_bounce) {
+Refused refusal(const Action& a, Stage stage, const Facts& facts, bool soft_bounce,
+                std::string_view dnsbl_txt = {}) {
     Refused r{a.kind, {a.code, a.enhanced, {}}};
     if (soft_bounce && a.kind == ActionKind::Reject) {
         r.kind = ActionKind::Tempfail;
@@ -125,7 +201,7 @@ Refused refusal(const Action& a, Stage stage, const Facts& facts, bool soft_boun
     }
     Refusal kind = r.kind == ActionKind::Reject ? Refusal::Reject : Refusal::Tempfail;
     if (!code_allowed(stage, kind, r.reply.code)) r.reply.code = default_code(stage, kind);
-    std::string text = !a.text.empty() ? a.text.expand(facts, stage)
+    std::string text = !a.text.empty() ? a.text.expand(facts, stage, dnsbl_txt)
                        : r.kind == ActionKind::Reject
                            ? "Rejected by policy"
                            : "Temporarily rejected by policy, try again later";
@@ -174,25 +250,25 @@ bool limit_over(const Statement& st, Stage stage, const Facts& facts, LimitLedge
 
 // Carries out the action of a statement that applies; true when it decides the event.
 bool act(const Statement& st, Stage stage, const Facts& facts, const EvaluationOptions& options,
-         Decision& d) {
+         Decision& d, std::string_view txt) {
     const Action& a = st.action;
     ActionKind kind = a.kind;
     std::optional<Reply> reply;
     if (refusing(kind)) {
-        Refused r = refusal(a, stage, facts, options.soft_bounce);
+        Refused r = refusal(a, stage, facts, options.soft_bounce, txt);
         kind = r.kind;
         reply = std::move(r.reply);
     }
     if (st.observe || options.observe_all) {
         RuleHit hit{st.id, kind, std::move(reply), {}};
-        if (kind == ActionKind::Quarantine) hit.detail = a.text.expand(facts, stage);
+        if (kind == ActionKind::Quarantine) hit.detail = a.text.expand(facts, stage, txt);
         if (kind == ActionKind::AddHeader)
-            hit.detail = a.header_name + ": " + a.text.expand(facts, stage);
+            hit.detail = a.header_name + ": " + a.text.expand(facts, stage, txt);
         d.observed.push_back(std::move(hit));
         return false;
     }
     if (kind == ActionKind::AddHeader) {
-        std::string value = sanitize_text(a.text.expand(facts, stage), kMaxHeaderValue);
+        std::string value = sanitize_text(a.text.expand(facts, stage, txt), kMaxHeaderValue);
         d.added.push_back({st.id, kind, std::nullopt, a.header_name + ": " + value});
         d.headers_to_add.emplace_back(a.header_name, std::move(value));
         return false;
@@ -201,16 +277,17 @@ bool act(const Statement& st, Stage stage, const Facts& facts, const EvaluationO
     d.reply = std::move(reply);
     d.verdict = verdict_of(kind);
     if (kind == ActionKind::Quarantine)
-        d.quarantine_reason = sanitize_text(a.text.expand(facts, stage), kMaxQuarantineReason);
+        d.quarantine_reason = sanitize_text(a.text.expand(facts, stage, txt), kMaxQuarantineReason);
     return true;
 }
 
 // The reply of a greylist rule that refuses, `remaining_s` before a retry can pass.
 void greylist_refusal(const Statement& st, Stage stage, const Facts& facts,
-                      const EvaluationOptions& options, std::uint64_t remaining_s, Decision& d) {
+                      const EvaluationOptions& options, std::uint64_t remaining_s,
+                      std::string_view txt, Decision& d) {
     const Action& a = st.action;
-    std::string text =
-        a.text.empty() ? "Greylisted, try again later" : a.text.expand(facts, stage, remaining_s);
+    std::string text = a.text.empty() ? "Greylisted, try again later"
+                                      : a.text.expand(facts, stage, txt, remaining_s);
     std::size_t prefix = 4 + a.enhanced.to_string().size() + 1;
     Reply reply{a.code, a.enhanced, sanitize_reply_text(text, prefix)};
     if (st.observe || options.observe_all) {
@@ -248,7 +325,7 @@ bool greylist_one(const Statement& st, Stage stage, GreylistRequest& r, LimitLed
 // A greylist rule whose condition holds: each triplet of the event (the recipient's at
 // rcpt, every accepted recipient's at data) is asked for. True when it decides the event.
 bool greylisted(const Statement& st, Stage stage, const Facts& facts, LimitLedger& ledger,
-                const EvaluationOptions& options, Decision& d) {
+                const EvaluationOptions& options, Decision& d, std::string_view txt) {
     std::string network = greylist_client_network(facts.client_ip, options.greylist);
     std::string sender = normalise_greylist_sender(facts.sender.lower());
     GreylistRequest r;
@@ -270,9 +347,39 @@ bool greylisted(const Statement& st, Stage stage, const Facts& facts, LimitLedge
             if (!one(rcpt)) return true;
     }
     if (!refused) return false;
-    greylist_refusal(st, stage, facts, options, (remaining_ms + 999) / 1000, d);
+    greylist_refusal(st, stage, facts, options, (remaining_ms + 999) / 1000, txt, d);
     return d.verdict != Verdict::Continue;
 }
+
+// A rule whose condition read an `on-error tempfail` DNS list that could not answer: the
+// stage's default tempfail (421 at connect and helo, 451 4.4.3 after).
+void refuse_dns_failure(Decision& d, Stage stage, const Statement& st, const DnsTrace& trace) {
+    d.verdict = Verdict::Tempfail;
+    d.rule_id = st.id;
+    d.reply =
+        Reply{local_tempfail_code(stage), {4, 4, 3}, "DNS list lookup failed, try again later"};
+    d.error = trace.failure + " (on-error tempfail)";
+    d.headers_to_add.clear();
+    d.quarantine_reason.clear();
+}
+
+// True if `when` would hold had the failed `on-error tempfail` lists of `trace` listed the
+// value: a rule such as `client.ip in strict and sender == "x"` tempfails only for x.
+bool dns_could_decide(const Condition& when, const Facts& facts, Stage stage, DnsTrace& trace) {
+    trace.assume_listed = true;
+    bool holds = condition_holds(when, facts, stage);
+    trace.assume_listed = false;
+    return holds;
+}
+
+// Sets the thread's DnsTrace for the time of one evaluation.
+struct DnsTraceScope {
+    explicit DnsTraceScope(DnsTrace& trace) : saved(t_dns_trace) { t_dns_trace = &trace; }
+    ~DnsTraceScope() { t_dns_trace = saved; }
+    DnsTraceScope(const DnsTraceScope&) = delete;
+    DnsTraceScope& operator=(const DnsTraceScope&) = delete;
+    DnsTrace* saved;
+};
 
 }  // namespace
 
@@ -280,19 +387,31 @@ Decision evaluate(const Policy& policy, Stage stage, const Facts& facts, LimitLe
                   const EvaluationOptions& options) {
     Decision d;  // the only variable returned: built in the caller's place (NRVO)
     d.stage = stage;
+    DnsTrace trace;
+    trace.decision = &d;
+    DnsTraceScope scope(trace);
     for (std::uint32_t i : candidates(policy.stage(stage), facts)) {
         const Statement& st = policy.statements()[i];
-        if (st.when && !condition_holds(*st.when, facts, stage)) continue;
+        trace.txt.clear();
+        trace.failed = nullptr;
+        if (st.when && !condition_holds(*st.when, facts, stage)) {
+            if (trace.failed && !st.observe && !options.observe_all &&
+                dns_could_decide(*st.when, facts, stage, trace)) {
+                refuse_dns_failure(d, stage, st, trace);
+                return d;
+            }
+            continue;
+        }
         bool failed = false;
         if (st.is_limit() && !limit_over(st, stage, facts, ledger, options, d, failed)) {
             if (failed) return d;
             continue;
         }
         if (st.action.kind == ActionKind::Greylist) {
-            if (greylisted(st, stage, facts, ledger, options, d)) break;
+            if (greylisted(st, stage, facts, ledger, options, d, trace.txt)) break;
             continue;
         }
-        if (act(st, stage, facts, options, d)) break;
+        if (act(st, stage, facts, options, d, trace.txt)) break;
     }
     return d;
 }
@@ -344,6 +463,7 @@ std::optional<std::string> normalised_text(FieldId id, const std::string& v) {
     switch (id) {
         case FieldId::ClientName: f.set_client(std::nullopt, v, 0); return f.client_name_lower;
         case FieldId::Helo: f.set_helo(v); return f.helo_lower;
+        case FieldId::ClientPtr:
         case FieldId::Domain: return normalize_host(v);
         case FieldId::Sender:
         case FieldId::Recipient: return Address::from_smtp(v).lower();
@@ -454,12 +574,8 @@ void refuse_full_limit(Decision& d, const Statement& limit, Stage stage, const F
 void refuse_store_failure(Decision& d, Stage stage, const std::string& id, std::string_view error) {
     d.verdict = Verdict::Tempfail;
     d.rule_id = id;
-    // A code every stage allows (policy-milter.rules(5), REPLY CODES): 421 ends the session.
-    int code = stage == Stage::Vrfy                             ? 450
-               : stage == Stage::Etrn                           ? 458
-               : stage_index(stage) <= stage_index(Stage::Helo) ? 421
-                                                                : 451;
-    d.reply = Reply{code, {4, 3, 0}, "Local error in processing, try again later"};
+    d.reply =
+        Reply{local_tempfail_code(stage), {4, 3, 0}, "Local error in processing, try again later"};
     d.error = "limit \"" + id + "\": store unavailable: " + std::string(error);
     d.store_error = true;
     d.headers_to_add.clear();

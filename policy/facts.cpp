@@ -69,6 +69,19 @@ void Facts::set_client(std::optional<IpAddress> ip, std::string_view name, std::
     client_port = port;
 }
 
+void Facts::set_client_lookup(std::string_view ptr, std::string_view resolve) {
+    if (ptr.empty() || ptr.front() == '[') ptr = "unknown";
+    client_ptr = std::string(ptr);
+    client_ptr_lower = normalize_host(ptr);
+    if (!resolve.empty()) {
+        client_resolve = ascii_lower(resolve);
+    } else if (client_ptr_lower == "unknown") {
+        client_resolve = "fail";
+    } else {
+        client_resolve = client_ptr_lower == client_name_lower ? "ok" : "forged";
+    }
+}
+
 void Facts::set_helo(std::string_view name) {
     helo = std::string(name);
     helo_lower = normalize_host(name);

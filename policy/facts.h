@@ -8,9 +8,11 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
+#include "policy/dns_lists.h"
 #include "policy/ip.h"
 
 namespace pm {
@@ -52,12 +54,22 @@ std::string normalize_host(std::string_view s);
 // more of a longer one.
 inline constexpr std::size_t kMaxCommandBytes = 510;
 
+// The MTA's reverse lookup of the client, as its macros give it (Facts::set_client_lookup).
+struct ClientLookup {
+    std::string_view ptr;      // {client_ptr}
+    std::string_view resolve;  // {client_resolve}
+};
+
 struct Facts {
     // connect
     std::optional<IpAddress> client_ip;
     std::string client_name = "unknown";  // verified reverse name, or "unknown"
     std::string client_name_lower = "unknown";
     std::uint32_t client_port = 0;
+    // The MTA's own reverse lookup: the unverified PTR name ({client_ptr}) and the result
+    // of its check (Sendmail's {client_resolve}; derived for Postfix, see set_client_lookup).
+    std::string client_ptr = "unknown", client_ptr_lower = "unknown";
+    std::string client_resolve;  // ok, fail, forged, temp; empty if the MTA says nothing
     // helo
     std::string helo, helo_lower;
     // mail
@@ -87,10 +99,19 @@ struct Facts {
     std::string command, command_lower;
     // etrn (policy delegation only): the domain ETRN names, without a leading '@' or '#'
     std::string domain, domain_lower;
+    // DNS list answers of the session, by query name (policy/dns_lists.h). A name is the
+    // same under any policy, so a session keeps them across a reload.
+    std::unordered_map<std::string, DnsAnswer> dns;
 
     // `name` as xxfi_connect gives it: empty or "[192.0.2.1]" when the MTA has no verified
     // name, which becomes "unknown" here and nowhere else.
     void set_client(std::optional<IpAddress> ip, std::string_view name, std::uint32_t port);
+    // `ptr` as {client_ptr} gives it (empty or "unknown": none; "[addr]" too); `resolve` as
+    // Sendmail's {client_resolve} (OK, FAIL, FORGED, TEMP). Without `resolve` (Postfix) it
+    // is derived: no PTR name is fail, a PTR name equal to the verified client.name is ok,
+    // a PTR name the MTA did not verify is forged. Postfix does not tell a temporary
+    // failure apart, so temp comes only from Sendmail.
+    void set_client_lookup(std::string_view ptr, std::string_view resolve);
     void set_helo(std::string_view name);
     void set_sender(std::string_view smtp_address, std::string_view auth, std::uint64_t size,
                     bool tls_on);

@@ -26,78 +26,76 @@ inline std::uint64_t number_value(const FieldRef& f, const Facts& facts) {
         case FieldId::MailSize: return facts.mail_size;
         case FieldId::RcptCount: return facts.rcpt_count;
         case FieldId::MessageSize: return facts.message_size;
-        case FieldId::ClientIp:
-        case FieldId::ClientName:
-        case FieldId::Helo:
-        case FieldId::Sender:
-        case FieldId::SenderLocal:
-        case FieldId::SenderDomain:
-        case FieldId::AuthUser:
-        case FieldId::Tls:
-        case FieldId::Recipient:
-        case FieldId::RecipientLocal:
-        case FieldId::RecipientDomain:
-        case FieldId::Header:
-        case FieldId::Command:
-        case FieldId::Domain:
-        case FieldId::Body: return 0;
+        default: return 0;  // not a number
     }
-    return 0;
+}
+
+// The envelope's addresses and their parts, lower case; empty for any other field.
+inline std::string_view address_lower(FieldId id, const Facts& facts, const Address* rcpt) {
+    switch (id) {
+        case FieldId::Sender: return facts.sender.lower();
+        case FieldId::SenderLocal: return facts.sender.local();
+        case FieldId::SenderDomain: return facts.sender.domain();
+        case FieldId::Recipient: return rcpt->lower();
+        case FieldId::RecipientLocal: return rcpt->local();
+        case FieldId::RecipientDomain: return rcpt->domain();
+        default: return {};
+    }
 }
 
 // Lower case, as the policy's literals and list items are; empty for numbers, tls and
-// client.ip, which are compared as what they are.
+// client.ip, which are compared as what they are, and for body, which is scanned as it
+// streams (body_scan.h), never held as a value.
 inline std::string_view lower_value(const FieldRef& f, const Facts& facts, const Address* rcpt) {
     switch (f.id) {
         case FieldId::ClientName: return facts.client_name_lower;
         case FieldId::Helo: return facts.helo_lower;
-        case FieldId::Sender: return facts.sender.lower();
-        case FieldId::SenderLocal: return facts.sender.local();
-        case FieldId::SenderDomain: return facts.sender.domain();
         case FieldId::AuthUser: return facts.auth_user_lower;
-        case FieldId::Recipient: return rcpt->lower();
-        case FieldId::RecipientLocal: return rcpt->local();
-        case FieldId::RecipientDomain: return rcpt->domain();
         case FieldId::Header: return facts.header_lower(f.header);
+        case FieldId::ClientPtr: return facts.client_ptr_lower;
+        case FieldId::ClientResolve: return facts.client_resolve;
         case FieldId::Command: return facts.command_lower;
         case FieldId::Domain: return facts.domain_lower;
-        case FieldId::Body:  // scanned as it streams (body_scan.h), never held as a value
-        case FieldId::ClientIp:
-        case FieldId::ClientPort:
-        case FieldId::MailSize:
-        case FieldId::Tls:
-        case FieldId::RcptCount:
-        case FieldId::MessageSize: return {};
+        default: return address_lower(f.id, facts, rcpt);
     }
-    return {};
+}
+
+// The envelope's addresses and their parts as sent; empty for any other field.
+inline std::string_view address_raw(FieldId id, const Facts& facts, const Address* rcpt) {
+    switch (id) {
+        case FieldId::Sender: return facts.sender.raw();
+        case FieldId::SenderLocal: return facts.sender.raw_local();
+        case FieldId::SenderDomain: return facts.sender.raw_domain();
+        case FieldId::Recipient: return rcpt->raw();
+        case FieldId::RecipientLocal: return rcpt->raw_local();
+        case FieldId::RecipientDomain: return rcpt->raw_domain();
+        default: return {};
+    }
 }
 
 // Numbers and the client's address are formatted into `scratch`; everything else is a
-// view of the facts.
+// view of the facts (body, which the parser never lets be read here, is empty).
 inline std::string_view raw_value(const FieldRef& f, const Facts& facts, const Address* rcpt,
                                   std::string& scratch) {
+    if (f.info().type == ValueType::Number) {
+        scratch = std::to_string(number_value(f, facts));
+        return scratch;
+    }
     switch (f.id) {
         case FieldId::ClientIp:
             scratch = facts.client_ip ? facts.client_ip->to_string() : "";
             return scratch;
         case FieldId::ClientName: return facts.client_name;
         case FieldId::Helo: return facts.helo;
-        case FieldId::Sender: return facts.sender.raw();
-        case FieldId::SenderLocal: return facts.sender.raw_local();
-        case FieldId::SenderDomain: return facts.sender.raw_domain();
         case FieldId::AuthUser: return facts.auth_user;
         case FieldId::Tls: return facts.tls ? "yes" : "no";
-        case FieldId::Recipient: return rcpt->raw();
-        case FieldId::RecipientLocal: return rcpt->raw_local();
-        case FieldId::RecipientDomain: return rcpt->raw_domain();
         case FieldId::Header: return facts.header(f.header);
+        case FieldId::ClientPtr: return facts.client_ptr;
+        case FieldId::ClientResolve: return facts.client_resolve;
         case FieldId::Command: return facts.command;
         case FieldId::Domain: return facts.domain;
-        default: break;  // the numbers; and body, which the parser never lets be read here
+        default: return address_raw(f.id, facts, rcpt);
     }
-    if (f.info().type != ValueType::Number) return {};
-    scratch = std::to_string(number_value(f, facts));
-    return scratch;
 }
 
 }  // namespace pm

@@ -30,6 +30,8 @@ enum class FieldId {
     RcptCount,
     Header,
     MessageSize,
+    ClientPtr,
+    ClientResolve,
     Command,  // the unknown stage's only own field
     Domain,   // the etrn stage's only own field
     Body,     // only in `body matches` and `body contains` (body_scan.h); the last:
@@ -67,6 +69,8 @@ inline constexpr std::array<FieldInfo, kFieldCount> kFields = {{
     {"rcpt.count", FieldId::RcptCount, ValueType::Number, Stage::Rcpt, false},
     {"header", FieldId::Header, ValueType::Text, Stage::Message, false},
     {"message.size", FieldId::MessageSize, ValueType::Number, Stage::Message, false},
+    {"client.ptr", FieldId::ClientPtr, ValueType::Host, Stage::Connect, false},
+    {"client.resolve", FieldId::ClientResolve, ValueType::Text, Stage::Connect, false},
     {"command", FieldId::Command, ValueType::Text, Stage::Unknown, false},
     {"domain", FieldId::Domain, ValueType::Host, Stage::Etrn, false},
     {"body", FieldId::Body, ValueType::Text, Stage::Message, false},

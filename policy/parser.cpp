@@ -135,6 +135,7 @@ struct ListSource {
     SourceLocation file_where;        // the path literal
     bool used = false;
     std::map<ValueType, std::shared_ptr<const ListMatcher>> compiled;
+    std::shared_ptr<const DnsList> dns;  // `dnsbl "ZONE"` or `rhsbl "ZONE"`: no items
 };
 
 // A list reference inside a condition, resolved once every list is known.
@@ -302,7 +303,8 @@ class PolicyBuilder {
             fail(name, "list name " + quote(name.text) +
                            " is not an identifier (letters, digits, '_' and '-')");
         expect(TokenKind::Assign, "'='");
-        ListSource src = list_body();
+        bool dns = is_word(peek(), "dnsbl") || is_word(peek(), "rhsbl");
+        ListSource src = dns ? dns_list_body(name.text) : list_body();
         src.name = name.text;
         src.where = loc(name);
         if (named_lists_.count(name.text)) {
@@ -342,6 +344,62 @@ class PolicyBuilder {
         }
         next();  // ]
         return src;
+    }
+
+    // `dnsbl "ZONE" [returns [ ADDR, ADDR-ADDR, ... ]] [on-error tempfail|pass]`.
+    ListSource dns_list_body(const std::string& name) {
+        const Token& kind = next();
+        auto list = std::make_shared<DnsList>();
+        list->name = name;
+        list->kind = kind.text == "dnsbl" ? DnsListKind::Dnsbl : DnsListKind::Rhsbl;
+        const Token& zone = expect_string("a quoted DNS zone after " + quote(kind.text));
+        list->zone = normalize_host(zone.text);
+        std::string why = check_dns_zone(list->zone);
+        if (!why.empty()) diags_.error(loc(zone), why + ": \"" + zone.text + "\"");
+        if (is_word(peek(), "returns")) {
+            next();
+            dns_returns(*list);
+        }
+        if (is_word(peek(), "on-error")) {
+            next();
+            const Token& mode = expect(TokenKind::Word, "'tempfail' or 'pass' after 'on-error'");
+            if (mode.text != "tempfail" && mode.text != "pass")
+                fail(mode,
+                     "expected 'tempfail' or 'pass' after 'on-error', found " + describe(mode));
+            list->on_error_tempfail = mode.text == "tempfail";
+        }
+        ListSource src;
+        src.dns = std::move(list);
+        return src;
+    }
+
+    // `[ 127.0.0.2, 127.0.0.10-127.0.0.11 ]`: the A answers that list a value.
+    void dns_returns(DnsList& list) {
+        expect(TokenKind::LBracket, "'[' after 'returns'");
+        while (peek().kind != TokenKind::RBracket) {
+            const Token& item = expect(TokenKind::Word, "an IPv4 address or range, or ']'");
+            if (auto range = dns_return_range(item.text))
+                list.returns.push_back(*range);
+            else
+                diags_.error(loc(item),
+                             "expected an IPv4 address or a range such as "
+                             "127.0.0.10-127.0.0.11, found " +
+                                 quote(item.text));
+            if (peek().kind == TokenKind::Comma)
+                next();
+            else if (peek().kind != TokenKind::RBracket)
+                expected("',' or ']'");
+        }
+        next();  // ]
+    }
+
+    static std::optional<DnsReturnRange> dns_return_range(std::string_view text) {
+        std::size_t dash = text.find('-');
+        auto first = parse_ip(text.substr(0, dash));
+        auto last = dash == std::string_view::npos ? first : parse_ip(text.substr(dash + 1));
+        if (!first || !last || first->v6 || last->v6 || first->v4_bits > last->v4_bits)
+            return std::nullopt;
+        return DnsReturnRange{first->v4_bits, last->v4_bits};
     }
 
     std::string resolve_path(const std::string& path) const {
@@ -1104,7 +1162,12 @@ class PolicyBuilder {
                                  "'greylist' action");
                 if (!literal.empty()) out.parts.push_back({std::move(literal), std::nullopt});
                 literal.clear();
-                out.parts.push_back({{}, std::nullopt, true});
+                out.parts.push_back({{}, std::nullopt, true, false});
+            } else if (s.compare(i + 1, close - i - 1, "dnsbl.txt") == 0) {
+                if (!literal.empty()) out.parts.push_back({std::move(literal), std::nullopt});
+                literal.clear();
+                out.parts.push_back({{}, std::nullopt, false, true});
+                policy_->uses_dnsbl_txt_ = true;
             } else if (std::optional<FieldRef> ref = template_field(t, i, close, stage)) {
                 if (!literal.empty()) out.parts.push_back({std::move(literal), std::nullopt});
                 literal.clear();
@@ -1194,12 +1257,12 @@ class PolicyBuilder {
     void resolve_lists() {
         for (std::size_t si = 0; si < policy_->statements_.size(); ++si) {
             auto& st = policy_->statements_[si];
-            if (st.when) resolve_in(*st.when);
+            if (st.when) resolve_in(*st.when, st.stage);
         }
     }
 
-    void resolve_in(Condition& c) {
-        for (auto& child : c.children) resolve_in(child);
+    void resolve_in(Condition& c, Stage stage) {
+        for (auto& child : c.children) resolve_in(child, stage);
         if (c.kind != Condition::Kind::InList) return;
         PendingListRef& ref = pending_.at(c.list_index);
         ListSource* src = nullptr;
@@ -1214,7 +1277,29 @@ class PolicyBuilder {
             src = &anonymous_lists_[ref.anonymous];
         }
         src->used = true;
+        if (src->dns) return attach_dns_list(c, src->dns, ref.where, stage);
         c.list = compile_list(*src, c.field);
+    }
+
+    // A dnsbl list takes client.ip; an rhsbl list a domain (the host-name fields).
+    void attach_dns_list(Condition& c, const std::shared_ptr<const DnsList>& list,
+                         const SourceLocation& where, Stage stage) {
+        bool dnsbl = list->kind == DnsListKind::Dnsbl;
+        ValueType type = c.field.info().type;
+        if (dnsbl ? c.field.id != FieldId::ClientIp : type != ValueType::Host) {
+            diags_.error(where, "list " + quote(list->name) + " is " +
+                                    (dnsbl ? "a dnsbl list: it takes client.ip"
+                                           : "an rhsbl list: it takes a domain (sender.domain, "
+                                             "helo, client.name, client.ptr, recipient.domain)") +
+                                    ", not " + quote(c.field.display()));
+            return;
+        }
+        c.dns = list;
+        auto& uses = policy_->dns_uses_;
+        bool known = std::any_of(uses.begin(), uses.end(), [&](const DnsUse& u) {
+            return u.stage == stage && u.field.id == c.field.id && u.list == list;
+        });
+        if (!known) uses.push_back({stage, c.field, list});
     }
 
     std::shared_ptr<const ListMatcher> compile_list(ListSource& src, const FieldRef& field) {

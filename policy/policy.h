@@ -14,6 +14,7 @@
 
 #include "policy/body_scan.h"
 #include "policy/diagnostics.h"
+#include "policy/dns_lists.h"
 #include "policy/facts.h"
 #include "policy/fields.h"
 #include "policy/ip.h"
@@ -42,8 +43,9 @@ struct Condition {
     std::optional<IpPrefix> prefix;
     std::shared_ptr<const ListMatcher> list;
     std::shared_ptr<const re2::RE2> regex;
-    std::uint32_t list_index = 0;  // InList: the file's list reference, resolved into `list`
-    std::uint32_t body_index = 0;  // Body: the pattern in Policy::body_patterns()
+    std::uint32_t list_index = 0;        // InList: the file's list reference, resolved into `list`
+    std::uint32_t body_index = 0;        // Body: the pattern in Policy::body_patterns()
+    std::shared_ptr<const DnsList> dns;  // InList on a dnsbl or rhsbl list (then no `list`)
 };
 
 // Greylist is the last: kActionKindCount counts on it. A greylist decision's verdict is
@@ -143,6 +145,10 @@ class Policy {
     // the body of each message is scanned for. Empty: the body need not be read.
     const std::vector<BodyPattern>& body_patterns() const { return body_patterns_; }
     const std::vector<std::string>& source_files() const { return source_files_; }
+    // Every condition on a DNS list, by stage (policy/dns_lists.h), each (stage, field,
+    // list) once; and whether a text reads {dnsbl.txt} (the TXT records are looked up).
+    const std::vector<DnsUse>& dns_uses() const { return dns_uses_; }
+    bool uses_dnsbl_txt() const { return uses_dnsbl_txt_; }
 
   private:
     friend class PolicyBuilder;
@@ -154,6 +160,8 @@ class Policy {
     std::vector<BodyPattern> body_patterns_;
     bool has_limits_ = false;
     std::vector<std::string> source_files_;  // the rules file, then each list file
+    std::vector<DnsUse> dns_uses_;
+    bool uses_dnsbl_txt_ = false;
 };
 
 struct LoadResult {

@@ -5,12 +5,16 @@
 
 namespace pm {
 
-std::string Template::expand(const Facts& facts, Stage stage,
+std::string Template::expand(const Facts& facts, Stage stage, std::string_view dnsbl_txt,
                              std::uint64_t greylist_remaining_s) const {
     std::string out;
     for (const auto& part : parts) {
         if (part.greylist_remaining) {
             out += std::to_string(greylist_remaining_s);
+            continue;
+        }
+        if (part.dnsbl_txt) {
+            out += dnsbl_txt;
             continue;
         }
         if (!part.field) {

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "policy/facts.h"
@@ -24,11 +25,13 @@ struct Template {
         std::string literal;
         std::optional<FieldRef> field;
         bool greylist_remaining = false;  // {greylist.remaining}: a greylist reply only
+        bool dnsbl_txt = false;           // {dnsbl.txt}: the TXT of the DNS list that matched
     };
     std::vector<Part> parts;
 
+    // `dnsbl_txt`: the TXT record of the DNS list that matched in the rule's condition;
     // `greylist_remaining_s`: the seconds {greylist.remaining} stands for.
-    std::string expand(const Facts& facts, Stage stage,
+    std::string expand(const Facts& facts, Stage stage, std::string_view dnsbl_txt = {},
                        std::uint64_t greylist_remaining_s = 0) const;
     bool empty() const { return parts.empty(); }
 };

@@ -400,6 +400,25 @@ TEST(ConfigFile, BadSyslogAndSocketValues) {
               "address (libmilter would read it as 127.0.0.1)\n");
 }
 
+// The DNS list keys (policy-milter.conf(5)): dns-servers a list of IP[:PORT], dns-timeout
+// a duration from 1ms to 60s, each refused value at its FILE:LINE:COL.
+TEST(ConfigFile, DnsServersAndDnsTimeoutKeys) {
+    Parsed p = parse_config("dns-servers = 127.0.0.1:5353, [::1]:53\ndns-timeout = 500ms\n");
+    ASSERT_EQ(p.exit_code, std::nullopt) << p.err;
+    EXPECT_EQ(p.options.dns_servers, "127.0.0.1:5353, [::1]:53");
+    EXPECT_EQ(p.options.dns_timeout_ms, 500u);
+    EXPECT_EQ(p.options.conversation().dns_timeout, std::chrono::milliseconds(500));
+    Parsed defaults = parse({"--config", "/dev/null"});
+    EXPECT_EQ(defaults.options.dns_servers, "");
+    EXPECT_EQ(defaults.options.dns_timeout_ms, 2000u);
+    EXPECT_EQ(errors_of("dns-servers = dns.example.org\n"),
+              "F:1:15: error: dns-servers item 'dns.example.org': not an IP address (IPv4[:PORT], "
+              "[IPv6]:PORT or IPv6)\n");
+    EXPECT_EQ(errors_of("dns-timeout = 2m\n"),
+              "F:1:15: error: dns-timeout '2m' is not a duration from 1ms to 60s (such as 2s or "
+              "500ms)\n");
+}
+
 // The monitoring keys (policy-milter.conf(5)): stats-interval a duration or 0, metrics an IP
 // address and a port, each refused value at its FILE:LINE:COL.
 TEST(ConfigFile, StatsIntervalAndMetricsKeys) {
@@ -512,6 +531,8 @@ TEST(ConfigFile, DumpConfigIsAConfigFile) {
               "# metrics =\n"
               "body-scan-limit = 1MB\n"
               "# policy-socket =\n"
+              "# dns-servers =\n"
+              "dns-timeout = 2000ms\n"
               "state-dir = /var/lib/policy-milter\n"
               "greylist-ipv4-prefix = 24\n"
               "greylist-ipv6-prefix = 64\n"
