@@ -277,9 +277,9 @@ TEST_F(DnsEvaluation, OnErrorTempfailUsesEachStagesOwnCode) {
         "rule \"e\" at etrn when client.ip in strict reject 501 5.7.1 \"no\"\n");
     Facts f = testing::mx_facts("192.0.2.9", "<a@x.example>", 0);
     f.dns["9.2.0.192.bl.example.net"] = failed("timeout");
-    for (auto [stage, line] : {std::pair{Stage::Unknown, "421 4.4.3"},
-                               std::pair{Stage::Vrfy, "450 4.4.3"},
-                               std::pair{Stage::Etrn, "458 4.4.3"}}) {
+    for (auto [stage, line] :
+         {std::pair{Stage::Unknown, "421 4.4.3"}, std::pair{Stage::Vrfy, "450 4.4.3"},
+          std::pair{Stage::Etrn, "458 4.4.3"}}) {
         ledger.begin_event();
         Decision d = evaluate(*p, stage, f, ledger, {});
         ledger.end_event(false);
