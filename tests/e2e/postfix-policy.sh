@@ -13,6 +13,8 @@
 #   4. the same rules through the milter (Postfix restarted with smtpd_milters and no
 #      policy service): the same reply lines on the wire, and the counts of section 3 (one
 #      store for both);
+#   (greylisting: the first attempt refused, a retry after the delay accepted, and the
+#   triplet passed there has passed for the milter of section 4: one greylist store);
 #   5. with the service also in smtpd_end_of_data_restrictions: limits counted at
 #      END-OF-MESSAGE, so an abandoned transaction counts nothing; quarantine is HOLD.
 #
@@ -59,7 +61,11 @@ limit "eom-hourly" at rcpt
 rule "hold" at message
     when sender.domain == "hold.test"
     quarantine "held by policy"
+rule "grey" at rcpt
+    when recipient.domain == "grey.test"
+    greylist delay 2s window 1h
 EOF
+mkdir -p "$WORK/state"
 
 # check_reply NAME COMMAND LINE: the reply to the first " -> COMMAND" of SESSION is LINE.
 check_reply() {
@@ -79,7 +85,7 @@ queued() { grep -qxE -- "$QUEUED_ERE" <<<"$SESSION"; }
 
 free_ports SMTP_PORT MILTER_PORT POLICY_PORT
 milter_start "$MILTER_BIN" "$WORK/rules.conf" "$MILTER_PORT" --log-level debug \
-	--policy-socket "inet:$POLICY_PORT@127.0.0.1" \
+	--policy-socket "inet:$POLICY_PORT@127.0.0.1" --state-dir "$WORK/state" \
 	|| { fail "policy-milter did not listen on $MILTER_PORT"; exit 1; }
 wait_for 10 listening "$POLICY_PORT" || { fail "no policy service on $POLICY_PORT"; exit 1; }
 # Postfix with the policy service and no milter. smtpd_milters is emptied in place, not
@@ -109,6 +115,14 @@ check_reply "tempfail" "RCPT TO:<later@sink.test>" \
 	'<** 450 4.2.0 <later@sink.test>: Recipient address rejected: Try later'
 check_reply "no rule: DUNNO" "RCPT TO:<bob@sink.test>" '<-  250 2.1.5 Ok'
 check "the message queued for bob" queued
+
+# Greylisting from the daemon's one greylist store: postgrey's place in Postfix.
+session --from alice@example.net --to g@grey.test
+check_reply "greylist: the first attempt" "RCPT TO:<g@grey.test>" \
+	'<** 451 4.7.1 <g@grey.test>: Recipient address rejected: Greylisted, try again later'
+sleep 3
+session --from alice@example.net --to g@grey.test
+check_reply "greylist: a retry after the delay" "RCPT TO:<g@grey.test>" '<-  250 2.1.5 Ok'
 
 # One reload for both front ends: SIGHUP, and the policy service answers with the new rules.
 sed -i 's/"Not here"/"Not here any more"/' "$WORK/rules.conf"
@@ -155,6 +169,12 @@ check_reply "milter: tempfail, the rule's text only" "RCPT TO:<later@sink.test>"
 session --from a@quota.test --to x@sink.test
 check_reply "milter: the quota the policy service filled" "RCPT TO:<x@sink.test>" \
 	'<** 450 4.7.1 Too many messages from a@quota.test'
+# One greylist store: a triplet passed through the policy service has passed for the milter.
+session --from alice@example.net --to g@grey.test,h@grey.test
+check_reply "milter: the triplet the policy service passed" "RCPT TO:<g@grey.test>" \
+	'<-  250 2.1.5 Ok'
+check_reply "milter: a new triplet greylisted" "RCPT TO:<h@grey.test>" \
+	'<** 451 4.7.1 Greylisted, try again later'
 
 # --- 5. the service also in smtpd_end_of_data_restrictions -------------------------------------
 echo "# limits counted at END-OF-MESSAGE"
