@@ -182,11 +182,12 @@ std::vector<StoreSettingProblem> check_store_settings(const std::string& name,
     return problems;
 }
 
-std::unique_ptr<CounterStore> make_counter_store(const StoreSettings& s, std::string& why) {
-    if (s.name == "memory") return std::make_unique<MemoryCounterStore>();
 #ifdef PM_WITH_REDIS
+namespace {
+// The connection settings of `store = redis://...`, for the counter and greylist stores.
+std::optional<RedisSettings> redis_settings(const StoreSettings& s, std::string& why) {
     auto address = parse_redis_url(s.name, why);
-    if (!address) return nullptr;
+    if (!address) return std::nullopt;
     RedisSettings settings;
     settings.host = address->host;
     settings.port = address->port;
@@ -194,7 +195,17 @@ std::unique_ptr<CounterStore> make_counter_store(const StoreSettings& s, std::st
     settings.prefix = s.redis_prefix;
     settings.timeout = s.redis_timeout;
     settings.password = s.redis_password;
-    return std::make_unique<RedisCounterStore>(std::move(settings));
+    return settings;
+}
+}  // namespace
+#endif
+
+std::unique_ptr<CounterStore> make_counter_store(const StoreSettings& s, std::string& why) {
+    if (s.name == "memory") return std::make_unique<MemoryCounterStore>();
+#ifdef PM_WITH_REDIS
+    auto settings = redis_settings(s, why);
+    if (!settings) return nullptr;
+    return std::make_unique<RedisCounterStore>(std::move(*settings));
 #else
     why = "store " + s.name + ": this build has no Redis support";
     return nullptr;
@@ -205,16 +216,9 @@ std::unique_ptr<GreylistStore> make_greylist_store(const StoreSettings& s, std::
                                                    std::string& why) {
     if (s.name == "memory") return std::make_unique<MemoryGreylistStore>(max_entries);
 #ifdef PM_WITH_REDIS
-    auto address = parse_redis_url(s.name, why);
-    if (!address) return nullptr;
-    RedisSettings settings;
-    settings.host = address->host;
-    settings.port = address->port;
-    settings.db = address->db;
-    settings.prefix = s.redis_prefix;
-    settings.timeout = s.redis_timeout;
-    settings.password = s.redis_password;
-    return std::make_unique<RedisGreylistStore>(std::move(settings));
+    auto settings = redis_settings(s, why);
+    if (!settings) return nullptr;
+    return std::make_unique<RedisGreylistStore>(std::move(*settings));
 #else
     why = "store " + s.name + ": this build has no Redis support";
     return nullptr;
