@@ -108,7 +108,9 @@ void dns_use_names(const DnsUse& use, const Facts& facts, Stage stage,
         if (facts.client_ip) add(dns_query_name(list, *facts.client_ip));
         return;
     }
-    if (use.field.info().per_recipient && stage_index(stage) > stage_index(Stage::Rcpt)) {
+    // After rcpt, a per-recipient field stands for each accepted recipient; vrfy (after
+    // rcpt in the enum, outside the transaction) reads its own recipient, as at rcpt.
+    if (use.field.info().per_recipient && (stage == Stage::Data || stage == Stage::Message)) {
         for (const auto& r : facts.accepted_recipients)
             add(dns_query_name(list, lower_value(use.field, facts, &r)));
         return;
