@@ -34,6 +34,7 @@ bool BodyScanner::all_found() const {
 // CRLF becomes LF; a CR at the end of a chunk waits for the next one's first byte.
 void BodyScanner::normalise(std::string_view chunk) {
     norm_.clear();
+    if (chunk.empty()) return;  // a CR pending still waits for its LF
     if (pending_cr_ && (chunk.empty() || chunk.front() != '\n')) norm_ += '\r';
     pending_cr_ = false;
     for (std::size_t i = 0; i < chunk.size(); ++i) {
