@@ -131,8 +131,9 @@ void BodyScanner::scan_lines(bool final) {
     std::size_t nl = b.rfind('\n');
     if (nl != std::string_view::npos && nl >= block_start_) {
         run_regexes(b, block_start_, nl);
-        block_.erase(0, nl + 1);
-        block_start_ = 0;
+        // The newline stays as context: the next block is not the body's start (\A).
+        block_.erase(0, nl);
+        block_start_ = 1;
         return;
     }
     run_regexes(b, block_start_, b.size() - 1);

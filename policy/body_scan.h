@@ -75,7 +75,7 @@ class BodyScanner {
     std::string norm_;             // this chunk, CRLF made LF
     std::string window_;           // contains: the carry, then this chunk in lower case
     std::string block_;            // matches: lines not yet scanned
-    std::size_t block_start_ = 0;  // 1 after a cut line: block_[0] is context only
+    std::size_t block_start_ = 0;  // 1 after the first block: block_[0] is context only
 };
 
 }  // namespace pm

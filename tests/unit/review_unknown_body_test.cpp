@@ -48,6 +48,19 @@ TEST(ReviewFindings, EverySplitPointGivesTheSameHits) {
                 << "split at " << i << " and " << j;
 }
 
+// Review finding: after a block ended at a newline the next block started at offset 0 of
+// the scanner's buffer, so \A (the start of the body) matched at the first line of every
+// block: /\Afoo/ was true for a "foo" line 64 KiB into the body.
+TEST(ReviewFindings, BeginningOfBodyIsOnlyTheBodysStart) {
+    std::string rules = rule_with("body matches /\\Afoo/ or body matches /x|\\Abar/");
+    EXPECT_EQ(scan(rules, {std::string(65'535, 'y') + "\r\n", "foo\r\nbar\r\n"}), "00");
+    EXPECT_EQ(scan(rules, {"foo\r\n", std::string(70'000, 'y')}), "10");
+    // ^ still matches at the first line of a block.
+    EXPECT_EQ(
+        scan(rule_with("body matches /^foo$/"), {std::string(65'535, 'y') + "\r\n", "foo\r\n"}),
+        "1");
+}
+
 // Review finding: dns_use_names took every stage after rcpt in the enum for one that
 // reads the accepted recipients, vrfy included (the merge put it after message): a vrfy
 // rule on an rhsbl of recipient.domain queried nothing, so it never matched (and with
