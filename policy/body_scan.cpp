@@ -123,7 +123,11 @@ void BodyScanner::scan_lines(bool final) {
     if (!final && block_.size() < kBodyBlockBytes) return;
     std::string_view b(block_);
     if (final) {
-        if (b.size() > block_start_) run_regexes(b, block_start_, b.size());
+        if (b.size() > block_start_) {
+            // The body's last newline ends its last line and starts none: it is context.
+            std::size_t end = b.back() == '\n' ? b.size() - 1 : b.size();
+            run_regexes(b, block_start_, end);
+        }
         block_.clear();
         block_start_ = 0;
         return;

@@ -61,6 +61,21 @@ TEST(ReviewFindings, BeginningOfBodyIsOnlyTheBodysStart) {
         "1");
 }
 
+// Review finding: the body's last CRLF was taken to start one more, empty line, so any
+// regex that matches an empty line (/^$/, /^\s*$/, /^-*$/) matched every body.
+TEST(ReviewFindings, TheLastLineEndStartsNoLine) {
+    EXPECT_EQ(scan(rule_with("body matches /^$/"), {"abc\r\n"}), "0");
+    EXPECT_EQ(scan(rule_with("body matches /^x*$/"), {"abc\r\n"}), "0");
+    EXPECT_EQ(scan(rule_with("body matches /^$/"), {"abc\r\n\r\n"}), "1");
+    EXPECT_EQ(scan(rule_with("body matches /^$/"), {"\r\n"}), "1");
+    EXPECT_EQ(scan(rule_with("body matches /^$/"), {"abc\r\n", "\r\n", "def\r\n"}), "1");
+    EXPECT_EQ(scan(rule_with("body matches /^abc$/"), {"abc\r\n"}), "1");
+    EXPECT_EQ(scan(rule_with("body matches /^abc$/"), {"abc"}), "1");  // no final CRLF
+    std::string big = std::string(65'535, 'y') + "\r\n";
+    EXPECT_EQ(scan(rule_with("body matches /^$/"), {big}), "0");
+    EXPECT_EQ(scan(rule_with("body matches /^$/"), {big, "\r\n"}), "1");
+}
+
 // Review finding: dns_use_names took every stage after rcpt in the enum for one that
 // reads the accepted recipients, vrfy included (the merge put it after message): a vrfy
 // rule on an rhsbl of recipient.domain queried nothing, so it never matched (and with
