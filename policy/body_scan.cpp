@@ -14,6 +14,7 @@ void BodyScanner::start(std::span<const BodyPattern> patterns, std::uint64_t lim
     seen_ = 0;
     done_ = patterns.empty() || limit == 0;
     pending_cr_ = false;
+    cut_ = false;
     has_texts_ = has_regexes_ = false;
     carry_bytes_ = 0;
     for (const auto& p : patterns) {
@@ -70,7 +71,10 @@ void BodyScanner::feed(std::string_view chunk) {
         done_ = true;
         release();
     }
-    if (seen_ >= limit_) finish();
+    if (seen_ >= limit_) {
+        cut_ = true;
+        finish();
+    }
 }
 
 void BodyScanner::finish() {
@@ -126,7 +130,9 @@ void BodyScanner::scan_lines(bool final) {
         if (b.size() > block_start_) {
             // The body's last newline ends its last line and starts none: it is context.
             std::size_t end = b.back() == '\n' ? b.size() - 1 : b.size();
-            run_regexes(b, block_start_, end);
+            // Cut by the limit within a line: $ must not take the cut for its end.
+            if (cut_ && end == b.size()) block_ += '\0';
+            run_regexes(block_, block_start_, end);
         }
         block_.clear();
         block_start_ = 0;

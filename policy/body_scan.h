@@ -70,6 +70,7 @@ class BodyScanner {
     std::uint64_t seen_ = 0;
     bool done_ = true;
     bool pending_cr_ = false;  // a chunk ended in CR: its LF may start the next one
+    bool cut_ = false;         // the scan stopped at the limit, not at the body's end
     bool has_texts_ = false, has_regexes_ = false;
     std::size_t carry_bytes_ = 0;  // longest text - 1
     std::string norm_;             // this chunk, CRLF made LF

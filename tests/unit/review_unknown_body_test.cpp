@@ -76,6 +76,14 @@ TEST(ReviewFindings, TheLastLineEndStartsNoLine) {
     EXPECT_EQ(scan(rule_with("body matches /^$/"), {big, "\r\n"}), "1");
 }
 
+// Review finding: a line cut by body-scan-limit ended there as far as $ could tell:
+// /^abc$/ matched a body line "abcdef" cut after 3 bytes.
+TEST(ReviewFindings, TheScanLimitIsNoLineEnd) {
+    EXPECT_EQ(scan(rule_with("body matches /^abc$/"), {"abcdef\r\n"}, 3), "0");
+    EXPECT_EQ(scan(rule_with("body matches /^abc/"), {"abcdef\r\n"}, 3), "1");
+    EXPECT_EQ(scan(rule_with("body matches /^abc$/"), {"abc\r\ndef\r\n"}, 5), "1");
+}
+
 // Review finding: dns_use_names took every stage after rcpt in the enum for one that
 // reads the accepted recipients, vrfy included (the merge put it after message): a vrfy
 // rule on an rhsbl of recipient.domain queried nothing, so it never matched (and with
