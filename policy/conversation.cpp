@@ -252,6 +252,9 @@ void Conversation::end_transaction() {
 }
 
 Decision Conversation::unknown(std::string_view command_line) {
+    // Between transactions the last one's facts were kept only for its own log line: this
+    // event's must not name its sender (from=).
+    if (transaction_ == Transaction::None) facts_.reset_transaction();
     facts_.set_command(command_line);
     if (connection_accepted_ || !policy_->stage_used(Stage::Unknown))
         return undecided(Stage::Unknown);

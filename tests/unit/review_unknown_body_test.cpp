@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "milter/decision_log.h"
 #include "policy/body_scan.h"
 #include "policy/conversation.h"
 #include "policy/dns_lists.h"
@@ -16,6 +17,7 @@ namespace pm {
 namespace {
 
 using testing::must_load;
+using testing::Session;
 
 std::string scan(const std::string& rules, const std::vector<std::string>& chunks,
                  std::uint64_t limit = kDefaultBodyScanLimit) {
@@ -82,6 +84,30 @@ TEST(ReviewFindings, TheScanLimitIsNoLineEnd) {
     EXPECT_EQ(scan(rule_with("body matches /^abc$/"), {"abcdef\r\n"}, 3), "0");
     EXPECT_EQ(scan(rule_with("body matches /^abc/"), {"abcdef\r\n"}, 3), "1");
     EXPECT_EQ(scan(rule_with("body matches /^abc$/"), {"abc\r\ndef\r\n"}, 5), "1");
+}
+
+// Review finding: an unknown command after a message (or a refused MAIL) was logged with
+// the finished transaction's sender, from=<...>, as if it came in that transaction:
+// rules(8) LOGGING says from=- before MAIL. In a transaction it still names its sender.
+TEST(ReviewFindings, UnknownBetweenTransactionsHasNoSender) {
+    Session s(
+        must_load("rule \"u\" at unknown reject\n"
+                  "rule \"m\" at mail when sender == \"no@x\" reject\n"));
+    s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
+    s.conv.mail("<a@b>", "", 0, false);
+    s.conv.rcpt("<c@d>");
+    Decision d = s.conv.unknown("XYZZY");
+    std::string line = decision_log_lines(d, s.conv.facts(), {}, LogLevel::Info).at(0).text;
+    EXPECT_NE(line.find(" from=<a@b> "), std::string::npos) << line;
+    s.conv.data();
+    s.conv.message();
+    d = s.conv.unknown("XYZZY");
+    line = decision_log_lines(d, s.conv.facts(), {}, LogLevel::Info).at(0).text;
+    EXPECT_NE(line.find(" from=- to=-"), std::string::npos) << line;
+    EXPECT_EQ(s.conv.mail("<no@x>", "", 0, false).verdict, Verdict::Reject);
+    d = s.conv.unknown("XYZZY");
+    line = decision_log_lines(d, s.conv.facts(), {}, LogLevel::Info).at(0).text;
+    EXPECT_NE(line.find(" from=- "), std::string::npos) << line;
 }
 
 // Review finding: dns_use_names took every stage after rcpt in the enum for one that
