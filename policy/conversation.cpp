@@ -248,6 +248,8 @@ void Conversation::commit_now(Decision& d) {
 
 void Conversation::end_transaction() {
     ledger_.clear();
+    // An aborted message's scan never finished: its buffers go now, not at the next one.
+    scanner_.start({}, 0);
     transaction_ = Transaction::None;
 }
 
