@@ -49,6 +49,7 @@ rule "eight" at unknown when command matches /^CAF/
     reject 500 5.5.1 "{command}"
 rule "probe" at unknown when command matches /^(VRFY|EXPN|HELP|NOOP|TURN|ETRN|RSET|GET)\b/i
     reject 502 5.5.1 "milter saw {command}"
+rule "vip" at mail when sender == "vip@example.net" accept
 rule "lottery" at message when body contains "you are a lottery winner"
     reject 554 5.7.1 "Message content rejected"
 rule "pills" at message when body matches /^cheap p[i1]lls$/i
@@ -102,6 +103,17 @@ unknown_checks() {
 	say "MAIL FROM:<alice@example.net>"
 	say "XYZZY inside a transaction"
 	reply_to "$mta: unknown inside a transaction" "${EXPECT[transaction]}"
+	# Review finding: an accept at mail (rcpt, data) ends the milter's part of the message,
+	# and both MTAs stop passing it that transaction's unknown commands (Postfix until
+	# RSET, Sendmail until the next MAIL).
+	say "RSET"
+	say "MAIL FROM:<vip@example.net>"
+	say "XYZZY after an accept"
+	reply_to "$mta: unknown after an accept at mail: the MTA's own reply" "${EXPECT[accepted]}"
+	say "RSET"
+	say "XYZZY after RSET"
+	reply_to "$mta: unknown after an accept and RSET" "${EXPECT[reset]}"
+	say "MAIL FROM:<alice@example.net>"
 	say "RCPT TO:<bob@example.org>"
 	say "plugh NOW" || true
 	reply_to "$mta: unknown, tempfail 421" '<** 421 4.7.0 Go away'
@@ -131,6 +143,8 @@ EXPECT=(
 	[nul]='<** 502 5.5.2 Command XYZZY not recognized'
 	[long]='502 5.5.2 Command XYZZY '
 	[transaction]='<** 502 5.5.2 Command XYZZY not recognized'
+	[accepted]='<** 500 5.5.2 Error: command not recognized'
+	[reset]='<** 502 5.5.2 Command XYZZY not recognized'
 	# Postfix answers VRFY, NOOP, ETRN and RSET itself; it does not know EXPN, HELP and
 	# TURN, so they reach the milter as unknown commands.
 	[VRFY]='<-  252 2.0.0 x'
@@ -205,6 +219,9 @@ else
 		[nul]='<** 502 5.5.2 Command XYZZY a not recognized'
 		[long]='502 5.5.2 Command XYZZY '
 		[transaction]='<** 502 5.5.2 Command XYZZY inside a transaction not recognized'
+		[accepted]='<** 500 5.5.1 Command unrecognized: "XYZZY after an accept"'
+		# Sendmail passes them on again only from the next MAIL on.
+		[reset]='<** 500 5.5.1 Command unrecognized: "XYZZY after RSET"'
 		# Sendmail answers all of these itself: none reaches the milter.
 		[VRFY]='<-  250 2.1.5 <x@sendmail-e2e.localdomain>'
 		[EXPN]='<-  250 2.1.5 <x@sendmail-e2e.localdomain>'
