@@ -35,7 +35,8 @@ bool BodyScanner::all_found() const {
 // CRLF becomes LF; a CR at the end of a chunk waits for the next one's first byte.
 void BodyScanner::normalise(std::string_view chunk) {
     norm_.clear();
-    if (chunk.empty()) return;  // a CR pending still waits for its LF
+    if (chunk.empty()) return;        // a CR pending still waits for its LF
+    norm_.reserve(chunk.size() + 1);  // at once: grown byte by byte it would double
     if (pending_cr_ && (chunk.empty() || chunk.front() != '\n')) norm_ += '\r';
     pending_cr_ = false;
     for (std::size_t i = 0; i < chunk.size(); ++i) {
@@ -92,6 +93,7 @@ void BodyScanner::finish() {
 // there, and the last carry_bytes_ stay for the next chunk.
 void BodyScanner::scan_texts(bool final) {
     std::size_t from = window_.size();
+    window_.reserve(carry_bytes_ + norm_.size());  // the carry is never longer: no doubling
     window_ += norm_;
     for (std::size_t i = from; i < window_.size(); ++i) {
         char& c = window_[i];
