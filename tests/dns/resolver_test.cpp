@@ -354,6 +354,24 @@ TEST_F(SessionTest, IssueRulesAgainstRbldnsd) {
     EXPECT_FALSE(conv_->mail("<a@ham.example>", "", 0, false).refused());
 }
 
+// Review finding: a session over its 256 kept answers cleared them all, also the known
+// ones the stage was about to read: a listed client sending MAILs with new sender
+// domains failed open (no answer for its address) once in every 256.
+TEST_F(SessionTest, ManyNewDomainsKeepTheStagesKnownAnswers) {
+    Resolver r(settings());
+    ConversationOptions o;
+    o.dns = &r;
+    connect(
+        "list zen = dnsbl \"zen.test\"\nlist dbl = rhsbl \"dbl.test\"\n"
+        "rule \"zen\" at mail when client.ip in zen reject 550 5.7.1 \"listed\"\n"
+        "rule \"dbl\" at mail when sender.domain in dbl reject\n",
+        "127.0.0.2", o);
+    for (int i = 0; i < 600; ++i) {
+        Decision d = conv_->mail("<a@n" + std::to_string(i) + ".example>", "", 0, false);
+        ASSERT_EQ(d.rule_id, "zen") << "MAIL " << i << ": " << d.dns_warnings.size();
+    }
+}
+
 // The MTA is never held longer than dns-timeout: a server that never answers costs the
 // stage 300 ms, fail open with a warning, or the stage's tempfail with on-error tempfail.
 TEST(SessionFaults, TimeoutHoldsTheStageDnsTimeoutAtMost) {
