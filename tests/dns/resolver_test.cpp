@@ -372,6 +372,22 @@ TEST_F(SessionTest, ManyNewDomainsKeepTheStagesKnownAnswers) {
     }
 }
 
+// Review finding: a vrfy rule reading recipient.domain never had it looked up.
+TEST_F(SessionTest, VrfyRecipientDomainIsLookedUp) {
+    Resolver r(settings());
+    ConversationOptions o;
+    o.dns = &r;
+    connect(
+        "list dbl = rhsbl \"dbl.test\" on-error tempfail\n"
+        "rule \"v\" at vrfy when recipient.domain in dbl reject 550 5.7.1 \"{dnsbl.txt}\"\n",
+        "192.0.2.1", o);
+    Decision d = conv_->vrfy("<a@spam.example>");
+    ASSERT_TRUE(d.reply) << d.error;
+    EXPECT_EQ(d.reply->line(), "550 5.7.1 Domain spam.example listed");
+    d = conv_->vrfy("<a@ham.example>");
+    EXPECT_FALSE(d.refused()) << d.error;
+}
+
 // The MTA is never held longer than dns-timeout: a server that never answers costs the
 // stage 300 ms, fail open with a warning, or the stage's tempfail with on-error tempfail.
 TEST(SessionFaults, TimeoutHoldsTheStageDnsTimeoutAtMost) {
