@@ -25,6 +25,7 @@
 
 #include "config/dns_settings.h"
 #include "policy/conversation.h"
+#include "policy/delegation.h"
 #include "store/memory_counter_store.h"
 
 namespace pm {
@@ -427,6 +428,65 @@ TEST(SessionFaults, TimeoutHoldsTheStageDnsTimeoutAtMost) {
     EXPECT_EQ(d.reply->line(), "451 4.4.3 DNS list lookup failed, try again later");
     EXPECT_NE(d.error.find("c.test"), std::string::npos);
     close(fd);
+}
+
+// Review finding: through the policy service, the first RCPT of a session runs connect,
+// helo and mail too, and each stage waited dns-timeout: four times it for one request.
+// Now the stages of one request share one dns-timeout, their lookups started together.
+PolicyRequest first_rcpt(const std::string& recipient) {
+    PolicyRequest r;
+    r.attributes = {{"request", "smtpd_access_policy"},
+                    {"protocol_state", "RCPT"},
+                    {"client_address", "192.0.2.1"},
+                    {"client_port", "40000"},
+                    {"client_name", "mx.example.net"},
+                    {"helo_name", "mx.example.net"},
+                    {"sender", "s@example.org"},
+                    {"recipient", recipient},
+                    {"instance", "i1"}};
+    return r;
+}
+
+const char* kEveryStage =
+    "list a = dnsbl \"zen.test\"\nlist d = rhsbl \"dbl.test\"\n"
+    "rule \"c\" at connect when client.ip in a reject\n"
+    "rule \"h\" at helo when helo in d reject\n"
+    "rule \"m\" at mail when sender.domain in d reject\n"
+    "rule \"r\" at rcpt when recipient.domain in d reject 550 5.7.1 \"{dnsbl.txt}\"\n";
+
+TEST(SessionFaults, PolicyRequestHoldsDnsTimeoutAtMostForAllItsStages) {
+    unsigned port = 0;
+    int fd = udp_socket(port);
+    ResolverSettings s;
+    s.servers = server(port);
+    s.timeout = 300ms;
+    Resolver r(s);
+    ConversationOptions o;
+    o.dns = &r;
+    o.dns_timeout = 300ms;
+    MemoryCounterStore store;
+    auto p = load_policy_text(kEveryStage, "t.rules").policy;
+    ASSERT_TRUE(p);
+    DelegationSession session(p, store, o, nullptr);
+    auto t0 = Clock::now();
+    Decision d = session.handle(Stage::Rcpt, first_rcpt("r@example.com"), false).decision;
+    EXPECT_LT(Clock::now() - t0, 400ms);
+    EXPECT_FALSE(d.refused());
+    close(fd);
+}
+
+TEST_F(ResolverTest, PolicyRequestLooksUpEveryStageItRuns) {
+    Resolver r(settings());
+    ConversationOptions o;
+    o.dns = &r;
+    MemoryCounterStore store;
+    auto p = load_policy_text(kEveryStage, "t.rules").policy;
+    ASSERT_TRUE(p);
+    DelegationSession session(p, store, o, nullptr);
+    Decision d = session.handle(Stage::Rcpt, first_rcpt("r@spam.example"), false).decision;
+    ASSERT_TRUE(d.reply) << d.error;
+    EXPECT_EQ(d.reply->line(), "550 5.7.1 Domain spam.example listed");
+    EXPECT_TRUE(d.dns_warnings.empty());
 }
 
 }  // namespace
