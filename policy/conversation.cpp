@@ -53,13 +53,30 @@ void Conversation::look_up_dns(Stage stage) {
     for (const std::string& name : dns_queries(uses, stages_from(stage, false), facts_))
         if (!known(name)) options_.dns->start(name, txt);
     std::vector<std::string> needed = dns_queries(uses, stages_from(stage, true), facts_);
+    // Over the bound, the answers go but those this stage reads: clearing them all dropped
+    // the known ones too (a listed client fails open after 256 MAILs of new domains).
+    if (facts_.dns.size() + needed.size() > kMaxSessionDnsAnswers)
+        std::erase_if(facts_.dns, [&](const auto& kv) {
+            return std::find(needed.begin(), needed.end(), kv.first) == needed.end();
+        });
     std::erase_if(needed, known);
     if (needed.empty()) return;
     auto deadline = std::chrono::steady_clock::now() + options_.dns_timeout;
+    if (dns_deadline_) deadline = std::min(deadline, *dns_deadline_);
     std::vector<DnsAnswer> answers = options_.dns->wait(needed, txt, deadline);
-    if (facts_.dns.size() + needed.size() > kMaxSessionDnsAnswers) facts_.dns.clear();
     for (std::size_t i = 0; i < needed.size() && i < answers.size(); ++i)
         facts_.dns[needed[i]] = std::move(answers[i]);
+}
+
+void Conversation::begin_dns_request(const Facts& known) {
+    dns_deadline_ = std::chrono::steady_clock::now() + options_.dns_timeout;
+    // A new session takes the policy handed in since (connect()).
+    const Policy* policy = next_ ? next_.get() : policy_.get();
+    if (!policy || policy->dns_uses().empty() || !options_.dns) return;
+    std::array<bool, kStageCount> all{};
+    all.fill(true);
+    for (const std::string& name : dns_queries(policy->dns_uses(), all, known))
+        options_.dns->start(name, policy->uses_dnsbl_txt());
 }
 
 Decision Conversation::run(Stage stage) {

@@ -77,6 +77,12 @@ class Conversation {
     // counted so far, now, and keeps its keys, so that a message counts once however many
     // of its requests follow. `d` becomes the refusal if a limit filled up meanwhile.
     void commit_now(Decision& d);
+    // Policy delegation: one request may run several stages (the first RCPT of a session
+    // runs connect, helo and mail first). From begin_dns_request() to end_dns_request()
+    // their DNS lookups share one dns_timeout, and those of `known` (the request's facts)
+    // start at once, in parallel, before the first stage waits.
+    void begin_dns_request(const Facts& known);
+    void end_dns_request() { dns_deadline_.reset(); }
 
     // The facts as the last event left them: a transaction's stay until the next one
     // starts (or abort()), so that the decision log can describe the event just decided,
@@ -113,6 +119,7 @@ class Conversation {
     BodyScanner scanner_;  // the transaction's body, when its policy has body patterns
     Transaction transaction_ = Transaction::None;
     bool connection_accepted_ = false;  // accept decided at connect or helo: no more rules
+    std::optional<std::chrono::steady_clock::time_point> dns_deadline_;  // begin_dns_request
 };
 
 }  // namespace pm

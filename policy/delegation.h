@@ -113,6 +113,7 @@ class DelegationSession {
     std::mutex mutex;
 
   private:
+    Answer answer(Stage stage, const PolicyRequest& r, bool commit_at_end);
     std::optional<Decision> catch_up(Stage stage, const PolicyRequest& r);
     std::optional<Decision> start_mail(Stage stage, const PolicyRequest& r);
     Decision transaction_step(Stage stage, const PolicyRequest& r, Answer& a);

@@ -108,8 +108,8 @@ void dns_use_names(const DnsUse& use, const Facts& facts, Stage stage,
         if (facts.client_ip) add(dns_query_name(list, *facts.client_ip));
         return;
     }
-    // After rcpt, a per-recipient field stands for each accepted recipient; vrfy (after
-    // rcpt in the enum, outside the transaction) reads its own recipient, as at rcpt.
+    // As condition_holds() reads them: every accepted recipient at data and message; the
+    // current one at rcpt and vrfy (which comes after rcpt in the stage order).
     if (use.field.info().per_recipient && (stage == Stage::Data || stage == Stage::Message)) {
         for (const auto& r : facts.accepted_recipients)
             add(dns_query_name(list, lower_value(use.field, facts, &r)));

@@ -103,8 +103,8 @@ struct DnsUse {
 };
 
 // The names to look up for the uses of `stages` (true by stage index) given the facts
-// known so far, each once. A per-recipient field reads the current recipient up to rcpt,
-// every accepted one after it.
+// known so far, each once. A per-recipient field reads the current recipient up to rcpt (and at
+// vrfy), every accepted one at data and message.
 std::vector<std::string> dns_queries(std::span<const DnsUse> uses,
                                      const std::array<bool, kStageCount>& stages,
                                      const Facts& facts);

@@ -25,6 +25,7 @@
 
 #include "config/dns_settings.h"
 #include "policy/conversation.h"
+#include "policy/delegation.h"
 #include "store/memory_counter_store.h"
 
 namespace pm {
@@ -354,6 +355,40 @@ TEST_F(SessionTest, IssueRulesAgainstRbldnsd) {
     EXPECT_FALSE(conv_->mail("<a@ham.example>", "", 0, false).refused());
 }
 
+// Review finding: a session over its 256 kept answers cleared them all, also the known
+// ones the stage was about to read: a listed client sending MAILs with new sender
+// domains failed open (no answer for its address) once in every 256.
+TEST_F(SessionTest, ManyNewDomainsKeepTheStagesKnownAnswers) {
+    Resolver r(settings());
+    ConversationOptions o;
+    o.dns = &r;
+    connect(
+        "list zen = dnsbl \"zen.test\"\nlist dbl = rhsbl \"dbl.test\"\n"
+        "rule \"zen\" at mail when client.ip in zen reject 550 5.7.1 \"listed\"\n"
+        "rule \"dbl\" at mail when sender.domain in dbl reject\n",
+        "127.0.0.2", o);
+    for (int i = 0; i < 600; ++i) {
+        Decision d = conv_->mail("<a@n" + std::to_string(i) + ".example>", "", 0, false);
+        ASSERT_EQ(d.rule_id, "zen") << "MAIL " << i << ": " << d.dns_warnings.size();
+    }
+}
+
+// Review finding: a vrfy rule reading recipient.domain never had it looked up.
+TEST_F(SessionTest, VrfyRecipientDomainIsLookedUp) {
+    Resolver r(settings());
+    ConversationOptions o;
+    o.dns = &r;
+    connect(
+        "list dbl = rhsbl \"dbl.test\" on-error tempfail\n"
+        "rule \"v\" at vrfy when recipient.domain in dbl reject 550 5.7.1 \"{dnsbl.txt}\"\n",
+        "192.0.2.1", o);
+    Decision d = conv_->vrfy("<a@spam.example>");
+    ASSERT_TRUE(d.reply) << d.error;
+    EXPECT_EQ(d.reply->line(), "550 5.7.1 Domain spam.example listed");
+    d = conv_->vrfy("<a@ham.example>");
+    EXPECT_FALSE(d.refused()) << d.error;
+}
+
 // The MTA is never held longer than dns-timeout: a server that never answers costs the
 // stage 300 ms, fail open with a warning, or the stage's tempfail with on-error tempfail.
 TEST(SessionFaults, TimeoutHoldsTheStageDnsTimeoutAtMost) {
@@ -393,6 +428,65 @@ TEST(SessionFaults, TimeoutHoldsTheStageDnsTimeoutAtMost) {
     EXPECT_EQ(d.reply->line(), "451 4.4.3 DNS list lookup failed, try again later");
     EXPECT_NE(d.error.find("c.test"), std::string::npos);
     close(fd);
+}
+
+// Review finding: through the policy service, the first RCPT of a session runs connect,
+// helo and mail too, and each stage waited dns-timeout: four times it for one request.
+// Now the stages of one request share one dns-timeout, their lookups started together.
+PolicyRequest first_rcpt(const std::string& recipient) {
+    PolicyRequest r;
+    r.attributes = {{"request", "smtpd_access_policy"},
+                    {"protocol_state", "RCPT"},
+                    {"client_address", "192.0.2.1"},
+                    {"client_port", "40000"},
+                    {"client_name", "mx.example.net"},
+                    {"helo_name", "mx.example.net"},
+                    {"sender", "s@example.org"},
+                    {"recipient", recipient},
+                    {"instance", "i1"}};
+    return r;
+}
+
+const char* kEveryStage =
+    "list a = dnsbl \"zen.test\"\nlist d = rhsbl \"dbl.test\"\n"
+    "rule \"c\" at connect when client.ip in a reject\n"
+    "rule \"h\" at helo when helo in d reject\n"
+    "rule \"m\" at mail when sender.domain in d reject\n"
+    "rule \"r\" at rcpt when recipient.domain in d reject 550 5.7.1 \"{dnsbl.txt}\"\n";
+
+TEST(SessionFaults, PolicyRequestHoldsDnsTimeoutAtMostForAllItsStages) {
+    unsigned port = 0;
+    int fd = udp_socket(port);
+    ResolverSettings s;
+    s.servers = server(port);
+    s.timeout = 300ms;
+    Resolver r(s);
+    ConversationOptions o;
+    o.dns = &r;
+    o.dns_timeout = 300ms;
+    MemoryCounterStore store;
+    auto p = load_policy_text(kEveryStage, "t.rules").policy;
+    ASSERT_TRUE(p);
+    DelegationSession session(p, store, o, nullptr);
+    auto t0 = Clock::now();
+    Decision d = session.handle(Stage::Rcpt, first_rcpt("r@example.com"), false).decision;
+    EXPECT_LT(Clock::now() - t0, 400ms);
+    EXPECT_FALSE(d.refused());
+    close(fd);
+}
+
+TEST_F(ResolverTest, PolicyRequestLooksUpEveryStageItRuns) {
+    Resolver r(settings());
+    ConversationOptions o;
+    o.dns = &r;
+    MemoryCounterStore store;
+    auto p = load_policy_text(kEveryStage, "t.rules").policy;
+    ASSERT_TRUE(p);
+    DelegationSession session(p, store, o, nullptr);
+    Decision d = session.handle(Stage::Rcpt, first_rcpt("r@spam.example"), false).decision;
+    ASSERT_TRUE(d.reply) << d.error;
+    EXPECT_EQ(d.reply->line(), "550 5.7.1 Domain spam.example listed");
+    EXPECT_TRUE(d.dns_warnings.empty());
 }
 
 }  // namespace

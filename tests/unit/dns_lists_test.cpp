@@ -312,6 +312,22 @@ TEST(DnsQueries, EarlyQueriesOnlyForKnownFacts) {
     EXPECT_EQ(dns_queries(p->dns_uses(), all, f).size(), 2u);  // a literal is never sent
 }
 
+// Review finding: vrfy comes after rcpt in the stage order, so its recipient.domain was
+// read from the accepted recipients (none outside a transaction) and never looked up:
+// the rule failed open, or always tempfailed with on-error tempfail.
+TEST(DnsQueries, VrfyLooksUpItsOwnRecipient) {
+    auto p = must_load(
+        "list dbl = rhsbl \"dbl.example.org\"\n"
+        "rule \"v\" at vrfy when recipient.domain in dbl reject 550 5.7.1 \"listed\"\n");
+    Facts f;
+    f.set_client(parse_ip("192.0.2.9"), "", 25);
+    f.recipient = Address::from_smtp("<a@spam.example>");
+    std::array<bool, kStageCount> vrfy{};
+    vrfy[stage_index(Stage::Vrfy)] = true;
+    EXPECT_EQ(dns_queries(p->dns_uses(), vrfy, f),
+              (std::vector<std::string>{"spam.example.dbl.example.org"}));
+}
+
 TEST(ClientLookup, PostfixDerivation) {
     Facts f;
     f.set_client(parse_ip("192.0.2.1"), "mx.example.net", 25);
