@@ -159,6 +159,10 @@ GreylistAnswer greylist_step(std::optional<GreylistEntry>& entry,
         return a;
     }
     if (entry && entry->dead_ms <= now) entry.reset();  // past its window, or expired
+    // First seen "later" than now: the wall clock stepped back (NTP, a wrong RTC at boot,
+    // a state file from a clock ahead). It starts over: now - first_ms would wrap, and a
+    // retry could pass at once.
+    if (entry && !entry->passed && entry->first_ms > now) entry.reset();
     if (!entry) {
         entry = GreylistEntry{now, now, saturating_add(now, r.window_ms), false};
         a.remaining_ms = r.delay_ms;

@@ -185,6 +185,34 @@ TEST(GreylistStep, ARetryAfterTheWindowStartsOver) {
     EXPECT_TRUE(greylist_step(e, c, r, 66 * kMin).pass);
 }
 
+// Review finding: with the wall clock stepped back (NTP, a wrong RTC at boot, a state file
+// written by a clock ahead), now - first_ms wrapped and the very next retry passed at once.
+// A triplet first seen "in the future" now starts over; a passed one stays passed.
+TEST(GreylistStep, AClockSteppedBackStartsOver) {
+    GreylistRequest r;
+    r.delay_ms = 5 * kMin;
+    r.window_ms = 60 * kMin;
+    r.expire_ms = 120 * kMin;
+    std::optional<GreylistEntry> e;
+    std::optional<GreylistClient> c;
+    greylist_step(e, c, r, 1000 * kMin);
+    auto a = greylist_step(e, c, r, 970 * kMin);  // 30 minutes back
+    EXPECT_FALSE(a.pass);
+    EXPECT_EQ(a.why, GreylistAnswer::Why::New);
+    EXPECT_EQ(a.remaining_ms, 5 * kMin);
+    EXPECT_EQ(greylist_step(e, c, r, 972 * kMin).why, GreylistAnswer::Why::Early);
+    EXPECT_EQ(greylist_step(e, c, r, 975 * kMin).why, GreylistAnswer::Why::Retried);
+    EXPECT_EQ(greylist_step(e, c, r, 900 * kMin).why, GreylistAnswer::Why::Passed);
+
+    std::uint64_t now = 1000 * kMin;
+    MemoryGreylistStore store(100, [&] { return now; });
+    GreylistRequest one = r;
+    one.triplet = greylist_triplet_key("n", "s", "r");
+    EXPECT_EQ(store.check(one).why, GreylistAnswer::Why::New);
+    now -= 30 * kMin;
+    EXPECT_FALSE(store.check(one).pass);
+}
+
 TEST(GreylistSession, FirstAttemptRefusedRetryBeforeDelayRefusedAfterAccepted) {
     GreySession s(kRules);
     EXPECT_EQ(s.attempt("192.0.2.1", "<a@x>", "<b@y>"),
