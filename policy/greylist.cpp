@@ -195,6 +195,9 @@ std::string normalise_greylist_sender(std::string_view sender) {
     auto at = lower.rfind('@');
     std::string_view local = std::string_view(lower).substr(0, at);
     std::string domain = at == std::string::npos ? std::string() : lower.substr(at);
+    // A forwarder may sign its SRS address with BATV (prvs=TAG=SRS0=...): the tag first,
+    // or the SRS hash and timestamp, new each day, would stay in the triplet.
+    local = batv_local(local);
     if (auto original = srs_original(local)) {
         auto oat = original->rfind('@');
         domain = original->substr(oat);

@@ -123,6 +123,18 @@ TEST(GreylistTriplet, SenderNormalisation) {
         });
 }
 
+// Review finding: an SRS address signed with BATV by its forwarder kept its SRS hash and
+// timestamp (a new triplet each day); BATV inside SRS was already taken off.
+TEST(GreylistTriplet, BatvAroundSrs) {
+    EXPECT_EQ(normalise_greylist_sender("prvs=1234abcdef=SRS0=HHH=TT=orig.example=bob@fwd.example"),
+              "bob@orig.example");
+    EXPECT_EQ(normalise_greylist_sender("srs0=hhh=tt=orig.example=prvs=1234abcdef=bob@fwd.example"),
+              "bob@orig.example");
+    EXPECT_EQ(normalise_greylist_sender(
+                  "prvs=0123456789=srs1=hhh=fwd1==hhh=tt=orig.example=bob@fwd2.example"),
+              "bob@orig.example");
+}
+
 TEST(GreylistTriplet, ClientNetwork) {
     GreylistSettings s;
     EXPECT_EQ(greylist_client_network(parse_ip("192.0.2.77"), s), "192.0.2.0/24");
