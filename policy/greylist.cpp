@@ -83,6 +83,9 @@ std::string verp_local(std::string_view local) {
         if (j > i && starts_word && ends_word) {
             out += '#';
             i = j;
+        } else if (j > i) {  // the whole run: no digit inside it starts a word
+            out.append(local.substr(i, j - i));
+            i = j;
         } else {
             out += local[i++];
         }

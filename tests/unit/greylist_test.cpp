@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -133,6 +134,18 @@ TEST(GreylistTriplet, BatvAroundSrs) {
     EXPECT_EQ(normalise_greylist_sender(
                   "prvs=0123456789=srs1=hhh=fwd1==hhh=tt=orig.example=bob@fwd2.example"),
               "bob@orig.example");
+}
+
+// Review finding: a run of digits that does not start a word was scanned again from each
+// of its digits, quadratic in the sender's length: 14 ms for a 4000-character sender on
+// each greylisted recipient, 6.5 s for 100 KB. Now linear.
+TEST(GreylistTriplet, LongDigitRunsAreLinear) {
+    EXPECT_EQ(normalise_greylist_sender("a12-34@x"), "a12-#@x");
+    EXPECT_EQ(normalise_greylist_sender("12a-b34-56@x"), "12a-b34-#@x");
+    std::string big = "a" + std::string(1'000'000, '1') + "@x";
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(normalise_greylist_sender(big), big);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
 }
 
 TEST(GreylistTriplet, ClientNetwork) {
