@@ -173,8 +173,18 @@ Decision Conversation::rcpt(std::string_view recipient) {
     return d;
 }
 
-Decision Conversation::data(std::uint32_t known_recipients) {
+// Postfix names the recipient at DATA and END-OF-MESSAGE when it accepted only one. A
+// policy service asked at neither RCPT saw none: without it a data rule would see no
+// recipient at all, and a data greylist would pass every message.
+void Conversation::adopt_recipient(std::string_view only_recipient) {
+    if (only_recipient.empty() || !facts_.accepted_recipients.empty()) return;
+    facts_.accepted_recipients.push_back(
+        Address::from_smtp("<" + std::string(only_recipient) + ">"));
+}
+
+Decision Conversation::data(std::uint32_t known_recipients, std::string_view only_recipient) {
     start_transaction_if_needed();
+    adopt_recipient(only_recipient);
     facts_.rcpt_count =
         std::max(static_cast<std::uint32_t>(facts_.accepted_recipients.size()), known_recipients);
     if (!rules_run()) return undecided(Stage::Data);
@@ -204,8 +214,9 @@ void Conversation::scan_body(std::string_view chunk) {
     if (rules_run()) scanner_.feed(chunk);
 }
 
-Decision Conversation::message(std::uint32_t known_recipients) {
+Decision Conversation::message(std::uint32_t known_recipients, std::string_view only_recipient) {
     start_transaction_if_needed();
+    adopt_recipient(only_recipient);
     scanner_.finish();
     facts_.body_hits = scanner_.hits();
     facts_.rcpt_count = std::max(facts_.rcpt_count, known_recipients);

@@ -233,11 +233,11 @@ Decision DelegationSession::transaction_step(Stage stage, const PolicyRequest& r
     // not asked about.
     auto known = static_cast<std::uint32_t>(
         std::min<std::uint64_t>(number(r.get("recipient_count")), kMaxTransactionRecipients));
-    if (stage == Stage::Data) return conversation_.data(known);
+    if (stage == Stage::Data) return conversation_.data(known, r.get("recipient"));
     std::uint64_t size = number(r.get("size"));
     if (size > conversation_.facts().message_size)
         conversation_.body_bytes(size - conversation_.facts().message_size);
-    Decision d = conversation_.message(known);
+    Decision d = conversation_.message(known, r.get("recipient"));
     mail_seen_ = false;  // the transaction ended: a request of it again starts another
     instance_.clear();
     return d;

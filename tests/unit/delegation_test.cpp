@@ -39,6 +39,13 @@ PolicyRequest rcpt(const std::string& recipient, const std::string& instance = "
                     {"instance", instance}});
 }
 
+// A DATA request of a session the service was not asked about before (no RCPT).
+PolicyRequest rcpt_request_for_data(const std::string& recipient, const std::string& instance) {
+    PolicyRequest r = rcpt(recipient, instance);
+    r.attributes[1].second = "DATA";
+    return r;
+}
+
 std::string answer(DelegationSession& s, Stage stage, const PolicyRequest& r, bool at_end = false) {
     return action_of(s.handle(stage, r, at_end).decision);
 }
@@ -169,6 +176,33 @@ TEST(PolicyDelegation, GreylistsThroughTheSharedStore) {
     EXPECT_EQ(answer(retry, Stage::Rcpt, rcpt("b@example.com", "i2")), "DUNNO");
     EXPECT_EQ(answer(retry, Stage::Rcpt, rcpt("c@example.com", "i2")),
               "451 4.7.1 Greylisted, try again later");
+}
+
+// Review finding: with the service only in smtpd_data_restrictions (or _end_of_data_), it
+// saw no RCPT, so a data greylist had no triplet to ask about and passed every message,
+// and recipient conditions at data held for nobody. Postfix names the recipient at DATA
+// when it accepted only one: that one is the transaction's now.
+TEST(PolicyDelegation, GreylistAtDataOnlyUsesPostfixsRecipient) {
+    std::atomic<std::uint64_t> now{1'000'000'000'000};
+    MemoryGreylistStore greylist(1000, [&] { return now.load(); });
+    MemoryCounterStore store;
+    auto policy = must_load(
+        "rule \"grey\" at data greylist delay 5m\n"
+        "rule \"vip\" at message when recipient.domain == \"vip.example\" quarantine \"v\"\n");
+    auto data = [](const std::string& rcpt, const std::string& instance, const std::string& n) {
+        PolicyRequest d = rcpt_request_for_data(rcpt, instance);
+        d.attributes.emplace_back("recipient_count", n);
+        return d;
+    };
+    DelegationSession s(policy, store, {}, &greylist);
+    EXPECT_EQ(answer(s, Stage::Data, data("b@example.com", "i1", "1")),
+              "451 4.7.1 Greylisted, try again later");
+    now += 6 * 60 * 1000;
+    DelegationSession t(policy, store, {}, &greylist);
+    EXPECT_EQ(answer(t, Stage::Data, data("b@example.com", "i2", "1")), "DUNNO");
+    PolicyRequest eom = data("a@vip.example", "i3", "1");
+    eom.attributes[1].second = "END-OF-MESSAGE";
+    EXPECT_EQ(answer(t, Stage::Message, eom), "HOLD v");
 }
 
 TEST(PolicyDelegation, PostfixsPrefixIsNotDoubled) {
