@@ -229,11 +229,14 @@ Decision Conversation::message(std::uint32_t known_recipients, std::string_view 
 }
 
 Decision Conversation::vrfy(std::string_view recipient) {
+    // VRFY may come in the middle of a transaction: it commits its own counts only, never
+    // the transaction's (which would then count twice, or count though abandoned).
+    LimitLedger::Staged transaction = ledger_.set_aside();
     facts_.recipient = Address::from_smtp(recipient);
     Decision d = connection_accepted_ ? undecided(Stage::Vrfy) : run(Stage::Vrfy);
     if (!connection_accepted_ && !d.refused() && d.verdict != Verdict::Accept)
         commit_or_refuse(d, Stage::Vrfy);
-    ledger_.clear();
+    ledger_.put_back(std::move(transaction));
     return d;
 }
 
@@ -242,12 +245,13 @@ Decision Conversation::etrn(std::string_view domain) {
     // the name itself.
     if (!domain.empty() && (domain.front() == '@' || domain.front() == '#'))
         domain.remove_prefix(1);
+    LimitLedger::Staged transaction = ledger_.set_aside();  // as vrfy()'s
     facts_.domain = std::string(domain);
     facts_.domain_lower = normalize_host(domain);
     Decision d = connection_accepted_ ? undecided(Stage::Etrn) : run(Stage::Etrn);
     if (!connection_accepted_ && !d.refused() && d.verdict != Verdict::Accept)
         commit_or_refuse(d, Stage::Etrn);
-    ledger_.clear();
+    ledger_.put_back(std::move(transaction));
     return d;
 }
 

@@ -388,6 +388,44 @@ TEST(PolicyDelegation, LimitsCommitAtEndOfMessage) {
     EXPECT_EQ(answer(u, Stage::Rcpt, rcpt("a@x", "i3"), true), "550 5.7.1 too many");
 }
 
+// Review finding: a VRFY in the middle of a transaction (Postfix sends it through
+// smtpd_recipient_restrictions) committed the transaction's staged counts and dropped
+// them: the message then counted twice, and counted even when abandoned after the VRFY.
+TEST(PolicyDelegation, VrfyInATransactionLeavesItsCountsAlone) {
+    MemoryCounterStore store;
+    auto policy = must_load(
+        "limit \"msgs\" at rcpt key sender max 2 per 1h reject 550 5.7.1 \"too many\"\n"
+        "limit \"vrfys\" at vrfy key client.ip max 5 per 1h reject 550 5.7.1 \"no\"\n");
+    PolicyRequest v = request({{"protocol_state", "VRFY"},
+                               {"client_address", "192.0.2.1"},
+                               {"client_port", "40000"},
+                               {"recipient", "root@example.com"}});
+    PolicyRequest eom = rcpt("", "i1");
+    eom.attributes[1].second = "END-OF-MESSAGE";
+    DelegationSession s(policy, store, {});
+    EXPECT_EQ(answer(s, Stage::Rcpt, rcpt("a@x", "i1"), true), "DUNNO");
+    EXPECT_EQ(answer(s, Stage::Vrfy, v, true), "DUNNO");
+    EXPECT_EQ(answer(s, Stage::Rcpt, rcpt("b@x", "i1"), true), "DUNNO");
+    EXPECT_EQ(answer(s, Stage::Message, eom, true), "DUNNO");
+    EXPECT_EQ(store.count("msgs\x1fs@example.org", 3600), 1u);
+    EXPECT_EQ(store.count("vrfys\x1f"
+                          "192.0.2.1",
+                          3600),
+              1u);
+    // Abandoned after a VRFY (RSET, QUIT): nothing of it counts.
+    DelegationSession t(policy, store, {});
+    EXPECT_EQ(answer(t, Stage::Rcpt, rcpt("a@x", "i2"), true), "DUNNO");
+    EXPECT_EQ(answer(t, Stage::Vrfy, v, true), "DUNNO");
+    EXPECT_EQ(store.count("msgs\x1fs@example.org", 3600), 1u);
+    // Without END-OF-MESSAGE requests a message still counts once.
+    MemoryCounterStore store2;
+    DelegationSession u(policy, store2, {});
+    EXPECT_EQ(answer(u, Stage::Rcpt, rcpt("a@x", "i3")), "DUNNO");
+    EXPECT_EQ(answer(u, Stage::Vrfy, v), "DUNNO");
+    EXPECT_EQ(answer(u, Stage::Rcpt, rcpt("b@x", "i3")), "DUNNO");
+    EXPECT_EQ(store2.count("msgs\x1fs@example.org", 3600), 1u);
+}
+
 TEST(PolicyDelegation, SameClient) {
     MemoryCounterStore store;
     DelegationSession s(must_load(kRules), store, {});
