@@ -279,6 +279,20 @@ TEST(GreylistSession, EachRecipientIsJudgedOnItsOwn) {
     EXPECT_EQ(summary(s.conv.rcpt("<c@y>")), "tempfail 451 4.7.1 Greylisted, try again later");
 }
 
+// Review finding: durations were turned into ms without a bound. A window of
+// 18446744073709552s (it fits 64 bits in seconds) became 384 ms, and no retry could pass.
+TEST(GreylistSession, HugeDurationsDoNotWrap) {
+    GreySession s(
+        "rule \"g\" at rcpt greylist delay 5m window 18446744073709552s "
+        "expire 18446744073709552s\n");
+    EXPECT_EQ(s.attempt("192.0.2.1", "<a@x>", "<b@y>"),
+              "tempfail 451 4.7.1 Greylisted, try again later");
+    s.now += 6 * kMin;
+    EXPECT_EQ(s.attempt("192.0.2.1", "<a@x>", "<b@y>"), "continue");
+    s.now += 600 * 24 * 60 * kMin;
+    EXPECT_EQ(s.attempt("192.0.2.1", "<a@x>", "<b@y>"), "continue");
+}
+
 TEST(GreylistSession, RemainingInTheReplyAndCode450) {
     GreySession s(
         "rule \"g\" at rcpt greylist delay 5m 450 4.7.1 \"come back in {greylist.remaining}s\"\n");
