@@ -90,13 +90,16 @@ RequestReader::Result RequestReader::feed(std::string_view& data, PolicyRequest&
 }
 
 std::optional<Stage> stage_of_state(std::string_view s) {
-    static constexpr std::array<std::pair<std::string_view, Stage>, 9> kStates = {{
+    // Postfix's protocol_state is the SMTP command's name: a client using CHUNKING has
+    // smtpd_data_restrictions run at its first BDAT, as "BDAT".
+    static constexpr std::array<std::pair<std::string_view, Stage>, 10> kStates = {{
         {"CONNECT", Stage::Connect},
         {"EHLO", Stage::Helo},
         {"HELO", Stage::Helo},
         {"MAIL", Stage::Mail},
         {"RCPT", Stage::Rcpt},
         {"DATA", Stage::Data},
+        {"BDAT", Stage::Data},
         {"END-OF-MESSAGE", Stage::Message},
         {"VRFY", Stage::Vrfy},
         {"ETRN", Stage::Etrn},

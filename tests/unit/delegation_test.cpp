@@ -130,6 +130,10 @@ TEST(PolicyDelegation, ProtocolStates) {
     EXPECT_EQ(stage_of_state("MAIL"), Stage::Mail);
     EXPECT_EQ(stage_of_state("RCPT"), Stage::Rcpt);
     EXPECT_EQ(stage_of_state("DATA"), Stage::Data);
+    // Review finding: Postfix runs smtpd_data_restrictions at a CHUNKING client's first
+    // BDAT with protocol_state=BDAT (smtpd.c: where = the command's name). It was answered
+    // DUNNO: data rules, a data greylist and data limits skipped every such client.
+    EXPECT_EQ(stage_of_state("BDAT"), Stage::Data);
     EXPECT_EQ(stage_of_state("END-OF-MESSAGE"), Stage::Message);
     EXPECT_EQ(stage_of_state("VRFY"), Stage::Vrfy);
     EXPECT_EQ(stage_of_state("ETRN"), Stage::Etrn);
