@@ -208,7 +208,12 @@ std::optional<Decision> DelegationSession::catch_up(Stage stage, const PolicyReq
 // MAIL, for a MAIL request or the first request of a new instance.
 std::optional<Decision> DelegationSession::start_mail(Stage stage, const PolicyRequest& r) {
     std::string_view instance = r.get("instance");
-    if (stage != Stage::Mail && mail_seen_ && instance == instance_) return std::nullopt;
+    // Postfix names the instance only once MAIL has passed its restrictions: a MAIL request
+    // has none, and the transaction it started takes the first instance that follows.
+    if (stage != Stage::Mail && mail_seen_ && (instance == instance_ || instance_.empty())) {
+        instance_ = std::string(instance);
+        return std::nullopt;
+    }
     instance_ = std::string(instance);
     mail_seen_ = true;
     recipient_bytes_ = 0;

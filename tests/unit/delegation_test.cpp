@@ -430,6 +430,27 @@ TEST(PolicyDelegation, VrfyInATransactionLeavesItsCountsAlone) {
     EXPECT_EQ(store2.count("msgs\x1fs@example.org", 3600), 1u);
 }
 
+// Review finding: Postfix sets `instance` only after MAIL passed its restrictions
+// (smtpd.c, mail_cmd()), so a MAIL request (smtpd_delay_reject = no) has none. The first
+// RCPT, with an instance, started the transaction again: the mail rules ran twice, and a
+// mail limit counted the message twice without END-OF-MESSAGE requests.
+TEST(PolicyDelegation, TheMailRequestHasNoInstanceYet) {
+    MemoryCounterStore store;
+    auto policy =
+        must_load("limit \"m\" at mail key sender max 5 per 1h reject 550 5.7.1 \"too many\"\n");
+    DelegationSession s(policy, store, {});
+    PolicyRequest mail = rcpt("", "");
+    mail.attributes[1].second = "MAIL";
+    EXPECT_EQ(answer(s, Stage::Mail, mail), "DUNNO");
+    EXPECT_EQ(answer(s, Stage::Rcpt, rcpt("a@x", "i1")), "DUNNO");
+    EXPECT_EQ(answer(s, Stage::Rcpt, rcpt("b@x", "i1")), "DUNNO");
+    EXPECT_EQ(store.count("m\x1fs@example.org", 3600), 1u);
+    // The next transaction: MAIL without an instance again, then its own.
+    EXPECT_EQ(answer(s, Stage::Mail, mail), "DUNNO");
+    EXPECT_EQ(answer(s, Stage::Rcpt, rcpt("a@x", "i2")), "DUNNO");
+    EXPECT_EQ(store.count("m\x1fs@example.org", 3600), 2u);
+}
+
 TEST(PolicyDelegation, SameClient) {
     MemoryCounterStore store;
     DelegationSession s(must_load(kRules), store, {});
