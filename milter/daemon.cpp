@@ -606,6 +606,7 @@ void Daemon::stop() {
     metrics_.stop();
     listener_.remove_socket();
     pid_file_.remove();
+    saver_.save();  // libmilter has stopped: the last decisions are in (also when it gave up)
     // smfi_main() returns on its own when libmilter gives up (its listener fails, or its
     // signal thread stopped it): the MTA then gets no answers at all, so the exit is an
     // error, for the service manager to restart the daemon (Restart=on-failure).
@@ -615,7 +616,6 @@ void Daemon::stop() {
         exit_leaving_sessions(1);
     }
     if (options_.stats_interval != 0) log_stats();  // the counts of the whole run
-    saver_.save();  // libmilter has stopped: the last decisions are in
     spdlog::info("stopped: {}", describe(*g_running.load()->policy));
     exit_leaving_sessions(succeeded ? 0 : 1);
 }

@@ -190,8 +190,18 @@ Decision Conversation::rcpt(std::string_view recipient) {
     return d;
 }
 
-Decision Conversation::data(std::uint32_t known_recipients) {
+// Postfix names the recipient at DATA and END-OF-MESSAGE when it accepted only one. A
+// policy service asked at neither RCPT saw none: without it a data rule would see no
+// recipient at all, and a data greylist would pass every message.
+void Conversation::adopt_recipient(std::string_view only_recipient) {
+    if (only_recipient.empty() || !facts_.accepted_recipients.empty()) return;
+    facts_.accepted_recipients.push_back(
+        Address::from_smtp("<" + std::string(only_recipient) + ">"));
+}
+
+Decision Conversation::data(std::uint32_t known_recipients, std::string_view only_recipient) {
     start_transaction_if_needed();
+    adopt_recipient(only_recipient);
     facts_.rcpt_count =
         std::max(static_cast<std::uint32_t>(facts_.accepted_recipients.size()), known_recipients);
     if (!rules_run()) return undecided(Stage::Data);
@@ -221,8 +231,9 @@ void Conversation::scan_body(std::string_view chunk) {
     if (rules_run()) scanner_.feed(chunk);
 }
 
-Decision Conversation::message(std::uint32_t known_recipients) {
+Decision Conversation::message(std::uint32_t known_recipients, std::string_view only_recipient) {
     start_transaction_if_needed();
+    adopt_recipient(only_recipient);
     scanner_.finish();
     facts_.body_hits = scanner_.hits();
     facts_.rcpt_count = std::max(facts_.rcpt_count, known_recipients);
@@ -235,11 +246,14 @@ Decision Conversation::message(std::uint32_t known_recipients) {
 }
 
 Decision Conversation::vrfy(std::string_view recipient) {
+    // VRFY may come in the middle of a transaction: it commits its own counts only, never
+    // the transaction's (which would then count twice, or count though abandoned).
+    LimitLedger::Staged transaction = ledger_.set_aside();
     facts_.recipient = Address::from_smtp(recipient);
     Decision d = connection_accepted_ ? undecided(Stage::Vrfy) : run(Stage::Vrfy);
     if (!connection_accepted_ && !d.refused() && d.verdict != Verdict::Accept)
         commit_or_refuse(d, Stage::Vrfy);
-    ledger_.clear();
+    ledger_.put_back(std::move(transaction));
     return d;
 }
 
@@ -248,12 +262,13 @@ Decision Conversation::etrn(std::string_view domain) {
     // the name itself.
     if (!domain.empty() && (domain.front() == '@' || domain.front() == '#'))
         domain.remove_prefix(1);
+    LimitLedger::Staged transaction = ledger_.set_aside();  // as vrfy()'s
     facts_.domain = std::string(domain);
     facts_.domain_lower = normalize_host(domain);
     Decision d = connection_accepted_ ? undecided(Stage::Etrn) : run(Stage::Etrn);
     if (!connection_accepted_ && !d.refused() && d.verdict != Verdict::Accept)
         commit_or_refuse(d, Stage::Etrn);
-    ledger_.clear();
+    ledger_.put_back(std::move(transaction));
     return d;
 }
 

@@ -54,7 +54,10 @@ class Conversation {
     Decision rcpt(std::string_view recipient);
     // `known_recipients`: how many the MTA says it accepted, when some were not seen here
     // (the policy service, asked at DATA but not at RCPT); rcpt.count is the larger.
-    Decision data(std::uint32_t known_recipients = 0);
+    // `only_recipient`: the one recipient the MTA names when it accepted only one
+    // (Postfix's `recipient` at DATA and END-OF-MESSAGE), the transaction's accepted
+    // recipient when none was seen here: recipient conditions and greylist hold for it.
+    Decision data(std::uint32_t known_recipients = 0, std::string_view only_recipient = {});
     void header(std::string_view name, std::string_view value);
     void body_bytes(std::uint64_t n);
     // A chunk of the body as the MTA sends it, scanned for the policy's body patterns up
@@ -62,7 +65,7 @@ class Conversation {
     void scan_body(std::string_view chunk);
     // End of message: evaluates the message stage and, unless the message is refused,
     // commits the transaction's counts.
-    Decision message(std::uint32_t known_recipients = 0);
+    Decision message(std::uint32_t known_recipients = 0, std::string_view only_recipient = {});
     // RSET or an aborted transaction: nothing of it is counted.
     void abort();
     // A command the MTA does not recognise, at any point of the session: the unknown stage.
@@ -110,6 +113,7 @@ class Conversation {
     // Drops the transaction's staged counts and state; its facts stay (see facts()).
     void end_transaction();
     void start_transaction_if_needed();
+    void adopt_recipient(std::string_view only_recipient);
 
     std::shared_ptr<const Policy> policy_;  // in force for this transaction
     std::shared_ptr<const Policy> next_;    // handed in, in force from the next one

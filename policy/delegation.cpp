@@ -90,13 +90,16 @@ RequestReader::Result RequestReader::feed(std::string_view& data, PolicyRequest&
 }
 
 std::optional<Stage> stage_of_state(std::string_view s) {
-    static constexpr std::array<std::pair<std::string_view, Stage>, 9> kStates = {{
+    // Postfix's protocol_state is the SMTP command's name: a client using CHUNKING has
+    // smtpd_data_restrictions run at its first BDAT, as "BDAT".
+    static constexpr std::array<std::pair<std::string_view, Stage>, 10> kStates = {{
         {"CONNECT", Stage::Connect},
         {"EHLO", Stage::Helo},
         {"HELO", Stage::Helo},
         {"MAIL", Stage::Mail},
         {"RCPT", Stage::Rcpt},
         {"DATA", Stage::Data},
+        {"BDAT", Stage::Data},
         {"END-OF-MESSAGE", Stage::Message},
         {"VRFY", Stage::Vrfy},
         {"ETRN", Stage::Etrn},
@@ -205,7 +208,12 @@ std::optional<Decision> DelegationSession::catch_up(Stage stage, const PolicyReq
 // MAIL, for a MAIL request or the first request of a new instance.
 std::optional<Decision> DelegationSession::start_mail(Stage stage, const PolicyRequest& r) {
     std::string_view instance = r.get("instance");
-    if (stage != Stage::Mail && mail_seen_ && instance == instance_) return std::nullopt;
+    // Postfix names the instance only once MAIL has passed its restrictions: a MAIL request
+    // has none, and the transaction it started takes the first instance that follows.
+    if (stage != Stage::Mail && mail_seen_ && (instance == instance_ || instance_.empty())) {
+        instance_ = std::string(instance);
+        return std::nullopt;
+    }
     instance_ = std::string(instance);
     mail_seen_ = true;
     recipient_bytes_ = 0;
@@ -233,11 +241,11 @@ Decision DelegationSession::transaction_step(Stage stage, const PolicyRequest& r
     // not asked about.
     auto known = static_cast<std::uint32_t>(
         std::min<std::uint64_t>(number(r.get("recipient_count")), kMaxTransactionRecipients));
-    if (stage == Stage::Data) return conversation_.data(known);
+    if (stage == Stage::Data) return conversation_.data(known, r.get("recipient"));
     std::uint64_t size = number(r.get("size"));
     if (size > conversation_.facts().message_size)
         conversation_.body_bytes(size - conversation_.facts().message_size);
-    Decision d = conversation_.message(known);
+    Decision d = conversation_.message(known, r.get("recipient"));
     mail_seen_ = false;  // the transaction ended: a request of it again starts another
     instance_.clear();
     return d;

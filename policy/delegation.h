@@ -73,7 +73,8 @@ class RequestReader {
     std::size_t request_bytes_ = 0;
 };
 
-// CONNECT, EHLO, HELO, MAIL, RCPT, DATA, END-OF-MESSAGE, VRFY, ETRN; nullopt otherwise.
+// CONNECT, EHLO, HELO, MAIL, RCPT, DATA (and BDAT), END-OF-MESSAGE, VRFY, ETRN; nullopt
+// otherwise.
 std::optional<Stage> stage_of_state(std::string_view protocol_state);
 
 // pass or no decision: DUNNO; accept: OK; reject, tempfail: "550 5.7.1 text";

@@ -330,9 +330,12 @@ bool greylisted(const Statement& st, Stage stage, const Facts& facts, LimitLedge
     std::string sender = normalise_greylist_sender(facts.sender.lower());
     GreylistRequest r;
     r.client = greylist_client_key(network);
-    r.delay_ms = st.action.greylist.delay * 1000;
-    r.window_ms = st.action.greylist.window * 1000;
-    r.expire_ms = st.action.greylist.expire * 1000;
+    // A duration of the rules is any number of seconds that fits 64 bits: in ms it may
+    // not, and a wrapped window could end before the delay (no retry would ever pass).
+    auto ms = [](std::uint64_t s) { return s > UINT64_MAX / 1000 ? UINT64_MAX : s * 1000; };
+    r.delay_ms = ms(st.action.greylist.delay);
+    r.window_ms = ms(st.action.greylist.window);
+    r.expire_ms = ms(st.action.greylist.expire);
     r.auto_whitelist = options.greylist.auto_whitelist;
     std::uint64_t remaining_ms = 0;
     bool refused = false;

@@ -83,6 +83,9 @@ std::string verp_local(std::string_view local) {
         if (j > i && starts_word && ends_word) {
             out += '#';
             i = j;
+        } else if (j > i) {  // the whole run: no digit inside it starts a word
+            out.append(local.substr(i, j - i));
+            i = j;
         } else {
             out += local[i++];
         }
@@ -159,6 +162,10 @@ GreylistAnswer greylist_step(std::optional<GreylistEntry>& entry,
         return a;
     }
     if (entry && entry->dead_ms <= now) entry.reset();  // past its window, or expired
+    // First seen "later" than now: the wall clock stepped back (NTP, a wrong RTC at boot,
+    // a state file from a clock ahead). It starts over: now - first_ms would wrap, and a
+    // retry could pass at once.
+    if (entry && !entry->passed && entry->first_ms > now) entry.reset();
     if (!entry) {
         entry = GreylistEntry{now, now, saturating_add(now, r.window_ms), false};
         a.remaining_ms = r.delay_ms;
@@ -191,6 +198,9 @@ std::string normalise_greylist_sender(std::string_view sender) {
     auto at = lower.rfind('@');
     std::string_view local = std::string_view(lower).substr(0, at);
     std::string domain = at == std::string::npos ? std::string() : lower.substr(at);
+    // A forwarder may sign its SRS address with BATV (prvs=TAG=SRS0=...): the tag first,
+    // or the SRS hash and timestamp, new each day, would stay in the triplet.
+    local = batv_local(local);
     if (auto original = srs_original(local)) {
         auto oat = original->rfind('@');
         domain = original->substr(oat);

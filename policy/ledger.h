@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "policy/counter_store.h"
 #include "policy/greylist.h"
@@ -93,17 +94,29 @@ class LimitLedger {
         if (!transaction_.empty()) transaction_.clear();
         if (!event_.empty()) event_.clear();
     }
+    struct Pending {
+        std::uint64_t amount = 0;
+        const Statement* statement = nullptr;
+        bool enforce = false;
+    };
+    // The transaction's staged counts, set aside while an event outside the transaction
+    // runs (VRFY in the middle of one: policy delegation) and put back after it, so that
+    // this event commits only its own counts and the transaction's wait for its end.
+    using Staged = std::map<std::string, Pending>;
+    Staged set_aside() {
+        event_.clear();
+        return std::exchange(transaction_, {});
+    }
+    void put_back(Staged staged) {
+        event_.clear();
+        transaction_ = std::move(staged);
+    }
     // A connection is counted at helo once: a repeated HELO/EHLO (after STARTTLS) adds
     // nothing to any helo limit.
     bool helo_counted() const { return helo_counted_; }
     void set_helo_counted(bool counted) { helo_counted_ = counted; }
 
   private:
-    struct Pending {
-        std::uint64_t amount = 0;
-        const Statement* statement = nullptr;
-        bool enforce = false;
-    };
     StoreAnswer failed() const {
         return on_store_error_ == StoreErrorMode::Pass ? StoreAnswer::Passed : StoreAnswer::Failed;
     }

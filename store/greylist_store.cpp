@@ -11,6 +11,7 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
 namespace pm {
 
@@ -67,6 +68,29 @@ char parse_entry(std::string_view l, GreylistKey& key, GreylistEntry& e, std::ui
         return 0;
     key = *parsed;
     return letter;
+}
+
+// `out` into `path` atomically: a temporary file beside it, fsync, rename, fsync of the
+// directory.
+void write_state_file(const std::string& path, const std::string& out) {
+    std::string tmp = path + ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0) throw save_error("cannot create", tmp);
+    try {
+        write_all(fd, out, tmp);
+        if (::fsync(fd) != 0) throw save_error("cannot fsync", tmp);
+    } catch (...) {
+        ::close(fd);
+        ::unlink(tmp.c_str());
+        throw;
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        auto e = save_error("cannot rename " + tmp + " to", path);
+        ::unlink(tmp.c_str());
+        throw e;
+    }
+    fsync_directory(path);
 }
 
 }  // namespace
@@ -168,6 +192,7 @@ GreylistAnswer MemoryGreylistStore::check(const GreylistRequest& r) {
 
 void MemoryGreylistStore::save(const std::string& path) {
     std::string out;
+    std::uint64_t taken = 0;
     {
         std::lock_guard lock(mutex_);
         out.reserve(64 + index_.size() * 72);
@@ -183,26 +208,16 @@ void MemoryGreylistStore::save(const std::string& path) {
                 out += '\n';
             }
         out += "end " + std::to_string(index_.size()) + "\n";
-        changes_ = 0;
+        taken = std::exchange(changes_, 0);
     }
-    std::string tmp = path + ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
-    if (fd < 0) throw save_error("cannot create", tmp);
     try {
-        write_all(fd, out, tmp);
-        if (::fsync(fd) != 0) throw save_error("cannot fsync", tmp);
+        write_state_file(path, out);
     } catch (...) {
-        ::close(fd);
-        ::unlink(tmp.c_str());
+        // Not saved: still to be saved, by the next periodic save or the one at stop.
+        std::lock_guard lock(mutex_);
+        changes_ = saturating_add(changes_, taken);
         throw;
     }
-    ::close(fd);
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-        auto e = save_error("cannot rename " + tmp + " to", path);
-        ::unlink(tmp.c_str());
-        throw e;
-    }
-    fsync_directory(path);
 }
 
 bool MemoryGreylistStore::load(const std::string& path, std::string& why) {

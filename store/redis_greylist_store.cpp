@@ -39,7 +39,8 @@ if client_live and (tonumber(c[1]) or 0) >= awl then
   return {1, 4, 0}
 end
 local e = redis.call('HMGET', KEYS[1], 'f', 'p', 'd')
-if not e[1] or (tonumber(e[3]) or 0) <= now then
+-- First seen after now (the clock stepped back): it starts over, as greylist_step() does.
+if not e[1] or (tonumber(e[3]) or 0) <= now or (e[2] ~= '1' and (tonumber(e[1]) or 0) > now) then
   redis.call('DEL', KEYS[1])
   redis.call('HSET', KEYS[1], 'f', fmt(now), 'p', '0', 'd', fmt(now + window))
   redis.call('PEXPIRE', KEYS[1], window)

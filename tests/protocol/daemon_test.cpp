@@ -254,13 +254,11 @@ TEST(Signals, SighupToEachThreadNeverStopsTheMilter) {
 // The listening socket shut down under libmilter (through a duplicate of it taken with
 // pidfd_getfd): smfi_main() gives up by itself. Nobody asked it to stop, so the daemon
 // logs an error and exits non-zero, for systemd's Restart=on-failure.
-TEST(Signals, LibmilterGivingUpOnItsOwnExitsNonZero) {
 #if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
-    Daemon d("milter-gives-up", kRules);
-    std::string why;
-    ASSERT_TRUE(d.start(why)) << why;
-    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, d.pid(), 0));
-    if (pidfd < 0) GTEST_SKIP() << "pidfd_open: " << std::strerror(errno);
+// Shuts the daemon's listening socket down under libmilter; false if it cannot be reached.
+bool shut_listening_socket(pid_t pid) {
+    int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (pidfd < 0) return false;
     bool shut = false;
     for (int fd = 0; fd < 64 && !shut; ++fd) {
         int dup = static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0));
@@ -272,7 +270,17 @@ TEST(Signals, LibmilterGivingUpOnItsOwnExitsNonZero) {
         ::close(dup);
     }
     ::close(pidfd);
-    if (!shut) GTEST_SKIP() << "could not reach the daemon's listening socket";
+    return shut;
+}
+#endif
+
+TEST(Signals, LibmilterGivingUpOnItsOwnExitsNonZero) {
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+    Daemon d("milter-gives-up", kRules);
+    std::string why;
+    ASSERT_TRUE(d.start(why)) << why;
+    if (!shut_listening_socket(d.pid()))
+        GTEST_SKIP() << "could not reach the daemon's listening socket";
     auto deadline = Clock::now() + scaled(60s);
     while (d.alive() && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
     ASSERT_FALSE(d.alive()) << "libmilter did not give up\n" << d.diagnostics();
@@ -280,6 +288,41 @@ TEST(Signals, LibmilterGivingUpOnItsOwnExitsNonZero) {
     EXPECT_TRUE(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 1) << r.describe();
     EXPECT_NE(d.log_text().find("error: libmilter stopped serving on its own"), std::string::npos)
         << d.diagnostics();
+#else
+    GTEST_SKIP() << "no pidfd_getfd on this system";
+#endif
+}
+
+// Review finding: when libmilter gave up on its own the daemon exited without saving the
+// greylist: the decisions since the last periodic save were lost (all of them with
+// greylist-save-interval = 0), and their senders greylisted again after the restart.
+TEST(Signals, LibmilterGivingUpOnItsOwnStillSavesTheGreylist) {
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_getfd)
+    Daemon d("milter-gives-up-greylist", "rule \"grey\" at rcpt greylist delay 5m\n");
+    std::string state = d.dir() + "/state";
+    ASSERT_EQ(::mkdir(state.c_str(), 0700), 0);
+    d.write_config("state-dir = " + state + "\ngreylist-save-interval = 0\n");
+    std::string why;
+    ASSERT_TRUE(d.start(why)) << why;
+    {
+        mc::Client c = d.connect();
+        c.negotiate(0x1FF, kAnsweredSteps);
+        ASSERT_TRUE(goes_on(c.connect_info("mx.example.net", SMFIA_INET, 4242, "203.0.113.10",
+                                           {{"{client_name}", "mx.example.net"}}),
+                            "connect"));
+        ASSERT_TRUE(goes_on(c.helo("client.example"), "helo"));
+        ASSERT_TRUE(goes_on(c.mail({"<alice@example.net>"}), "mail"));
+        EXPECT_TRUE(
+            IsReply(c.rcpt({"<bob@example.com>"}), 451, "4.7.1", "Greylisted, try again later"));
+        c.quit();
+    }
+    if (!shut_listening_socket(d.pid()))
+        GTEST_SKIP() << "could not reach the daemon's listening socket";
+    auto deadline = Clock::now() + scaled(60s);
+    while (d.alive() && Clock::now() < deadline) std::this_thread::sleep_for(20ms);
+    ASSERT_FALSE(d.alive()) << "libmilter did not give up\n" << d.diagnostics();
+    std::string saved = read_file(state + "/greylist.state");
+    EXPECT_NE(saved.find("\nend 1\n"), std::string::npos) << saved << d.diagnostics();
 #else
     GTEST_SKIP() << "no pidfd_getfd on this system";
 #endif

@@ -500,6 +500,25 @@ TEST_F(RedisStoreTest, GreylistMatchesTheMemoryStore) {
     }
 }
 
+// Review finding: a clock stepped back made an early retry pass (the memory store's
+// now - first wrapped); Redis's script refused it until the clock caught up again. Both
+// now start the triplet over.
+TEST_F(RedisStoreTest, GreylistClockSteppedBackStartsOver) {
+    FakeClock clock;
+    clock.now_ms = 1'000'000'000;
+    RedisGreylistStore redis(settings(), clock.fn());
+    MemoryGreylistStore memory(1000, clock.fn());
+    const std::int64_t steps[] = {0, -1'800'000, 100'000, 200'000, -10'000'000, 1};
+    for (std::int64_t step : steps) {
+        clock.now_ms = static_cast<std::uint64_t>(static_cast<std::int64_t>(clock.now_ms) + step);
+        GreylistAnswer m = memory.check(grey_request("a@x"));
+        GreylistAnswer r = redis.check(grey_request("a@x"));
+        EXPECT_EQ(r.pass, m.pass) << step;
+        EXPECT_EQ(greylist_why_name(r.why), greylist_why_name(m.why)) << step;
+        EXPECT_EQ(r.remaining_ms, m.remaining_ms) << step;
+    }
+}
+
 // Two daemons sharing one Redis: a retry through the other passes; expiry is Redis's TTL.
 TEST_F(RedisStoreTest, GreylistSharedByTwoStoresWithTheServerClock) {
     RedisGreylistStore one(settings()), two(settings());

@@ -39,6 +39,13 @@ PolicyRequest rcpt(const std::string& recipient, const std::string& instance = "
                     {"instance", instance}});
 }
 
+// A DATA request of a session the service was not asked about before (no RCPT).
+PolicyRequest rcpt_request_for_data(const std::string& recipient, const std::string& instance) {
+    PolicyRequest r = rcpt(recipient, instance);
+    r.attributes[1].second = "DATA";
+    return r;
+}
+
 std::string answer(DelegationSession& s, Stage stage, const PolicyRequest& r, bool at_end = false) {
     return action_of(s.handle(stage, r, at_end).decision);
 }
@@ -123,6 +130,10 @@ TEST(PolicyDelegation, ProtocolStates) {
     EXPECT_EQ(stage_of_state("MAIL"), Stage::Mail);
     EXPECT_EQ(stage_of_state("RCPT"), Stage::Rcpt);
     EXPECT_EQ(stage_of_state("DATA"), Stage::Data);
+    // Review finding: Postfix runs smtpd_data_restrictions at a CHUNKING client's first
+    // BDAT with protocol_state=BDAT (smtpd.c: where = the command's name). It was answered
+    // DUNNO: data rules, a data greylist and data limits skipped every such client.
+    EXPECT_EQ(stage_of_state("BDAT"), Stage::Data);
     EXPECT_EQ(stage_of_state("END-OF-MESSAGE"), Stage::Message);
     EXPECT_EQ(stage_of_state("VRFY"), Stage::Vrfy);
     EXPECT_EQ(stage_of_state("ETRN"), Stage::Etrn);
@@ -169,6 +180,33 @@ TEST(PolicyDelegation, GreylistsThroughTheSharedStore) {
     EXPECT_EQ(answer(retry, Stage::Rcpt, rcpt("b@example.com", "i2")), "DUNNO");
     EXPECT_EQ(answer(retry, Stage::Rcpt, rcpt("c@example.com", "i2")),
               "451 4.7.1 Greylisted, try again later");
+}
+
+// Review finding: with the service only in smtpd_data_restrictions (or _end_of_data_), it
+// saw no RCPT, so a data greylist had no triplet to ask about and passed every message,
+// and recipient conditions at data held for nobody. Postfix names the recipient at DATA
+// when it accepted only one: that one is the transaction's now.
+TEST(PolicyDelegation, GreylistAtDataOnlyUsesPostfixsRecipient) {
+    std::atomic<std::uint64_t> now{1'000'000'000'000};
+    MemoryGreylistStore greylist(1000, [&] { return now.load(); });
+    MemoryCounterStore store;
+    auto policy = must_load(
+        "rule \"grey\" at data greylist delay 5m\n"
+        "rule \"vip\" at message when recipient.domain == \"vip.example\" quarantine \"v\"\n");
+    auto data = [](const std::string& rcpt, const std::string& instance, const std::string& n) {
+        PolicyRequest d = rcpt_request_for_data(rcpt, instance);
+        d.attributes.emplace_back("recipient_count", n);
+        return d;
+    };
+    DelegationSession s(policy, store, {}, &greylist);
+    EXPECT_EQ(answer(s, Stage::Data, data("b@example.com", "i1", "1")),
+              "451 4.7.1 Greylisted, try again later");
+    now += 6 * 60 * 1000;
+    DelegationSession t(policy, store, {}, &greylist);
+    EXPECT_EQ(answer(t, Stage::Data, data("b@example.com", "i2", "1")), "DUNNO");
+    PolicyRequest eom = data("a@vip.example", "i3", "1");
+    eom.attributes[1].second = "END-OF-MESSAGE";
+    EXPECT_EQ(answer(t, Stage::Message, eom), "HOLD v");
 }
 
 TEST(PolicyDelegation, PostfixsPrefixIsNotDoubled) {
@@ -352,6 +390,65 @@ TEST(PolicyDelegation, LimitsCommitAtEndOfMessage) {
     EXPECT_EQ(answer(s, Stage::Message, eom, true), "DUNNO");
     DelegationSession u(policy, store, {});
     EXPECT_EQ(answer(u, Stage::Rcpt, rcpt("a@x", "i3"), true), "550 5.7.1 too many");
+}
+
+// Review finding: a VRFY in the middle of a transaction (Postfix sends it through
+// smtpd_recipient_restrictions) committed the transaction's staged counts and dropped
+// them: the message then counted twice, and counted even when abandoned after the VRFY.
+TEST(PolicyDelegation, VrfyInATransactionLeavesItsCountsAlone) {
+    MemoryCounterStore store;
+    auto policy = must_load(
+        "limit \"msgs\" at rcpt key sender max 2 per 1h reject 550 5.7.1 \"too many\"\n"
+        "limit \"vrfys\" at vrfy key client.ip max 5 per 1h reject 550 5.7.1 \"no\"\n");
+    PolicyRequest v = request({{"protocol_state", "VRFY"},
+                               {"client_address", "192.0.2.1"},
+                               {"client_port", "40000"},
+                               {"recipient", "root@example.com"}});
+    PolicyRequest eom = rcpt("", "i1");
+    eom.attributes[1].second = "END-OF-MESSAGE";
+    DelegationSession s(policy, store, {});
+    EXPECT_EQ(answer(s, Stage::Rcpt, rcpt("a@x", "i1"), true), "DUNNO");
+    EXPECT_EQ(answer(s, Stage::Vrfy, v, true), "DUNNO");
+    EXPECT_EQ(answer(s, Stage::Rcpt, rcpt("b@x", "i1"), true), "DUNNO");
+    EXPECT_EQ(answer(s, Stage::Message, eom, true), "DUNNO");
+    EXPECT_EQ(store.count("msgs\x1fs@example.org", 3600), 1u);
+    EXPECT_EQ(store.count("vrfys\x1f"
+                          "192.0.2.1",
+                          3600),
+              1u);
+    // Abandoned after a VRFY (RSET, QUIT): nothing of it counts.
+    DelegationSession t(policy, store, {});
+    EXPECT_EQ(answer(t, Stage::Rcpt, rcpt("a@x", "i2"), true), "DUNNO");
+    EXPECT_EQ(answer(t, Stage::Vrfy, v, true), "DUNNO");
+    EXPECT_EQ(store.count("msgs\x1fs@example.org", 3600), 1u);
+    // Without END-OF-MESSAGE requests a message still counts once.
+    MemoryCounterStore store2;
+    DelegationSession u(policy, store2, {});
+    EXPECT_EQ(answer(u, Stage::Rcpt, rcpt("a@x", "i3")), "DUNNO");
+    EXPECT_EQ(answer(u, Stage::Vrfy, v), "DUNNO");
+    EXPECT_EQ(answer(u, Stage::Rcpt, rcpt("b@x", "i3")), "DUNNO");
+    EXPECT_EQ(store2.count("msgs\x1fs@example.org", 3600), 1u);
+}
+
+// Review finding: Postfix sets `instance` only after MAIL passed its restrictions
+// (smtpd.c, mail_cmd()), so a MAIL request (smtpd_delay_reject = no) has none. The first
+// RCPT, with an instance, started the transaction again: the mail rules ran twice, and a
+// mail limit counted the message twice without END-OF-MESSAGE requests.
+TEST(PolicyDelegation, TheMailRequestHasNoInstanceYet) {
+    MemoryCounterStore store;
+    auto policy =
+        must_load("limit \"m\" at mail key sender max 5 per 1h reject 550 5.7.1 \"too many\"\n");
+    DelegationSession s(policy, store, {});
+    PolicyRequest mail = rcpt("", "");
+    mail.attributes[1].second = "MAIL";
+    EXPECT_EQ(answer(s, Stage::Mail, mail), "DUNNO");
+    EXPECT_EQ(answer(s, Stage::Rcpt, rcpt("a@x", "i1")), "DUNNO");
+    EXPECT_EQ(answer(s, Stage::Rcpt, rcpt("b@x", "i1")), "DUNNO");
+    EXPECT_EQ(store.count("m\x1fs@example.org", 3600), 1u);
+    // The next transaction: MAIL without an instance again, then its own.
+    EXPECT_EQ(answer(s, Stage::Mail, mail), "DUNNO");
+    EXPECT_EQ(answer(s, Stage::Rcpt, rcpt("a@x", "i2")), "DUNNO");
+    EXPECT_EQ(store.count("m\x1fs@example.org", 3600), 2u);
 }
 
 TEST(PolicyDelegation, SameClient) {
