@@ -415,9 +415,12 @@ sfsistat answer(SMFICTX* ctx, unsigned long no_reply_flag, std::optional<Stage> 
     }
     if (no_reply & no_reply_flag) return without_reply(c, phase, callback, status);
     if (!c) return status;
-    if (c->deferred != Connection::Deferred::None && phase != ReplyPhase::None &&
-        (status == SMFIS_CONTINUE || status == SMFIS_ACCEPT)) {
-        bool session = c->deferred == Connection::Deferred::Session;
+    // A transaction's error waits for the transaction's next step: HELO and an unknown
+    // command allow only 421, which would end the session (review finding).
+    bool session = c->deferred == Connection::Deferred::Session;
+    bool deferred_here = session || (c->deferred == Connection::Deferred::Transaction &&
+                                     phase == ReplyPhase::Transaction);
+    if (deferred_here && (status == SMFIS_CONTINUE || status == SMFIS_ACCEPT)) {
         return local_error(ctx, session ? ReplyPhase::Session : ReplyPhase::Transaction, callback,
                            "an earlier step without reply failed");
     }

@@ -194,7 +194,9 @@ struct Refused {
 Refused refusal(const Action& a, Stage stage, const Facts& facts, bool soft_bounce,
                 std::string_view dnsbl_txt = {}) {
     Refused r{a.kind, {a.code, a.enhanced, {}}};
-    if (soft_bounce && a.kind == ActionKind::Reject) {
+    // Not at unknown: refusing a command loses no mail, and its one tempfail, 421, would
+    // end the session (Postfix's own soft_bounce leaves its 502 alone too).
+    if (soft_bounce && a.kind == ActionKind::Reject && stage != Stage::Unknown) {
         r.kind = ActionKind::Tempfail;
         r.reply.code = default_code(stage, Refusal::Tempfail);
         r.reply.enhanced.klass = 4;

@@ -14,7 +14,8 @@ namespace pm {
 namespace {
 
 // Spec §7. Sources: RFC 5321 §4.3.2 and the classic per-command table; 421 is legal
-// everywhere (RFC 5321 §3.8); 521 at connect per RFC 7504. 554 at rcpt is refused on
+// for every RFC 5321 command (§3.8), not for ETRN, whose own RFC 1985 codes are listed
+// below; 521 at connect per RFC 7504. 554 at rcpt is refused on
 // purpose: neither source allows it there.
 constexpr int kConnectReject[] = {554, 521};
 constexpr int kConnectTempfail[] = {421};

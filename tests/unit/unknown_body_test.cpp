@@ -112,12 +112,18 @@ TEST(UnknownStage, NeitherStartsNorEndsATransaction) {
     EXPECT_EQ(summary(s.conv.rcpt("<e@d>")), "reject 550 5.7.1 Rejected by policy");
 }
 
-TEST(UnknownStage, SoftBounceMakesIt421) {
+// Review finding (design): soft-bounce once made this reject a 421, which ends the
+// session; refusing a command loses no mail, so the reject stays.
+TEST(UnknownStage, SoftBounceLeavesItsRejectAlone) {
     ConversationOptions o;
     o.soft_bounce = true;
-    Session s(must_load("rule \"x\" at unknown reject 502 5.5.2 \"no\"\n"), o);
+    Session s(must_load("rule \"t\" at unknown when command matches /^T/ tempfail\n"
+                        "rule \"x\" at unknown reject 502 5.5.2 \"no\"\n"),
+              o);
     s.conv.connect(parse_ip("192.0.2.1"), "unknown", 1);
-    EXPECT_EQ(summary(s.conv.unknown("X")), "tempfail 421 4.5.2 no");
+    EXPECT_EQ(summary(s.conv.unknown("T")),
+              "tempfail 421 4.7.0 Temporarily rejected by policy, try again later");
+    EXPECT_EQ(summary(s.conv.unknown("X")), "reject 502 5.5.2 no");
 }
 
 // ---- body conditions: parsing ----------------------------------------------------------
