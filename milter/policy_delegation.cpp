@@ -213,6 +213,9 @@ std::size_t PolicyServer::connections() const {
 }
 
 bool PolicyServer::start(PolicyServiceSettings settings, std::string& why) {
+    // spdlog's registry is made at its first use: here, before the connection threads,
+    // not by two of them at once (libspdlog's static is not seen by TSan, found by CI).
+    spdlog::default_logger_raw();
     settings_ = std::move(settings);
     sessions_ = std::make_unique<SessionTable>(settings_.max_sessions, settings_.session_idle);
     try {
